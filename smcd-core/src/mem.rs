@@ -1,0 +1,323 @@
+//! [`DmbMem`]: the only handle through which smcd touches DMB memory.
+//!
+//! DMB memory is shared with the peer, which may be buggy, hostile or dead.
+//! This module is the audited home of the `unsafe` needed to reach it: every
+//! access is bounds-checked against the DMB length, bytes are moved with
+//! `ptr::copy_nonoverlapping`, and the two cursor words of the CDC header are
+//! read and written as aligned 64-bit atomics (`spec/cdc.md` §2).
+//!
+//! The memory is owned by a device (see [`crate::ops::SmcdOps`]); a `DmbMem`
+//! is a borrowed view that stays valid while the device keeps the DMB
+//! registered or attached.
+#![allow(unsafe_code)]
+
+use core::fmt;
+use core::ptr::NonNull;
+
+use crate::sync::{AtomicU64, Ordering};
+
+/// Alignment every DMB base address must have (the cursor words are 64-bit atomics).
+pub const DMB_ALIGN_BYTES: usize = 8;
+
+/// An access outside a DMB or with a bad alignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum MemError {
+    /// `offset + len` exceeds the DMB length (or overflows).
+    OutOfBounds {
+        /// Requested start offset.
+        offset: usize,
+        /// Requested length.
+        len: usize,
+        /// Length of the DMB.
+        dmb_len: usize,
+    },
+    /// The base pointer or a 64-bit word offset is not 8-byte aligned.
+    Misaligned,
+}
+
+impl fmt::Display for MemError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MemError::OutOfBounds {
+                offset,
+                len,
+                dmb_len,
+            } => write!(
+                f,
+                "access of {len} bytes at offset {offset} is outside the {dmb_len}-byte DMB"
+            ),
+            MemError::Misaligned => f.write_str("DMB address or word offset is not 8-byte aligned"),
+        }
+    }
+}
+
+impl core::error::Error for MemError {}
+
+/// A bounds-checked view of one DMB: base pointer and length.
+///
+/// Cheap to copy. Validity is guaranteed by the device that handed it out:
+/// the memory stays mapped until the DMB is unregistered (owner) or detached
+/// (nocopy attacher), whichever is last.
+#[derive(Clone, Copy)]
+pub struct DmbMem {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: `DmbMem` is a view of memory that is by design shared between
+// threads (and processes); every access goes through bounds-checked copies or
+// atomics, so moving the handle to another thread adds no new hazard.
+unsafe impl Send for DmbMem {}
+// SAFETY: as above; `&DmbMem` only offers the same bounds-checked accesses.
+unsafe impl Sync for DmbMem {}
+
+impl fmt::Debug for DmbMem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DmbMem")
+            .field("ptr", &self.ptr)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl DmbMem {
+    /// A view of `len` bytes at `ptr`.
+    ///
+    /// # Errors
+    ///
+    /// [`MemError::Misaligned`] if `ptr` is not 8-byte aligned.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be valid for reads and writes of `len` bytes for as long as
+    /// this view or any copy of it is used, and must not be accessed through
+    /// Rust references (`&`/`&mut`) by anyone else meanwhile — only through
+    /// `DmbMem` views or raw pointers (another process's mapping counts as raw).
+    pub unsafe fn from_raw_parts(ptr: NonNull<u8>, len: usize) -> Result<Self, MemError> {
+        if (ptr.as_ptr() as usize) % DMB_ALIGN_BYTES != 0 {
+            return Err(MemError::Misaligned);
+        }
+        Ok(Self { ptr, len })
+    }
+
+    /// Length of the DMB in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the DMB has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The base address, for identity checks and diagnostics only.
+    pub fn as_ptr(&self) -> *const u8 {
+        self.ptr.as_ptr()
+    }
+
+    fn check(&self, offset: usize, len: usize) -> Result<(), MemError> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.len => Ok(()),
+            _ => Err(MemError::OutOfBounds {
+                offset,
+                len,
+                dmb_len: self.len,
+            }),
+        }
+    }
+
+    /// Copy `src` into the DMB at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`MemError::OutOfBounds`] if the range does not fit; nothing is written then.
+    pub fn write(&self, offset: usize, src: &[u8]) -> Result<(), MemError> {
+        self.check(offset, src.len())?;
+        // SAFETY: the range lies inside the DMB (checked above), which is valid
+        // for writes per the constructor's contract; `src` is a Rust slice and
+        // therefore cannot overlap memory only reachable through raw views.
+        unsafe {
+            core::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(offset), src.len());
+        }
+        Ok(())
+    }
+
+    /// Copy bytes of the DMB at `offset` into `dst`.
+    ///
+    /// # Errors
+    ///
+    /// [`MemError::OutOfBounds`] if the range does not fit; `dst` is untouched then.
+    pub fn read(&self, offset: usize, dst: &mut [u8]) -> Result<(), MemError> {
+        self.check(offset, dst.len())?;
+        // SAFETY: the range lies inside the DMB (checked above), valid for
+        // reads per the constructor's contract; `dst` is a unique Rust borrow
+        // and cannot overlap the raw DMB memory.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                self.ptr.as_ptr().add(offset),
+                dst.as_mut_ptr(),
+                dst.len(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Set `len` bytes at `offset` to zero.
+    ///
+    /// # Errors
+    ///
+    /// [`MemError::OutOfBounds`] if the range does not fit.
+    pub fn zero(&self, offset: usize, len: usize) -> Result<(), MemError> {
+        self.check(offset, len)?;
+        // SAFETY: in bounds (checked above) and valid for writes per the
+        // constructor's contract.
+        unsafe {
+            core::ptr::write_bytes(self.ptr.as_ptr().add(offset), 0, len);
+        }
+        Ok(())
+    }
+
+    fn word(&self, offset: usize) -> Result<&AtomicU64, MemError> {
+        self.check(offset, 8)?;
+        if offset % 8 != 0 {
+            return Err(MemError::Misaligned);
+        }
+        // SAFETY: the 8 bytes at `offset` are in bounds, 8-byte aligned (base
+        // aligned by construction, offset checked), valid for the lifetime of
+        // `&self` per the constructor's contract, and only ever accessed
+        // atomically or by raw copies that the CDC protocol orders.
+        Ok(unsafe { AtomicU64::from_ptr(self.ptr.as_ptr().add(offset).cast::<u64>()) })
+    }
+
+    /// Atomically load the 64-bit word at `offset` (must be 8-aligned).
+    ///
+    /// # Errors
+    ///
+    /// [`MemError::OutOfBounds`] or [`MemError::Misaligned`].
+    pub fn load_u64(&self, offset: usize, order: Ordering) -> Result<u64, MemError> {
+        Ok(self.word(offset)?.load(order))
+    }
+
+    /// Atomically store the 64-bit word at `offset` (must be 8-aligned).
+    ///
+    /// # Errors
+    ///
+    /// [`MemError::OutOfBounds`] or [`MemError::Misaligned`].
+    pub fn store_u64(&self, offset: usize, value: u64, order: Ordering) -> Result<(), MemError> {
+        self.word(offset)?.store(value, order);
+        Ok(())
+    }
+
+    /// Run `f` on a shared slice of `len` bytes at `offset` (zero-copy receive).
+    ///
+    /// # Errors
+    ///
+    /// [`MemError::OutOfBounds`] if the range does not fit; `f` is not called then.
+    ///
+    /// # Safety
+    ///
+    /// Nobody in this address space may write the range while `f` runs (the
+    /// CDC cursors guarantee it for ring bytes the peer has produced and we
+    /// have not yet consumed). A hostile peer in another address space may
+    /// still change the bytes: `f` must treat them as untrusted data.
+    pub unsafe fn with_slice<R>(
+        &self,
+        offset: usize,
+        len: usize,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, MemError> {
+        self.check(offset, len)?;
+        // SAFETY: in bounds (checked above), valid per the constructor's
+        // contract; no local writer exists for the duration per this
+        // function's contract.
+        let s = unsafe { core::slice::from_raw_parts(self.ptr.as_ptr().add(offset), len) };
+        Ok(f(s))
+    }
+
+    /// Run `f` on a mutable slice of `len` bytes at `offset` (zero-copy send).
+    ///
+    /// # Errors
+    ///
+    /// [`MemError::OutOfBounds`] if the range does not fit; `f` is not called then.
+    ///
+    /// # Safety
+    ///
+    /// Nobody else in this address space may read or write the range while
+    /// `f` runs (the CDC cursors guarantee it for free ring space the peer
+    /// has consumed).
+    pub unsafe fn with_slice_mut<R>(
+        &self,
+        offset: usize,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R, MemError> {
+        self.check(offset, len)?;
+        // SAFETY: in bounds (checked above), valid per the constructor's
+        // contract; exclusive for the duration per this function's contract.
+        let s = unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr().add(offset), len) };
+        Ok(f(s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[repr(C, align(8))]
+    struct Buf([u8; 64]);
+
+    fn view(buf: &mut Buf) -> DmbMem {
+        // SAFETY: `buf` outlives every use in the test and is only accessed
+        // through the view.
+        unsafe { DmbMem::from_raw_parts(NonNull::from(&mut buf.0).cast(), 64) }.unwrap()
+    }
+
+    #[test]
+    fn bounds_are_checked() {
+        let mut b = Buf([0; 64]);
+        let m = view(&mut b);
+        assert!(m.write(60, &[1, 2, 3, 4]).is_ok());
+        assert_eq!(
+            m.write(61, &[1, 2, 3, 4]),
+            Err(MemError::OutOfBounds {
+                offset: 61,
+                len: 4,
+                dmb_len: 64
+            })
+        );
+        assert!(m.write(usize::MAX, &[1]).is_err());
+        let mut out = [0u8; 4];
+        m.read(60, &mut out).unwrap();
+        assert_eq!(out, [1, 2, 3, 4]);
+        assert!(m.read(64, &mut [0u8; 1]).is_err());
+    }
+
+    #[test]
+    fn words_are_aligned_and_in_bounds() {
+        let mut b = Buf([0; 64]);
+        let m = view(&mut b);
+        m.store_u64(8, 0x1122_3344_5566_7788, Ordering::Release)
+            .unwrap();
+        assert_eq!(
+            m.load_u64(8, Ordering::Acquire).unwrap(),
+            0x1122_3344_5566_7788
+        );
+        assert_eq!(m.load_u64(4, Ordering::Acquire), Err(MemError::Misaligned));
+        assert!(m.load_u64(64, Ordering::Acquire).is_err());
+        let mut raw = [0u8; 8];
+        m.read(8, &mut raw).unwrap();
+        assert_eq!(u64::from_ne_bytes(raw), 0x1122_3344_5566_7788);
+    }
+
+    #[test]
+    fn misaligned_base_is_rejected() {
+        let mut b = Buf([0; 64]);
+        let p = NonNull::from(&mut b.0[1]);
+        // SAFETY: never dereferenced: construction must fail.
+        assert_eq!(
+            unsafe { DmbMem::from_raw_parts(p, 8) }.unwrap_err(),
+            MemError::Misaligned
+        );
+    }
+}

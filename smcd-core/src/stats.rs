@@ -1,0 +1,1 @@
+//! Counters for connections and devices, read as `Copy` snapshots.
