@@ -314,8 +314,8 @@ mod tests {
     fn misaligned_base_is_rejected() {
         let mut b = Buf([0; 64]);
         let p = NonNull::from(&mut b.0[1]);
-        // SAFETY: never dereferenced: construction must fail.
         assert_eq!(
+            // SAFETY: never dereferenced: construction must fail.
             unsafe { DmbMem::from_raw_parts(p, 8) }.unwrap_err(),
             MemError::Misaligned
         );
