@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Host tests of the workspace's default members: unit, integration and doc tests.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+
+smcd_run cargo test --locked
