@@ -1,4 +1,18 @@
 //! loom models of the lock-free protocols of `smcd-core`.
 //!
 //! The models live in `tests/` and compile only with
-//! `RUSTFLAGS="--cfg smcd_loom"`; `scripts/test loom` runs them.
+//! `RUSTFLAGS="--cfg smcd_loom"` (every file starts with `#![cfg(smcd_loom)]`,
+//! so a normal `cargo test` builds nothing); `scripts/test loom`
+//! (`scripts/sections/loom.sh`) runs them with `--release` and
+//! `LOOM_MAX_PREEMPTIONS=2`.
+//!
+//! Under the cfg, `smcd_core::sync` hands out loom's atomics and cells and
+//! `smcd_core::mem::DmbMem::loom_new` builds a DMB whose every byte is a loom
+//! cell, so a missing happens-before edge between writing DMB bytes and
+//! reading them is reported as a causality violation.
+//!
+//! | file | model |
+//! |---|---|
+//! | `dmb_mem.rs` | the tracked DMB backend itself: release/acquire publication passes, a `Relaxed` one is reported |
+//! | `dmb_refcount.rs` | attach/detach racing with unregister: no use after free, freed exactly once |
+//! | `dmb_table.rs` | `DmbTable` register and unregister from two threads |

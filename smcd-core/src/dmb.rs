@@ -3,9 +3,14 @@
 //! A DMB (Direct Memory Buffer) is the receive buffer of one side of an SMC-D
 //! connection: the peer writes a 32-byte CDC header at offset 0 and data into
 //! the ring behind it (`spec/cdc.md` §1). A device names each DMB by a random
-//! 64-bit [`DmbToken`].
+//! 64-bit [`DmbToken`] and keeps its DMBs in a [`DmbTable`].
 
 use core::fmt;
+
+mod lock;
+mod table;
+
+pub use table::{DmbEntry, DmbError, DmbTable};
 
 /// The 64-bit handle of a registered DMB (`spec/loopback.md` §2).
 ///

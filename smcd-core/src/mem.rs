@@ -9,15 +9,42 @@
 //! The memory is owned by a device (see [`crate::ops::SmcdOps`]); a `DmbMem`
 //! is a borrowed view that stays valid while the device keeps the DMB
 //! registered or attached.
+//!
+//! # Under loom (`cfg(smcd_loom)`)
+//!
+//! loom cannot track accesses through raw pointers, so [`DmbMem::loom_new`]
+//! builds a loom-tracked DMB instead: one `loom::cell::UnsafeCell<u8>` per
+//! byte and one loom `AtomicU64` per 8-byte-aligned word. The public API is
+//! the same, with one rule: **the atomic words are separate storage**. A word
+//! written with [`store_u64`](DmbMem::store_u64) is seen only by
+//! [`load_u64`](DmbMem::load_u64) at the same offset, never by
+//! [`read`](DmbMem::read) or the slice accessors, and vice versa. The CDC
+//! header follows that rule anyway: bytes 8–15 and 16–23 are only ever
+//! accessed as atomics. `with_slice(_mut)` run their closure on a temporary
+//! copy. Views made by [`from_raw_parts`](DmbMem::from_raw_parts) keep working
+//! under loom but are outside the model (untracked).
 #![allow(unsafe_code)]
 
 use core::fmt;
 use core::ptr::NonNull;
 
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::Ordering;
+
+#[cfg(smcd_loom)]
+mod tracked;
+
+/// The atomic type of raw DMB words. Under loom, raw views are outside the
+/// model and use the real atomic; loom's type cannot sit on a raw pointer.
+#[cfg(not(smcd_loom))]
+use crate::sync::AtomicU64 as RawWord;
+#[cfg(smcd_loom)]
+use portable_atomic::AtomicU64 as RawWord;
 
 /// Alignment every DMB base address must have (the cursor words are 64-bit atomics).
 pub const DMB_ALIGN_BYTES: usize = 8;
+
+/// Bytes of one atomic word ([`DmbMem::load_u64`] / [`DmbMem::store_u64`]).
+const WORD_BYTES: usize = 8;
 
 /// An access outside a DMB or with a bad alignment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,8 +88,18 @@ impl core::error::Error for MemError {}
 /// (nocopy attacher), whichever is last.
 #[derive(Clone, Copy)]
 pub struct DmbMem {
-    ptr: NonNull<u8>,
+    store: Store,
     len: usize,
+}
+
+/// Where the bytes of a [`DmbMem`] live.
+#[derive(Clone, Copy)]
+enum Store {
+    /// Plain memory at a raw pointer (every real DMB).
+    Raw(NonNull<u8>),
+    /// loom-tracked cells (models only).
+    #[cfg(smcd_loom)]
+    Tracked(&'static tracked::Tracked),
 }
 
 // SAFETY: `DmbMem` is a view of memory that is by design shared between
@@ -75,9 +112,21 @@ unsafe impl Sync for DmbMem {}
 impl fmt::Debug for DmbMem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DmbMem")
-            .field("ptr", &self.ptr)
+            .field("ptr", &self.as_ptr())
             .field("len", &self.len)
             .finish()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for DmbMem {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "DmbMem {{ ptr: {=usize:#x}, len: {=usize} }}",
+            self.as_ptr() as usize,
+            self.len
+        );
     }
 }
 
@@ -98,7 +147,47 @@ impl DmbMem {
         if (ptr.as_ptr() as usize) % DMB_ALIGN_BYTES != 0 {
             return Err(MemError::Misaligned);
         }
-        Ok(Self { ptr, len })
+        Ok(Self {
+            store: Store::Raw(ptr),
+            len,
+        })
+    }
+
+    /// A view of memory that is handed over for good (e.g. a leaked buffer or
+    /// a `static` region): the safe counterpart of
+    /// [`from_raw_parts`](Self::from_raw_parts).
+    ///
+    /// ```
+    /// use smcd_core::mem::DmbMem;
+    ///
+    /// // `u64`s for the alignment, viewed as bytes.
+    /// let words: &'static mut [u64] = Box::leak(vec![0u64; 8].into_boxed_slice());
+    /// let bytes = zerocopy::IntoBytes::as_mut_bytes(words);
+    /// let mem = DmbMem::from_static(bytes).unwrap();
+    /// mem.write(60, &[1, 2, 3, 4]).unwrap();
+    /// assert_eq!(mem.len(), 64);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`MemError::Misaligned`] if the slice is not 8-byte aligned.
+    pub fn from_static(buf: &'static mut [u8]) -> Result<Self, MemError> {
+        let len = buf.len();
+        // SAFETY: the exclusive `'static` borrow is consumed here, so the
+        // memory is valid forever and reachable only through this view.
+        unsafe { Self::from_raw_parts(NonNull::from(buf).cast(), len) }
+    }
+
+    /// A loom-tracked DMB of `len` zeroed bytes, for loom models.
+    ///
+    /// The storage is leaked (a few dozen bytes per DMB byte), so models keep
+    /// their DMBs small. See the module docs for the separate-words rule.
+    #[cfg(smcd_loom)]
+    pub fn loom_new(len: usize) -> Self {
+        Self {
+            store: Store::Tracked(tracked::Tracked::leak(len)),
+            len,
+        }
     }
 
     /// Length of the DMB in bytes.
@@ -113,7 +202,11 @@ impl DmbMem {
 
     /// The base address, for identity checks and diagnostics only.
     pub fn as_ptr(&self) -> *const u8 {
-        self.ptr.as_ptr()
+        match self.store {
+            Store::Raw(ptr) => ptr.as_ptr(),
+            #[cfg(smcd_loom)]
+            Store::Tracked(t) => t.as_ptr(),
+        }
     }
 
     fn check(&self, offset: usize, len: usize) -> Result<(), MemError> {
@@ -134,11 +227,16 @@ impl DmbMem {
     /// [`MemError::OutOfBounds`] if the range does not fit; nothing is written then.
     pub fn write(&self, offset: usize, src: &[u8]) -> Result<(), MemError> {
         self.check(offset, src.len())?;
-        // SAFETY: the range lies inside the DMB (checked above), which is valid
-        // for writes per the constructor's contract; `src` is a Rust slice and
-        // therefore cannot overlap memory only reachable through raw views.
-        unsafe {
-            core::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(offset), src.len());
+        match self.store {
+            // SAFETY: the range lies inside the DMB (checked above), which is
+            // valid for writes per the constructor's contract; `src` is a Rust
+            // slice and therefore cannot overlap memory only reachable through
+            // raw views.
+            Store::Raw(ptr) => unsafe {
+                core::ptr::copy_nonoverlapping(src.as_ptr(), ptr.as_ptr().add(offset), src.len());
+            },
+            #[cfg(smcd_loom)]
+            Store::Tracked(t) => t.write(offset, src),
         }
         Ok(())
     }
@@ -150,15 +248,19 @@ impl DmbMem {
     /// [`MemError::OutOfBounds`] if the range does not fit; `dst` is untouched then.
     pub fn read(&self, offset: usize, dst: &mut [u8]) -> Result<(), MemError> {
         self.check(offset, dst.len())?;
-        // SAFETY: the range lies inside the DMB (checked above), valid for
-        // reads per the constructor's contract; `dst` is a unique Rust borrow
-        // and cannot overlap the raw DMB memory.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                self.ptr.as_ptr().add(offset),
-                dst.as_mut_ptr(),
-                dst.len(),
-            );
+        match self.store {
+            // SAFETY: the range lies inside the DMB (checked above), valid for
+            // reads per the constructor's contract; `dst` is a unique Rust
+            // borrow and cannot overlap the raw DMB memory.
+            Store::Raw(ptr) => unsafe {
+                core::ptr::copy_nonoverlapping(
+                    ptr.as_ptr().add(offset),
+                    dst.as_mut_ptr(),
+                    dst.len(),
+                );
+            },
+            #[cfg(smcd_loom)]
+            Store::Tracked(t) => t.read(offset, dst),
         }
         Ok(())
     }
@@ -170,24 +272,35 @@ impl DmbMem {
     /// [`MemError::OutOfBounds`] if the range does not fit.
     pub fn zero(&self, offset: usize, len: usize) -> Result<(), MemError> {
         self.check(offset, len)?;
-        // SAFETY: in bounds (checked above) and valid for writes per the
-        // constructor's contract.
-        unsafe {
-            core::ptr::write_bytes(self.ptr.as_ptr().add(offset), 0, len);
+        match self.store {
+            // SAFETY: in bounds (checked above) and valid for writes per the
+            // constructor's contract.
+            Store::Raw(ptr) => unsafe {
+                core::ptr::write_bytes(ptr.as_ptr().add(offset), 0, len);
+            },
+            #[cfg(smcd_loom)]
+            Store::Tracked(t) => t.zero(offset, len),
         }
         Ok(())
     }
 
-    fn word(&self, offset: usize) -> Result<&AtomicU64, MemError> {
-        self.check(offset, 8)?;
-        if offset % 8 != 0 {
+    /// Check that a word access at `offset` is in bounds and aligned.
+    fn check_word(&self, offset: usize) -> Result<(), MemError> {
+        self.check(offset, WORD_BYTES)?;
+        if offset % WORD_BYTES != 0 {
             return Err(MemError::Misaligned);
         }
-        // SAFETY: the 8 bytes at `offset` are in bounds, 8-byte aligned (base
-        // aligned by construction, offset checked), valid for the lifetime of
-        // `&self` per the constructor's contract, and only ever accessed
-        // atomically or by raw copies that the CDC protocol orders.
-        Ok(unsafe { AtomicU64::from_ptr(self.ptr.as_ptr().add(offset).cast::<u64>()) })
+        Ok(())
+    }
+
+    /// The raw atomic word at an `offset` that passed [`check_word`](Self::check_word).
+    fn raw_word(&self, ptr: NonNull<u8>, offset: usize) -> &RawWord {
+        // SAFETY: `ptr` is this view's base; `check_word` verified that the 8
+        // bytes at `offset` are in bounds and 8-byte aligned (base aligned by
+        // construction); they stay valid while `&self` is used per the
+        // constructor's contract, and are only ever accessed atomically or by
+        // raw copies that the CDC protocol orders.
+        unsafe { RawWord::from_ptr(ptr.as_ptr().add(offset).cast::<u64>()) }
     }
 
     /// Atomically load the 64-bit word at `offset` (must be 8-aligned).
@@ -196,7 +309,12 @@ impl DmbMem {
     ///
     /// [`MemError::OutOfBounds`] or [`MemError::Misaligned`].
     pub fn load_u64(&self, offset: usize, order: Ordering) -> Result<u64, MemError> {
-        Ok(self.word(offset)?.load(order))
+        self.check_word(offset)?;
+        Ok(match self.store {
+            Store::Raw(ptr) => self.raw_word(ptr, offset).load(order),
+            #[cfg(smcd_loom)]
+            Store::Tracked(t) => t.load_u64(offset / WORD_BYTES, order),
+        })
     }
 
     /// Atomically store the 64-bit word at `offset` (must be 8-aligned).
@@ -205,7 +323,12 @@ impl DmbMem {
     ///
     /// [`MemError::OutOfBounds`] or [`MemError::Misaligned`].
     pub fn store_u64(&self, offset: usize, value: u64, order: Ordering) -> Result<(), MemError> {
-        self.word(offset)?.store(value, order);
+        self.check_word(offset)?;
+        match self.store {
+            Store::Raw(ptr) => self.raw_word(ptr, offset).store(value, order),
+            #[cfg(smcd_loom)]
+            Store::Tracked(t) => t.store_u64(offset / WORD_BYTES, value, order),
+        }
         Ok(())
     }
 
@@ -228,11 +351,16 @@ impl DmbMem {
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, MemError> {
         self.check(offset, len)?;
-        // SAFETY: in bounds (checked above), valid per the constructor's
-        // contract; no local writer exists for the duration per this
-        // function's contract.
-        let s = unsafe { core::slice::from_raw_parts(self.ptr.as_ptr().add(offset), len) };
-        Ok(f(s))
+        Ok(match self.store {
+            Store::Raw(ptr) => {
+                // SAFETY: in bounds (checked above), valid per the
+                // constructor's contract; no local writer exists for the
+                // duration per this function's contract.
+                f(unsafe { core::slice::from_raw_parts(ptr.as_ptr().add(offset), len) })
+            }
+            #[cfg(smcd_loom)]
+            Store::Tracked(t) => t.with_copy(offset, len, f),
+        })
     }
 
     /// Run `f` on a mutable slice of `len` bytes at `offset` (zero-copy send).
@@ -253,10 +381,16 @@ impl DmbMem {
         f: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, MemError> {
         self.check(offset, len)?;
-        // SAFETY: in bounds (checked above), valid per the constructor's
-        // contract; exclusive for the duration per this function's contract.
-        let s = unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr().add(offset), len) };
-        Ok(f(s))
+        Ok(match self.store {
+            Store::Raw(ptr) => {
+                // SAFETY: in bounds (checked above), valid per the
+                // constructor's contract; exclusive for the duration per this
+                // function's contract.
+                f(unsafe { core::slice::from_raw_parts_mut(ptr.as_ptr().add(offset), len) })
+            }
+            #[cfg(smcd_loom)]
+            Store::Tracked(t) => t.with_copy_mut(offset, len, f),
+        })
     }
 }
 

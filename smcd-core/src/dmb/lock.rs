@@ -1,0 +1,48 @@
+//! A minimal spin lock over [`crate::sync`] primitives, so that loom sees
+//! every acquisition and every access to the protected value.
+//!
+//! Critical sections are short (a table lookup or update) and never call out
+//! to foreign code, so spinning is cheap and a panic inside one cannot happen
+//! (the crate denies panicking constructs); there is no poisoning.
+#![allow(unsafe_code)]
+
+use crate::sync::{AtomicBool, Ordering, UnsafeCell, spin_loop};
+
+/// A value behind a test-and-set spin lock.
+#[derive(Debug)]
+pub(crate) struct SpinLock<T> {
+    locked: AtomicBool,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: the lock hands out `&mut T` to one thread at a time (acquire on
+// lock, release on unlock), which is what `T: Send` permits.
+unsafe impl<T: Send> Sync for SpinLock<T> {}
+
+impl<T> SpinLock<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Self {
+            locked: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    /// Run `f` with exclusive access to the value.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        while self
+            .locked
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            while self.locked.load(Ordering::Relaxed) {
+                spin_loop();
+            }
+        }
+        // SAFETY: the successful acquire-CAS above makes this thread the only
+        // holder until the release store below; the pointer comes from the
+        // cell and lives as long as `&self`.
+        let r = self.value.with_mut(|p| f(unsafe { &mut *p }));
+        self.locked.store(false, Ordering::Release);
+        r
+    }
+}
