@@ -1,0 +1,62 @@
+//! Runtime: entry, HardFault and panic handlers, defmt logger, the scenario call.
+#![allow(unsafe_code)]
+
+use cortex_m_rt::{ExceptionFrame, entry, exception};
+use cortex_m_semihosting::debug;
+use defmt_semihosting as _;
+
+/// Exit QEMU: status 0 if `passed`, else 1.
+fn exit(passed: bool) -> ! {
+    debug::exit(if passed {
+        debug::EXIT_SUCCESS
+    } else {
+        debug::EXIT_FAILURE
+    });
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+#[entry]
+fn main() -> ! {
+    if cfg!(feature = "baseline") {
+        defmt::println!("smcd cortex-m4: baseline runtime only");
+        exit(true)
+    }
+    run()
+}
+
+#[cfg(not(feature = "baseline"))]
+fn run() -> ! {
+    use smcd_scenario::{Failure, Inject, inject, run, take_arena};
+    if inject() == Inject::Fault {
+        cortex_m::asm::udf();
+    }
+    match take_arena().ok_or(Failure::ArenaTaken).and_then(run) {
+        Ok(summary) => {
+            defmt::println!("smcd cortex-m4: {}", summary);
+            exit(true)
+        }
+        Err(failure) => {
+            defmt::error!("smcd cortex-m4: FAIL {}", failure);
+            exit(false)
+        }
+    }
+}
+
+#[cfg(feature = "baseline")]
+fn run() -> ! {
+    exit(true)
+}
+
+#[exception]
+unsafe fn HardFault(ef: &ExceptionFrame) -> ! {
+    defmt::error!("smcd cortex-m4: FAIL HardFault at pc={=u32:#x}", ef.pc());
+    exit(false)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    defmt::error!("smcd cortex-m4: FAIL {}", defmt::Display2Format(info));
+    exit(false)
+}
