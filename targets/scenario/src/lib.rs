@@ -17,7 +17,6 @@ mod ring;
 mod summary;
 
 use core::fmt;
-use core::ptr::NonNull;
 
 use smcd_core::dmb::DMB_MIN_SIZE_BYTES;
 use smcd_core::mem::DmbMem;
@@ -49,7 +48,7 @@ pub fn run(arena: &'static mut [u8]) -> Result<Summary, Failure> {
     let dmb_b = rest
         .get_mut(..DMB_MIN_SIZE_BYTES)
         .ok_or(Failure::ArenaTooSmall)?;
-    let (mem_a, mem_b) = (dmb_mem(dmb_a)?, dmb_mem(dmb_b)?);
+    let (mem_a, mem_b) = (DmbMem::from_static(dmb_a)?, DmbMem::from_static(dmb_b)?);
 
     let a_to_b = ring::pump(mem_b, BYTES_PER_DIRECTION, SEED_A_TO_B)?;
     let b_to_a = ring::pump(mem_a, BYTES_PER_DIRECTION, SEED_B_TO_A)?;
@@ -70,7 +69,7 @@ pub fn run(arena: &'static mut [u8]) -> Result<Summary, Failure> {
     Ok(Summary {
         path: DataPath::DmbMemOnly,
         bytes_per_direction: BYTES_PER_DIRECTION as u32,
-        wraps_per_direction: a_to_b.wraps.min(b_to_a.wraps),
+        wraps_per_direction: u32::from(a_to_b.wraps.min(b_to_a.wraps)),
         checksum: received,
     })
 }
@@ -88,15 +87,6 @@ pub fn run_and_report(image: &str, out: &mut impl fmt::Write) -> bool {
         Err(failure) => writeln!(out, "{image}: FAIL {failure}"),
     };
     outcome.is_ok()
-}
-
-/// A `DmbMem` view of a slice the scenario owns for the rest of the program.
-fn dmb_mem(bytes: &'static mut [u8]) -> Result<DmbMem, Failure> {
-    let len = bytes.len();
-    let ptr = NonNull::from(bytes).cast::<u8>();
-    // SAFETY: `bytes` is a unique `'static` borrow that is consumed here, so
-    // from now on the memory is reached only through this view.
-    Ok(unsafe { DmbMem::from_raw_parts(ptr, len) }?)
 }
 
 #[cfg(test)]

@@ -1,17 +1,17 @@
-//! Interim data path (until `smcd_core::conn` lands): one producer and one
-//! consumer take turns on the ring of a DMB, reached only through
-//! [`DmbMem`], with the producer cursor published in CDC-header bytes 8–15
-//! by a release store and read back by an acquire load.
+//! Interim data path (until `smcd_core::conn` and the loopback device land):
+//! one producer and one consumer take turns on the ring of a DMB, reached
+//! only through [`DmbMem`], with [`Cursor`] arithmetic and the CDC header
+//! written by [`cdc::publish`] and read back by [`cdc::snapshot`].
 
+use smcd_core::cursor::{Cursor, diff};
 use smcd_core::dmb::CDC_HEADER_LEN_BYTES;
 use smcd_core::mem::{DmbMem, MemError};
-use smcd_core::sync::Ordering;
+use smcd_core::wire::cdc::{self, CdcHeader};
 
 use crate::checksum::Checksum;
 use crate::pattern::Pattern;
+use crate::summary::Failure;
 
-/// DMB offset of the producer cursor word (`spec/cdc.md` §2).
-const PROD_CURSOR_OFFSET: usize = 8;
 /// Producer write sizes, cycled; none divides the ring, so writes straddle its end.
 const SEND_CHUNKS: [usize; 3] = [1000, 1499, 777];
 /// Consumer read sizes, cycled.
@@ -23,7 +23,7 @@ const CHUNK_MAX: usize = 1499;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Pumped {
     /// Times the producer crossed the end of the ring.
-    pub(crate) wraps: u32,
+    pub(crate) wraps: u16,
     /// Checksum of the bytes the producer wrote.
     pub(crate) sent: u32,
     /// Checksum of the bytes the consumer read.
@@ -31,59 +31,58 @@ pub(crate) struct Pumped {
 }
 
 /// Move `total` pattern bytes (stream `seed`) through the ring of `dmb`.
-pub(crate) fn pump(dmb: DmbMem, total: usize, seed: u32) -> Result<Pumped, MemError> {
+pub(crate) fn pump(dmb: DmbMem, total: usize, seed: u32) -> Result<Pumped, Failure> {
     let ring = dmb.len().saturating_sub(CDC_HEADER_LEN_BYTES);
+    let ring_u32 = u32::try_from(ring).map_err(|_| Failure::ArenaTooSmall)?;
     let mut pattern = Pattern::new(seed);
     let (mut sent, mut received) = (Checksum::new(), Checksum::new());
+    let (mut prod, mut cons) = (Cursor::ZERO, Cursor::ZERO);
     let (mut produced, mut consumed) = (0usize, 0usize);
     let mut buf = [0u8; CHUNK_MAX];
     let mut turn = 0usize;
     while consumed < total {
-        let free = ring - (produced - consumed);
+        let free = ring - diff(ring_u32, cons, prod) as usize;
         let n = SEND_CHUNKS[turn % SEND_CHUNKS.len()]
             .min(free)
             .min(total - produced);
         let chunk = &mut buf[..n];
         pattern.fill(chunk);
         sent.update(chunk);
-        ring_io(dmb, ring, produced, chunk.len(), |off, range| {
-            dmb.write(off, &chunk[range])
-        })?;
+        ring_io(ring, prod, n, |off, range| dmb.write(off, &chunk[range]))?;
+        prod = prod.add(ring_u32, n as u32);
         produced += n;
-        let wrap = (produced / ring) as u64;
-        let count = (produced % ring) as u64;
-        dmb.store_u64(PROD_CURSOR_OFFSET, (wrap << 32) | count, Ordering::Release)?;
+        let header = CdcHeader {
+            prod,
+            ..CdcHeader::default()
+        };
+        cdc::publish(&dmb, 0, &header.to_bytes())?;
 
-        let word = dmb.load_u64(PROD_CURSOR_OFFSET, Ordering::Acquire)?;
-        let visible = (word >> 32) as usize * ring + (word & 0xffff_ffff) as usize;
-        let m = RECV_CHUNKS[turn % RECV_CHUNKS.len()].min(visible - consumed);
+        let seen = cdc::snapshot(&dmb, 0)?.prod.validate(ring_u32)?;
+        let m = RECV_CHUNKS[turn % RECV_CHUNKS.len()].min(diff(ring_u32, cons, seen) as usize);
         let chunk = &mut buf[..m];
-        ring_io(dmb, ring, consumed, m, |off, range| {
-            dmb.read(off, &mut chunk[range])
-        })?;
+        ring_io(ring, cons, m, |off, range| dmb.read(off, &mut chunk[range]))?;
         received.update(chunk);
+        cons = cons.add(ring_u32, m as u32);
         consumed += m;
         turn += 1;
     }
     Ok(Pumped {
-        wraps: (produced / ring) as u32,
+        wraps: prod.wrap,
         sent: sent.value(),
         received: received.value(),
     })
 }
 
-/// Split `len` bytes at stream position `pos` into at most two DMB ranges
-/// (before and after the ring's end) and run `io` on each.
+/// Split `len` bytes at cursor `at` into at most two DMB ranges (before and
+/// after the ring's end) and run `io` on each.
 fn ring_io(
-    dmb: DmbMem,
     ring: usize,
-    pos: usize,
+    at: Cursor,
     len: usize,
     mut io: impl FnMut(usize, core::ops::Range<usize>) -> Result<(), MemError>,
 ) -> Result<(), MemError> {
-    let at = pos % ring;
+    let at = at.count as usize;
     let first = len.min(ring - at);
-    debug_assert!(dmb.len() >= CDC_HEADER_LEN_BYTES + ring);
     io(CDC_HEADER_LEN_BYTES + at, 0..first)?;
     if first < len {
         io(CDC_HEADER_LEN_BYTES, first..len)?;
