@@ -225,7 +225,11 @@ run_fail_paths() {
 }
 
 ensure_qemu
-smcd_ensure_cargo_tool defmt-print defmt-print
+# Installed with cargo's defaults, not this section's target dir and profile.
+(
+    unset CARGO_TARGET_DIR CARGO_PROFILE_RELEASE_OPT_LEVEL
+    smcd_ensure_cargo_tool defmt-print defmt-print
+)
 case "${1:-}" in
     "") run_boot && run_fail_paths ;;
     boot) run_boot ;;
