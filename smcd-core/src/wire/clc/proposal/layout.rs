@@ -1,0 +1,169 @@
+//! Raw layouts of the Proposal and its areas (`spec/clc.md` §3).
+
+use zerocopy::network_endian::{U16, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+use crate::wire::clc::header::ClcHeader;
+
+/// The first 40 bytes of a Proposal, `struct smc_clc_msg_proposal`
+/// (net/smc/smc_clc.h), with `struct smc_clc_msg_local` inlined.
+///
+/// ```text
+///  0       8              16                              32          38  40
+/// +-------+--------------+-------------------------------+-----------+---+
+/// |header | id_for_peer  |          gid (RoCE)           |    mac    |ipa|
+/// +-------+--------------+-------------------------------+-----------+---+
+///                                                   ipa = iparea_offset
+/// ```
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct ProposalHead {
+    /// Common header, type 1.
+    pub header: ClcHeader,
+    /// SMC-R system id.
+    pub id_for_peer: [u8; 8],
+    /// RoCE GID.
+    pub gid: [u8; 16],
+    /// RoCE MAC.
+    pub mac: [u8; 6],
+    /// Distance from byte 40 to the IP prefix area.
+    pub iparea_offset: U16,
+}
+
+/// The SMC-D area at byte 40 (40 bytes), `struct smc_clc_msg_smcd`.
+///
+/// ```text
+///  40          48    50    52    55          60                      80
+/// +-----------+-----+-----+-----+-----------+-----------------------+
+/// |  ism_gid  |chid |v2eo | oui | vendor_exp|       reserved        |
+/// +-----------+-----+-----+-----+-----------+-----------------------+
+///                  chid = ism_chid, v2eo = v2_ext_offset
+/// ```
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct SmcdArea {
+    /// Native v1 ISM GID (`ism.gid`).
+    pub ism_gid: U64,
+    /// CHID of that device (`ism.chid`).
+    pub ism_chid: U16,
+    /// Distance from byte 52 to the v2 extension.
+    pub v2_ext_offset: U16,
+    /// Vendor OUI.
+    pub vendor_oui: [u8; 3],
+    /// Vendor experimental options.
+    pub vendor_exp_options: [u8; 5],
+    /// Reserved.
+    pub reserved: [u8; 20],
+}
+
+/// The IP prefix area head (8 bytes), `struct smc_clc_msg_proposal_prefix`.
+///
+/// ```text
+///  +0              +4    +5      +7   +8
+/// +---------------+-----+-------+----+
+/// |outgoing_subnet| len | rsvd  |cnt |  then cnt × smc_clc_ipv6_prefix
+/// +---------------+-----+-------+----+
+///            len = prefix_len, cnt = ipv6_prefixes_cnt
+/// ```
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct IpPrefixLayout {
+    /// IPv4 address AND mask of the egress interface.
+    pub outgoing_subnet: [u8; 4],
+    /// IPv4 mask length.
+    pub prefix_len: u8,
+    /// Reserved.
+    pub reserved: [u8; 2],
+    /// Number of IPv6 prefixes that follow.
+    pub ipv6_prefixes_cnt: u8,
+}
+
+/// One IPv6 prefix (17 bytes), `struct smc_clc_ipv6_prefix`.
+///
+/// ```text
+///  +0                                              +16  +17
+/// +------------------------------------------------+----+
+/// |                    prefix                      |len |
+/// +------------------------------------------------+----+
+/// ```
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct Ipv6PrefixLayout {
+    /// Address masked to `prefix_len`.
+    pub prefix: [u8; 16],
+    /// Prefix length.
+    pub prefix_len: u8,
+}
+
+/// The v2 extension head (40 bytes), `struct smc_clc_v2_extension` with its
+/// `struct smc_clnt_opts_area_hdr`; `eid_cnt` UEIDs of 32 bytes follow.
+///
+/// ```text
+///  +0  +1  +2  +3  +4    +6     +8               +24 +25 +26  +28        +40
+/// +---+---+---+---+-----+------+----------------+---+---+----+----------+
+/// |eid|gid|rsv|r|s| rsv | sdeo |     roce       |mc |ml |feat| reserved |
+/// +---+---+---+---+-----+------+----------------+---+---+----+----------+
+///  eid = eid_cnt, gid = ism_gid_cnt, r|s = release<<4 | seid,
+///  sdeo = smcd_v2_ext_offset, mc/ml = max_conns/max_links, feat = feature_mask
+/// ```
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct V2ExtLayout {
+    /// Number of UEIDs.
+    pub eid_cnt: u8,
+    /// Number of GID/CHID entries in the SMC-Dv2 extension.
+    pub ism_gid_cnt: u8,
+    /// Reserved.
+    pub reserved: u8,
+    /// `release` (bits 7–4), reserved (bits 3–1), `seid` (bit 0).
+    pub release_seid: u8,
+    /// Reserved.
+    pub reserved2: [u8; 2],
+    /// Distance from byte +8 to the SMC-Dv2 extension.
+    pub smcd_v2_ext_offset: U16,
+    /// RoCEv2 GID.
+    pub roce: [u8; 16],
+    /// SMC-Rv2 max connections.
+    pub max_conns: u8,
+    /// SMC-Rv2 max links.
+    pub max_links: u8,
+    /// Supported features.
+    pub feature_mask: U16,
+    /// Reserved.
+    pub reserved3: [u8; 12],
+}
+
+/// The SMC-Dv2 extension head (48 bytes), `struct smc_clc_smcd_v2_extension`;
+/// `ism_gid_cnt` GID/CHID entries follow.
+///
+/// ```text
+///  +0                               +32              +48
+/// +--------------------------------+----------------+
+/// |          system_eid            |    reserved    |
+/// +--------------------------------+----------------+
+/// ```
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct SmcdV2ExtLayout {
+    /// SEID, zero if none.
+    pub system_eid: [u8; 32],
+    /// Reserved.
+    pub reserved: [u8; 16],
+}
+
+/// One GID/CHID entry (10 bytes), `struct smc_clc_smcd_gid_chid`.
+///
+/// ```text
+///  +0              +8    +10
+/// +---------------+-----+
+/// |      gid      |chid |
+/// +---------------+-----+
+/// ```
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct GidChidLayout {
+    /// GID, or one half of a 128-bit GID.
+    pub gid: U64,
+    /// CHID.
+    pub chid: U16,
+}
