@@ -1,6 +1,6 @@
 //! CLC messages (`spec/clc.md`): the SMC handshake on the TCP connection.
 //!
-//! Every message is an 8-byte [header](header), a body and a 4-byte trailer;
+//! Every message is an 8-byte [header](ClcHeaderRepr), a body and a 4-byte trailer;
 //! the header's `length` counts all of it. All integers are big-endian.
 //!
 //! | message | Repr | Linux struct (net/smc/smc_clc.h) |
