@@ -44,3 +44,13 @@ pub struct DeviceStats {
     /// Doorbell signals delivered (header writes and `signal_dmb`).
     pub signals: u64,
 }
+
+/// Add one to a counter, wrapping on overflow.
+pub(crate) fn bump(counter: &mut u64) {
+    *counter = counter.wrapping_add(1);
+}
+
+/// Add `n` to a counter, wrapping on overflow.
+pub(crate) fn add(counter: &mut u64, n: u32) {
+    *counter = counter.wrapping_add(u64::from(n));
+}

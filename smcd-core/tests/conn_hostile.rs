@@ -1,0 +1,301 @@
+//! Hostile values in peer-written memory: every one aborts the connection
+//! with a typed reason, sends our abort flag, and nothing is read or written
+//! outside the DMBs.
+
+mod conn_util;
+
+use conn_util::{Pair, RING, pattern};
+use proptest::prelude::*;
+use smcd_core::conn::{CloseState, ConnError, CursorRole, Violation};
+use smcd_core::cursor::Cursor;
+use smcd_core::ops::ErrorKind;
+use smcd_core::wire::cdc::{CdcHeader, ConnStateFlags, ProducerFlags};
+
+const RING32: u32 = RING as u32;
+
+/// A pair where A sent 1000 bytes (B read 100) and B sent 500 (A read none).
+fn busy_pair() -> Pair {
+    let mut p = Pair::new(false);
+    p.a.send(&p.dev, &pattern(0, 1000)).unwrap();
+    p.b.send(&p.dev, &pattern(0, 500)).unwrap();
+    p.pump();
+    let mut buf = [0u8; 100];
+    assert_eq!(p.b.recv(&p.dev, &mut buf).unwrap(), 100);
+    p
+}
+
+/// Write `hdr` into B's DMB as if A wrote it, and check that B aborts with
+/// `expect`, tells A, and stays dead.
+fn b_rejects(mut p: Pair, hdr: CdcHeader, expect: Violation) {
+    p.dev.inject(p.b.own_token(), &hdr);
+    assert_eq!(p.b.handle_signal(&p.dev), Err(ConnError::Violation(expect)));
+    assert_eq!(p.b.state(), CloseState::Closed);
+    assert_eq!(p.b.error(), Some(ConnError::Violation(expect)));
+    assert_eq!(p.b.stats().aborts, 1);
+    // Our abort flag went to the peer, cursors unchanged.
+    let sent = p.b_header();
+    assert!(
+        sent.conn_state_flags
+            .contains(ConnStateFlags::PEER_CONN_ABORT)
+    );
+    assert_eq!(sent.prod, Cursor::new(0, 500));
+    // Nothing of the bad header was used, and the connection stays dead.
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        p.b.recv(&p.dev, &mut buf),
+        Err(ConnError::Violation(expect))
+    );
+    assert_eq!(p.b.send(&p.dev, b"x"), Err(ConnError::Violation(expect)));
+    assert_eq!(p.b.handle_signal(&p.dev), Ok(()));
+    assert!(p.b.readable() && p.b.writable());
+    // A sees the abort.
+    p.a.handle_signal(&p.dev).unwrap();
+    assert_eq!(p.a.error(), Some(ConnError::Reset));
+    assert_eq!(p.a.state(), CloseState::ProcessAbort);
+}
+
+fn a_hdr(p: &Pair) -> CdcHeader {
+    p.a_header()
+}
+
+#[test]
+fn producer_cursor_beyond_ring() {
+    for count in [RING32, RING32 + 1, u32::MAX] {
+        let p = busy_pair();
+        let mut h = a_hdr(&p);
+        h.prod.count = count;
+        b_rejects(
+            p,
+            h,
+            Violation::OutOfRange {
+                cursor: CursorRole::Producer,
+                count,
+                ring: RING32,
+            },
+        );
+    }
+}
+
+#[test]
+fn consumer_cursor_beyond_ring() {
+    let p = busy_pair();
+    let mut h = a_hdr(&p);
+    h.cons.count = RING32;
+    b_rejects(
+        p,
+        h,
+        Violation::OutOfRange {
+            cursor: CursorRole::Consumer,
+            count: RING32,
+            ring: RING32,
+        },
+    );
+}
+
+#[test]
+fn producer_wrap_going_backwards() {
+    let p = busy_pair();
+    let mut h = a_hdr(&p);
+    h.prod.wrap = 0xFFFF;
+    b_rejects(
+        p,
+        h,
+        Violation::WrapBackwards {
+            cursor: CursorRole::Producer,
+        },
+    );
+}
+
+#[test]
+fn consumer_wrap_going_backwards() {
+    let p = busy_pair();
+    let mut h = a_hdr(&p);
+    h.cons.wrap = 0x8001;
+    b_rejects(
+        p,
+        h,
+        Violation::WrapBackwards {
+            cursor: CursorRole::Consumer,
+        },
+    );
+}
+
+#[test]
+fn producer_count_going_backwards() {
+    let p = busy_pair();
+    let mut h = a_hdr(&p);
+    h.prod.count = 999;
+    b_rejects(
+        p,
+        h,
+        Violation::CountBackwards {
+            cursor: CursorRole::Producer,
+        },
+    );
+}
+
+#[test]
+fn producer_moving_more_than_free_space() {
+    // B has 900 unread bytes: A may add at most RING − 900.
+    let p = busy_pair();
+    let mut h = a_hdr(&p);
+    h.prod = Cursor::new(0, 1000).add(RING32, RING32 - 899);
+    b_rejects(
+        p,
+        h,
+        Violation::Overrun {
+            cursor: CursorRole::Producer,
+            moved: RING32 - 899,
+            limit: RING32 - 900,
+        },
+    );
+}
+
+#[test]
+fn producer_moving_more_than_a_ring() {
+    let p = busy_pair();
+    let mut h = a_hdr(&p);
+    h.prod = Cursor::new(2, 0);
+    b_rejects(
+        p,
+        h,
+        Violation::Overrun {
+            cursor: CursorRole::Producer,
+            moved: u32::MAX,
+            limit: RING32 - 900,
+        },
+    );
+}
+
+#[test]
+fn consumer_beyond_what_we_produced() {
+    // B produced 500 bytes; A claims to have consumed 501.
+    let p = busy_pair();
+    let mut h = a_hdr(&p);
+    h.cons = Cursor::new(0, 501);
+    b_rejects(
+        p,
+        h,
+        Violation::Overrun {
+            cursor: CursorRole::Consumer,
+            moved: 501,
+            limit: 500,
+        },
+    );
+}
+
+#[test]
+fn impossible_flag_combinations() {
+    for bits in [
+        ProducerFlags::FAILOVER_VALIDATION.bits(),
+        ProducerFlags::URG_DATA_PRESENT.bits(),
+        (ProducerFlags::URG_DATA_PRESENT | ProducerFlags::WRITE_BLOCKED).bits(),
+    ] {
+        let p = busy_pair();
+        let mut h = a_hdr(&p);
+        h.prod_flags = ProducerFlags::from_bits_retain(bits);
+        b_rejects(
+            p,
+            h,
+            Violation::ImpossibleFlags {
+                prod_flags: bits,
+                conn_state_flags: 0,
+            },
+        );
+    }
+}
+
+#[test]
+fn sticky_flag_cleared() {
+    let mut p = busy_pair();
+    p.a.shutdown_write(&p.dev).unwrap();
+    p.pump();
+    assert_eq!(p.b.state(), CloseState::AppCloseWait1);
+    let mut h = a_hdr(&p);
+    h.conn_state_flags = ConnStateFlags::empty();
+    p.dev.inject(p.b.own_token(), &h);
+    assert_eq!(
+        p.b.handle_signal(&p.dev),
+        Err(ConnError::Violation(Violation::StickyFlagCleared {
+            before: 0x80,
+            now: 0
+        }))
+    );
+    assert_eq!(p.b.state(), CloseState::Closed);
+    assert!(
+        p.b_header()
+            .conn_state_flags
+            .contains(ConnStateFlags::PEER_CONN_ABORT)
+    );
+}
+
+#[test]
+fn device_failure_kills_the_connection() {
+    let mut p = Pair::new(false);
+    p.dev.fail_moves(Some(ErrorKind::PeerGone));
+    assert_eq!(
+        p.a.send(&p.dev, b"x"),
+        Err(ConnError::Device(ErrorKind::PeerGone))
+    );
+    assert_eq!(p.a.state(), CloseState::Closed);
+    assert_eq!(p.a.stats().aborts, 1);
+    p.dev.fail_moves(None);
+    assert_eq!(
+        p.a.send(&p.dev, b"x"),
+        Err(ConnError::Device(ErrorKind::PeerGone))
+    );
+    let mut buf = [0u8; 1];
+    assert_eq!(
+        p.a.recv(&p.dev, &mut buf),
+        Err(ConnError::Device(ErrorKind::PeerGone))
+    );
+    // Aborting a dead connection is a no-op and sends nothing.
+    p.dev.take_moves();
+    p.a.abort(&p.dev);
+    assert!(p.dev.take_moves().is_empty());
+}
+
+#[test]
+fn failed_window_update_is_reported_by_the_next_call() {
+    let mut p = Pair::new(false);
+    p.a.send(&p.dev, &pattern(0, 16000)).unwrap();
+    p.pump();
+    p.dev.fail_moves(Some(ErrorKind::PeerGone));
+    let mut buf = vec![0u8; 3000];
+    // The bytes are delivered, the update write fails.
+    assert_eq!(p.b.recv(&p.dev, &mut buf), Ok(3000));
+    assert_eq!(buf, pattern(0, 3000));
+    assert_eq!(
+        p.b.recv(&p.dev, &mut buf),
+        Err(ConnError::Device(ErrorKind::PeerGone))
+    );
+}
+
+proptest! {
+    /// Whatever the peer writes into our header, B never panics, never
+    /// reports more bytes or space than a ring, and either accepts the
+    /// header or aborts with a violation.
+    #[test]
+    fn arbitrary_headers_are_contained(
+        words in proptest::collection::vec((any::<u64>(), any::<u64>()), 1..8),
+    ) {
+        let mut p = busy_pair();
+        for (prod, cons) in words {
+            let h = CdcHeader::from_words(prod, cons);
+            p.dev.inject(p.b.own_token(), &h);
+            match p.b.handle_signal(&p.dev) {
+                Ok(()) => {}
+                Err(ConnError::Violation(_)) => {
+                    prop_assert_eq!(p.b.state(), CloseState::Closed);
+                }
+                Err(e) => prop_assert!(false, "unexpected {e}"),
+            }
+            prop_assert!(p.b.bytes_available() <= RING);
+            prop_assert!(p.b.send_space() <= RING);
+            let mut buf = vec![0u8; RING + 1];
+            let _ = p.b.recv(&p.dev, &mut buf);
+            let _ = p.b.recv_with(&p.dev, |d| d.len());
+            let _ = p.b.send(&p.dev, &buf);
+        }
+    }
+}
