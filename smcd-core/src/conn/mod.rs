@@ -52,8 +52,6 @@
 //! # Example: a pair over a toy device
 //!
 //! ```
-//! # use core::cell::RefCell;
-//! # use core::ptr::NonNull;
 //! use smcd_core::conn::{ConnParams, Connection, SendMode};
 //! use smcd_core::dmb::{Chid, DmbToken, Gid};
 //! use smcd_core::mem::DmbMem;
@@ -91,13 +89,8 @@
 //!     fn detach_dmb(&self, _: DmbToken) -> Result<(), ErrorKind> { Err(ErrorKind::Unsupported) }
 //! }
 //!
-//! let mut a_mem = Box::new(Mem([0; 16 * 1024]));
-//! let mut b_mem = Box::new(Mem([0; 16 * 1024]));
-//! // SAFETY: both buffers outlive the device and are only used through the views.
-//! let views = unsafe {[
-//!     DmbMem::from_raw_parts(NonNull::from(&mut a_mem.0).cast(), 16 * 1024)?,
-//!     DmbMem::from_raw_parts(NonNull::from(&mut b_mem.0).cast(), 16 * 1024)?,
-//! ]};
+//! let dmb_mem = || DmbMem::from_static(&mut Box::leak(Box::new(Mem([0; 16 * 1024]))).0);
+//! let views = [dmb_mem()?, dmb_mem()?];
 //! let dev = Toy(views);
 //! let dmb = |i: usize| Dmb { token: DmbToken(i as u64 + 1), mem: views[i] };
 //! let params = |own: usize, peer: usize| ConnParams {
