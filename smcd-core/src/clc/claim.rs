@@ -1,0 +1,110 @@
+//! Device and link-group resources a handshake holds until it hands them
+//! over in [`Established`](super::Established), and gives back otherwise.
+
+use super::devices::{ClcDevice, Devices};
+use super::lgr::{LinkGroup, LinkGroupTable};
+use super::outcome::{DataMode, Established};
+use crate::dmb::{DMB_MIN_SIZE_BYTES, DmbToken};
+use crate::ops::{Dmb, ErrorKind};
+use crate::wire::clc::{DeclineReason, bufsize};
+
+/// Decline reason for a failed `register_dmb`: the DMB limit is MAX_DMB,
+/// anything else MEM (`spec/handshake.md` §2 step 14, §3 step 8).
+fn register_failure(kind: ErrorKind) -> DeclineReason {
+    match kind {
+        ErrorKind::NoSpace => DeclineReason::MaxDmb,
+        _ => DeclineReason::Mem,
+    }
+}
+
+/// Decline reason for a failed nocopy `attach_dmb`. Unverified in the spec
+/// (seen only in the posted patch series): "out of memory", i.e. MEM, on
+/// both sides (`spec/loopback.md` §4).
+pub(crate) const ATTACH_FAILURE: DeclineReason = DeclineReason::Mem;
+
+/// Decline reason when the link-group table has no free or idle slot; Linux
+/// fails the group's allocation, which it reports as MEM.
+pub(crate) const LGR_TABLE_FULL: DeclineReason = DeclineReason::Mem;
+
+/// Register our DMB of `size` bytes (a size class) on `dev`; on "no memory"
+/// retry with the next smaller class down to 16 KiB (`spec/clc.md` §9).
+///
+/// Returns the DMB and its compressed size.
+pub(crate) fn register_dmb(dev: &dyn ClcDevice, size: usize) -> Result<(Dmb, u8), DeclineReason> {
+    let mut class = bufsize::encode_smcd(size);
+    loop {
+        match dev.register(bufsize::decode(class)) {
+            Ok(dmb) => return Ok((dmb, class)),
+            Err(ErrorKind::NoMemory) if bufsize::decode(class) > DMB_MIN_SIZE_BYTES => {
+                class = class.saturating_sub(1);
+            }
+            Err(kind) => return Err(register_failure(kind)),
+        }
+    }
+}
+
+/// What a handshake currently holds on one device.
+#[derive(Debug, Default)]
+pub(crate) struct Claim {
+    /// Index of the device in the caller's list.
+    pub(crate) device: usize,
+    /// Our registered DMB.
+    pub(crate) dmb: Option<Dmb>,
+    /// The peer's DMB attached for nocopy.
+    pub(crate) attached: Option<Dmb>,
+    /// One reference on the link group.
+    pub(crate) lgr: Option<LinkGroup>,
+}
+
+impl Claim {
+    /// The resources an unclaimed outcome carries.
+    pub(crate) fn of(e: &Established) -> Self {
+        Self {
+            device: e.device,
+            dmb: Some(e.dmb),
+            attached: match e.mode {
+                DataMode::NoCopy(dmb) => Some(dmb),
+                DataMode::Copy => None,
+            },
+            lgr: Some(e.link_group),
+        }
+    }
+
+    /// Give everything back: detach, unregister, drop the group reference.
+    ///
+    /// Device errors are ignored: the handshake is over and nothing else can
+    /// be done about a device that refuses to take back its own DMB.
+    pub(crate) fn release(&mut self, devices: Devices<'_>, lgrs: &dyn LinkGroupTable) {
+        if let Some(dev) = devices.get(self.device) {
+            if let Some(dmb) = self.attached.take() {
+                let _ = dev.detach(dmb.token);
+            }
+            if let Some(dmb) = self.dmb.take() {
+                let _ = dev.unregister(dmb.token);
+            }
+        }
+        if let Some(lgr) = self.lgr.take() {
+            lgrs.release(lgr);
+        }
+    }
+
+    /// Attach the peer's DMB if `dev` supports nocopy (client step 15,
+    /// server step 13), keeping it in the claim.
+    pub(crate) fn attach(
+        &mut self,
+        dev: &dyn ClcDevice,
+        peer_token: DmbToken,
+    ) -> Result<DataMode, DeclineReason> {
+        if !dev.nocopy() {
+            return Ok(DataMode::Copy);
+        }
+        let peer = dev.attach(peer_token).map_err(|_| ATTACH_FAILURE)?;
+        self.attached = Some(peer);
+        Ok(DataMode::NoCopy(peer))
+    }
+
+    /// Forget everything without giving it back (ownership moved on).
+    pub(crate) fn disown(&mut self) {
+        *self = Self::default();
+    }
+}

@@ -1,0 +1,149 @@
+//! The local SMC-D devices a handshake may use, in priority order.
+//!
+//! [`SmcdOps`] has an associated error type, so devices of different types
+//! cannot share one slice directly. [`ClcDevice`] is the small object-safe
+//! view the handshake needs (device errors reduced to their [`ErrorKind`]);
+//! every [`SmcdOps`] implementation gets it for free, so a caller writes
+//! `&[&ism as &dyn ClcDevice, &loopback]` and hands that to [`Devices::new`].
+//!
+//! # Priority
+//!
+//! Native ISM-like devices (CHID below 0xFF00) come before emulated devices
+//! such as loopback (CHID 0xFF00–0xFFFF); within each class the caller's slice
+//! order is kept. This is the project's chosen order ("ISM-like devices before
+//! loopback"); Linux itself lists loopback-ism first (`spec/handshake.md` §2
+//! step 5). The order only decides which device a peer picks when several are
+//! usable; both orders are valid on the wire. Device indices in outcomes are
+//! always positions in the caller's slice, never priority ranks.
+
+use crate::dmb::{Chid, DmbToken, Gid};
+use crate::ops::{Dmb, Error as _, ErrorKind, SmcdOps};
+
+/// What the handshake needs from a device: [`SmcdOps`] without the data path
+/// and with errors reduced to their [`ErrorKind`].
+///
+/// Implemented for every [`SmcdOps`] type; there is no reason to implement it
+/// by hand. The method names differ from [`SmcdOps`]'s so that both traits
+/// can be in scope at once.
+pub trait ClcDevice {
+    /// [`SmcdOps::local_gid`].
+    fn gid(&self) -> Gid;
+    /// [`SmcdOps::chid`].
+    fn channel(&self) -> Chid;
+    /// [`SmcdOps::supports_v2`].
+    fn v2_capable(&self) -> bool;
+    /// Whether [`SmcdOps::query_remote_gid`] accepts `gid`.
+    fn reaches(&self, gid: Gid) -> bool;
+    /// [`SmcdOps::register_dmb`].
+    ///
+    /// # Errors
+    ///
+    /// The device error's kind.
+    fn register(&self, size: usize) -> Result<Dmb, ErrorKind>;
+    /// [`SmcdOps::unregister_dmb`].
+    ///
+    /// # Errors
+    ///
+    /// The device error's kind.
+    fn unregister(&self, token: DmbToken) -> Result<(), ErrorKind>;
+    /// [`SmcdOps::supports_nocopy`].
+    fn nocopy(&self) -> bool;
+    /// [`SmcdOps::attach_dmb`].
+    ///
+    /// # Errors
+    ///
+    /// The device error's kind.
+    fn attach(&self, token: DmbToken) -> Result<Dmb, ErrorKind>;
+    /// [`SmcdOps::detach_dmb`].
+    ///
+    /// # Errors
+    ///
+    /// The device error's kind.
+    fn detach(&self, token: DmbToken) -> Result<(), ErrorKind>;
+}
+
+impl<T: SmcdOps> ClcDevice for T {
+    fn gid(&self) -> Gid {
+        self.local_gid()
+    }
+    fn channel(&self) -> Chid {
+        self.chid()
+    }
+    fn v2_capable(&self) -> bool {
+        self.supports_v2()
+    }
+    fn reaches(&self, gid: Gid) -> bool {
+        self.query_remote_gid(gid).is_ok()
+    }
+    fn register(&self, size: usize) -> Result<Dmb, ErrorKind> {
+        self.register_dmb(size).map_err(|e| e.kind())
+    }
+    fn unregister(&self, token: DmbToken) -> Result<(), ErrorKind> {
+        self.unregister_dmb(token).map_err(|e| e.kind())
+    }
+    fn nocopy(&self) -> bool {
+        self.supports_nocopy()
+    }
+    fn attach(&self, token: DmbToken) -> Result<Dmb, ErrorKind> {
+        self.attach_dmb(token).map_err(|e| e.kind())
+    }
+    fn detach(&self, token: DmbToken) -> Result<(), ErrorKind> {
+        self.detach_dmb(token).map_err(|e| e.kind())
+    }
+}
+
+/// The caller's devices, borrowed for the life of a handshake.
+///
+/// Cheap to copy; many handshakes may share one list.
+#[derive(Clone, Copy)]
+pub struct Devices<'a> {
+    list: &'a [&'a dyn ClcDevice],
+}
+
+impl core::fmt::Debug for Devices<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_list()
+            .entries(self.list.iter().map(|d| (d.channel(), d.gid())))
+            .finish()
+    }
+}
+
+impl<'a> Devices<'a> {
+    /// A device list; indices in outcomes refer to positions in `list`.
+    pub const fn new(list: &'a [&'a dyn ClcDevice]) -> Self {
+        Self { list }
+    }
+
+    /// The device at slice position `index`.
+    pub fn get(&self, index: usize) -> Option<&'a dyn ClcDevice> {
+        self.list.get(index).copied()
+    }
+
+    /// Number of devices.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Whether any device can do SMC-Dv2 (Linux: the host is "ISMv2 capable").
+    pub fn any_v2(&self) -> bool {
+        self.list.iter().any(|d| d.v2_capable())
+    }
+
+    /// `(slice index, device)` in priority order: native ISM-like devices
+    /// first, then emulated ones (see the module documentation).
+    pub fn by_priority(&self) -> impl Iterator<Item = (usize, &'a dyn ClcDevice)> + 'a {
+        let list = self.list;
+        let class = move |emulated: bool| {
+            list.iter()
+                .copied()
+                .enumerate()
+                .filter(move |(_, d)| d.channel().is_emulated() == emulated)
+        };
+        class(false).chain(class(true))
+    }
+}

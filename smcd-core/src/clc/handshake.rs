@@ -1,0 +1,152 @@
+//! [`Handshake`]: one connection's CLC engine, client or server.
+
+use super::client::ClientState;
+use super::config::ClcConfig;
+use super::devices::Devices;
+use super::lgr::LinkGroupTable;
+use super::outcome::{Outcome, Role};
+use super::server::ServerState;
+use super::session::Session;
+use crate::wire::clc::ClcType;
+
+#[derive(Debug)]
+enum State {
+    Client(ClientState),
+    Server(ServerState),
+}
+
+/// The CLC handshake of one TCP connection, sans I/O.
+///
+/// Create it when the TCP connection is up ([`client`](Self::client) after
+/// `connect`, [`server`](Self::server) after `accept`), then loop:
+///
+/// 1. write every byte [`poll_transmit`](Self::poll_transmit) yields to the
+///    TCP stream;
+/// 2. feed bytes read from the stream to [`handle_input`](Self::handle_input);
+///    bytes it does not consume are application data;
+/// 3. call [`handle_timeout`](Self::handle_timeout) when the time from
+///    [`poll_timeout`](Self::poll_timeout) has come;
+///
+/// until [`poll_outcome`](Self::poll_outcome) yields the [`Outcome`]. On a
+/// fallback, flush `poll_transmit` first (it may hold our Decline), then the
+/// same stream carries the application's bytes. Time is any monotonic clock
+/// in milliseconds.
+///
+/// Resources the engine took (DMB, attachment, link-group reference) are
+/// given back on every path except [`Outcome::Established`], which hands
+/// them to the caller; dropping the engine before taking the outcome gives
+/// them back too.
+#[derive(Debug)]
+pub struct Handshake<'a> {
+    session: Session<'a>,
+    state: State,
+}
+
+impl<'a> Handshake<'a> {
+    /// The client side, started at `now_ms`: queues the Proposal (or, with
+    /// no SMC-Dv2 device to offer, Decline NOSMCDEV).
+    pub fn client(
+        config: &'a ClcConfig,
+        devices: Devices<'a>,
+        lgrs: &'a dyn LinkGroupTable,
+        now_ms: u64,
+    ) -> Self {
+        let mut session = Session::new(config, devices, lgrs);
+        let state = State::Client(ClientState::start(&mut session, now_ms));
+        Self { session, state }
+    }
+
+    /// The server side, started at `now_ms`: waits for the Proposal.
+    pub fn server(
+        config: &'a ClcConfig,
+        devices: Devices<'a>,
+        lgrs: &'a dyn LinkGroupTable,
+        now_ms: u64,
+    ) -> Self {
+        let mut session = Session::new(config, devices, lgrs);
+        session.wait(now_ms);
+        Self {
+            session,
+            state: State::Server(ServerState::WaitProposal),
+        }
+    }
+
+    /// Our role.
+    #[must_use]
+    pub fn role(&self) -> Role {
+        match self.state {
+            State::Client(_) => Role::Client,
+            State::Server(_) => Role::Server,
+        }
+    }
+
+    /// Feed bytes received on the TCP stream at `now_ms`, in any split.
+    ///
+    /// Returns how many of them were CLC bytes. The engine stops right after
+    /// the message that ends the handshake, so whatever follows (application
+    /// data after a Decline, anything after the Confirm) is left to the
+    /// caller: `data[returned..]` is application data. Once the handshake has
+    /// ended, nothing is consumed.
+    #[must_use = "unconsumed bytes are application data"]
+    pub fn handle_input(&mut self, now_ms: u64, data: &[u8]) -> usize {
+        let mut consumed = 0;
+        while let Some(rest) = data.get(consumed..).filter(|r| !r.is_empty()) {
+            let expected = match &self.state {
+                State::Client(_) => ClcType::Accept,
+                State::Server(s) => s.expected(),
+            };
+            let (used, received) = self.session.read(rest, expected);
+            if let Some(received) = received {
+                match &mut self.state {
+                    State::Client(c) => c.handle(&mut self.session, received),
+                    State::Server(s) => s.handle(&mut self.session, now_ms, received),
+                }
+            }
+            if used == 0 {
+                break;
+            }
+            consumed += used;
+        }
+        consumed
+    }
+
+    /// Copy pending CLC bytes into `buf`; `None` when there are none.
+    ///
+    /// Call after every other method until it returns `None`.
+    #[must_use = "the returned bytes must be written to the TCP stream"]
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<usize> {
+        self.session.poll_transmit(buf)
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) is due (the caller's
+    /// milliseconds); `None` when no timer runs.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.session.poll_timeout()
+    }
+
+    /// Tell the engine the time. At or past the deadline the handshake fails
+    /// with [`HandshakeError::Timeout`](super::HandshakeError::Timeout): no
+    /// Decline, no fallback.
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        self.session.handle_timeout(now_ms);
+    }
+
+    /// The result, once; later calls return `None`.
+    #[must_use]
+    pub fn poll_outcome(&mut self) -> Option<Outcome> {
+        self.session.poll_outcome()
+    }
+
+    /// Whether the handshake still waits for CLC input.
+    #[must_use]
+    pub fn is_handshaking(&self) -> bool {
+        self.session.is_running()
+    }
+
+    /// Whether CLC bytes wait for [`poll_transmit`](Self::poll_transmit).
+    #[must_use]
+    pub fn has_transmit(&self) -> bool {
+        self.session.has_transmit()
+    }
+}

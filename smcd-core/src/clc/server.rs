@@ -1,0 +1,268 @@
+//! The server role: Proposal → Accept → Confirm (`spec/handshake.md` §3).
+
+use heapless::Vec;
+
+use super::claim;
+use super::config::ClcConfig;
+use super::devices::Devices;
+use super::lgr::{LgrInfo, LgrKey, LinkGroup};
+use super::messages::{FEATURE_MASK, OwnSide, fce};
+use super::outcome::{Established, Outcome, ProtocolError, Role};
+use super::session::{Received, Session};
+use crate::dmb::{Chid, Gid};
+use crate::ops::Dmb;
+use crate::wire::clc::{
+    AcceptKind, AcceptRepr, ClcMessage, ClcType, DeclineReason, Eid, MAX_GIDCHID_ENTRIES,
+    ProposalRepr, SmcdV2Offer, server_precheck,
+};
+
+/// Version of the Accepts this engine sends: it only sets up SMC-D v2.
+const ACCEPT_VERSION: u8 = 2;
+
+/// Devices matched in step 6: `(index, peer GID, CHID)`; the native device
+/// of the SMC-D area may come on top of the 8 list entries.
+type Matches = Vec<(usize, Gid, Chid), { MAX_GIDCHID_ENTRIES + 1 }>;
+
+/// Step 6: for each proposed device in the Proposal's order, the first local
+/// v2 device (in priority order, not matched yet) with that CHID that can
+/// reach the proposed GID.
+fn match_devices(devices: Devices<'_>, offer: &SmcdV2Offer<'_>) -> Matches {
+    let mut found = Matches::new();
+    for (gid, chid) in offer.devices() {
+        let local = devices.by_priority().find(|(index, dev)| {
+            dev.v2_capable()
+                && dev.channel() == chid
+                && !found.iter().any(|(i, ..)| i == index)
+                && dev.reaches(gid)
+        });
+        if let Some((index, _)) = local {
+            let _ = found.push((index, gid, chid));
+        }
+    }
+    found
+}
+
+/// Step 7: the SEID if both sides enabled the same one, else the first
+/// proposed UEID that is in the local table.
+fn negotiate_eid(config: &ClcConfig, offer: &SmcdV2Offer<'_>) -> Option<Eid> {
+    if let (Some(peer), Some(own)) = (offer.system_eid(), config.seid()) {
+        if peer == own {
+            return Some(*own);
+        }
+    }
+    offer
+        .user_eids()
+        .iter()
+        .find(|e| config.ueids().contains(e))
+        .copied()
+}
+
+/// What the server promised in its Accept.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Accepted {
+    decline_version: u8,
+    first_contact: bool,
+    peer_gid: Gid,
+    chid: Chid,
+    eid: Eid,
+    info: LgrInfo,
+    dmb: Dmb,
+    lgr: LinkGroup,
+}
+
+/// Server half of a [`Handshake`](super::Handshake).
+#[derive(Debug)]
+pub(crate) enum ServerState {
+    /// Step 2: waiting for the Proposal.
+    WaitProposal,
+    /// Step 12: Accept sent, waiting for the Confirm.
+    WaitConfirm(Accepted),
+}
+
+impl ServerState {
+    /// The message type expected next.
+    pub(crate) fn expected(&self) -> ClcType {
+        match self {
+            Self::WaitProposal => ClcType::Proposal,
+            Self::WaitConfirm(_) => ClcType::Confirm,
+        }
+    }
+
+    /// A message arrived.
+    pub(crate) fn handle(&mut self, s: &mut Session<'_>, now_ms: u64, received: Received) {
+        match (&*self, received) {
+            (Self::WaitProposal, Received::Rejected { version, error }) => {
+                s.rejected(error, decline_version(version.unwrap_or(1)));
+            }
+            // Step 12: a bad Confirm drops the connection without a Decline.
+            (Self::WaitConfirm(_), Received::Rejected { error, .. }) => {
+                s.fail(ProtocolError::Malformed(error).into());
+            }
+            (Self::WaitConfirm(a), Received::Message(ClcMessage::Decline(d))) => {
+                if d.out_of_sync {
+                    s.lgrs.terminate(a.lgr);
+                }
+                s.declined(d.peer_diagnosis);
+            }
+            (_, Received::Message(ClcMessage::Decline(d))) => s.declined(d.peer_diagnosis),
+            (Self::WaitProposal, Received::Message(ClcMessage::Proposal(p))) => {
+                if let Some(accepted) = proposal(s, &p) {
+                    s.wait(now_ms);
+                    *self = Self::WaitConfirm(accepted);
+                }
+            }
+            (Self::WaitConfirm(a), Received::Message(ClcMessage::AcceptConfirm(c)))
+                if c.kind == AcceptKind::Confirm =>
+            {
+                confirm(s, a, &c);
+            }
+            (state, Received::Message(other)) => s.unexpected(&other, state.expected()),
+        }
+    }
+}
+
+/// Decline version answering a Proposal of header version `version`.
+fn decline_version(version: u8) -> u8 {
+    if version > 1 { 2 } else { 1 }
+}
+
+/// What every Accept of one handshake agrees on.
+#[derive(Debug, Clone, Copy)]
+struct Terms {
+    eid: Eid,
+    release: u8,
+    decline_version: u8,
+}
+
+/// Steps 3–11: choose a device and send the Accept, or decline.
+fn proposal(s: &mut Session<'_>, p: &ProposalRepr) -> Option<Accepted> {
+    let decline_version = decline_version(p.version);
+    let pre = match server_precheck(p, s.devices.any_v2()) {
+        Ok(pre) => pre,
+        Err(rc) => {
+            s.decline(rc, decline_version, false);
+            return None;
+        }
+    };
+    // The first reason recorded while trying; Linux declines with it.
+    let mut recorded = None;
+    if let Some(offer) = &pre.smcd_v2 {
+        let matches = match_devices(s.devices, offer);
+        if matches.is_empty() {
+            recorded = Some(DeclineReason::NoSmcd2Dev);
+        } else if let Some(eid) = negotiate_eid(s.config, offer) {
+            let terms = Terms {
+                eid,
+                release: offer.release,
+                decline_version,
+            };
+            // Step 8: the first device that can be set up wins.
+            for &m in &matches {
+                s.claim.device = m.0;
+                match accept(s, m, terms) {
+                    Ok(accepted) => return Some(accepted),
+                    Err(reason) => {
+                        s.claim.release(s.devices, s.lgrs);
+                        recorded.get_or_insert(reason);
+                    }
+                }
+            }
+        }
+    }
+    // Steps 9–10: this engine has no SMC-D v1 device and no SMC-R device,
+    // so a v1 or SMC-R offer finds nothing either.
+    let reason = recorded.unwrap_or(DeclineReason::NoSmcdDev);
+    s.decline(reason, decline_version, false);
+    None
+}
+
+/// Steps 8 and 11 on the device of `s.claim`: link group, DMB, Accept.
+/// Resources go to the claim as they are taken.
+fn accept(
+    s: &mut Session<'_>,
+    (index, peer_gid, chid): (usize, Gid, Chid),
+    terms: Terms,
+) -> Result<Accepted, DeclineReason> {
+    let dev = s.devices.get(index).ok_or(DeclineReason::IntErr)?;
+    let key = LgrKey::of(dev, peer_gid);
+    let (lgr, info, first_contact) = match s.lgrs.join(key) {
+        Some((lgr, info)) => (lgr, info, false),
+        None => {
+            let info = LgrInfo {
+                release: terms.release,
+                features: if terms.release >= 1 { FEATURE_MASK } else { 0 },
+            };
+            let lgr = s.lgrs.create(key, info).ok_or(claim::LGR_TABLE_FULL)?;
+            (lgr, info, true)
+        }
+    };
+    s.claim.lgr = Some(lgr);
+    let (dmb, dmbe_size) = claim::register_dmb(dev, s.config.dmb_size())?;
+    s.claim.dmb = Some(dmb);
+    let accept = OwnSide {
+        kind: AcceptKind::Accept,
+        version: ACCEPT_VERSION,
+        device: dev,
+        token: dmb.token,
+        dmbe_size,
+        lgr,
+        eid: terms.eid,
+        fce: first_contact.then(|| fce(s.config, info.release, info.features)),
+    }
+    .repr();
+    s.send(|buf| accept.emit(buf))
+        .map_err(|_| DeclineReason::IntErr)?;
+    Ok(Accepted {
+        decline_version: terms.decline_version,
+        first_contact,
+        peer_gid,
+        chid,
+        eid: terms.eid,
+        info,
+        dmb,
+        lgr,
+    })
+}
+
+/// Steps 12–14 for a received Confirm.
+fn confirm(s: &mut Session<'_>, a: &Accepted, c: &AcceptRepr) {
+    if c.version != ACCEPT_VERSION {
+        return s.fail(
+            ProtocolError::VersionMismatch {
+                accept: ACCEPT_VERSION,
+                confirm: c.version,
+            }
+            .into(),
+        );
+    }
+    // Step 12: on first contact the client must confirm our release.
+    if a.first_contact && c.fce.map(|f| f.release) != Some(a.info.release) {
+        return s.decline(DeclineReason::ReleaseErr, a.decline_version, false);
+    }
+    // Step 13: nocopy attach of the peer's DMB.
+    let mode = match s.devices.get(s.claim.device) {
+        Some(dev) => s.claim.attach(dev, c.token),
+        None => Err(DeclineReason::IntErr),
+    };
+    let mode = match mode {
+        Ok(mode) => mode,
+        Err(reason) => return s.decline(reason, a.decline_version, false),
+    };
+    s.finish(Outcome::Established(Established {
+        role: Role::Server,
+        device: s.claim.device,
+        version: ACCEPT_VERSION,
+        peer_gid: a.peer_gid,
+        chid: a.chid,
+        peer_token: c.token,
+        peer_dmb_size: c.dmbe_size_bytes(),
+        dmb: a.dmb,
+        mode,
+        eid: a.eid,
+        first_contact: a.first_contact,
+        link_group: a.lgr,
+        release: a.info.release,
+        features: a.info.features,
+        peer_hostname: c.fce.map(|f| f.hostname).filter(|h| h.is_ascii()),
+    }));
+}

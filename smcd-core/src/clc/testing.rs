@@ -1,0 +1,403 @@
+//! Test doubles for the handshake (feature `test-util`): a configurable
+//! [`FakeDevice`] and an in-memory client/server [`Pair`] with a fake clock,
+//! in the style of quinn-proto's `tests/util.rs`.
+//!
+//! Both are for tests only: they use `std`, leak a little memory once, and
+//! panic on misuse (a panic is a test failure).
+#![allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::vec::Vec;
+
+use super::handshake::Handshake;
+use crate::dmb::{Chid, DmbToken, Gid};
+use crate::mem::DmbMem;
+use crate::ops::{Dmb, ErrorKind, ErrorType, SmcdOps};
+use crate::wire::clc::bufsize;
+
+/// Number of DMB size classes (16 KiB … 1 MiB).
+const SIZE_CLASSES: usize = 7;
+
+/// One zeroed, leaked region per size class, shared by every fake DMB of
+/// that size. The handshake never touches DMB memory, so sharing is fine and
+/// keeps fuzzing from leaking per iteration.
+fn pool(size: usize) -> Option<DmbMem> {
+    static POOL: OnceLock<Vec<DmbMem>> = OnceLock::new();
+    let pool = POOL.get_or_init(|| {
+        (0..SIZE_CLASSES)
+            .map(|c| {
+                let words = bufsize::decode(c as u8) / 8;
+                let words: &'static mut [u64] = Vec::leak(std::vec![0u64; words]);
+                DmbMem::from_static(zerocopy::IntoBytes::as_mut_bytes(words))
+                    .expect("u64 storage is 8-byte aligned")
+            })
+            .collect()
+    });
+    pool.iter().find(|m| m.len() == size).copied()
+}
+
+#[derive(Debug, Default)]
+struct State {
+    last_token: u64,
+    /// Live DMBs: token → references (owner + attachers).
+    dmbs: BTreeMap<u64, (usize, u32)>,
+    attachments: usize,
+    max_dmbs: Option<usize>,
+    max_size: Option<usize>,
+    attach_fault: Option<ErrorKind>,
+    registered: Vec<usize>,
+}
+
+/// A device for handshake tests: DMB bookkeeping with faults, no data path.
+///
+/// ```
+/// use smcd_core::clc::testing::FakeDevice;
+/// use smcd_core::dmb::Gid;
+/// use smcd_core::ops::SmcdOps;
+///
+/// let lo = FakeDevice::loopback(Gid::new(1, 2)).max_dmbs(1);
+/// let dmb = lo.register_dmb(16 * 1024).unwrap();
+/// assert!(lo.register_dmb(16 * 1024).is_err());
+/// lo.unregister_dmb(dmb.token).unwrap();
+/// assert_eq!(lo.live_dmbs(), 0);
+/// ```
+#[derive(Debug)]
+pub struct FakeDevice {
+    gid: Gid,
+    chid: Chid,
+    v2: bool,
+    nocopy: bool,
+    peers: Vec<Gid>,
+    state: Mutex<State>,
+}
+
+impl FakeDevice {
+    fn new(gid: Gid, chid: Chid, nocopy: bool) -> Self {
+        Self {
+            gid,
+            chid,
+            v2: true,
+            nocopy,
+            peers: std::vec![gid],
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// A loopback-like device: CHID 0xFFFF, 128-bit GID, v2, nocopy, reaches
+    /// only its own GID.
+    pub fn loopback(gid: Gid) -> Self {
+        Self::new(gid, Chid::LOOPBACK, true)
+    }
+
+    /// A native ISM-like device: 64-bit GID, v2, copy only, reaches its own
+    /// GID (add peers with [`reaching`](Self::reaching)).
+    pub fn ism(gid: u64, chid: Chid) -> Self {
+        Self::new(Gid::new(gid, 0), chid, false)
+    }
+
+    /// Not SMC-Dv2 capable.
+    pub fn v1_only(mut self) -> Self {
+        self.v2 = false;
+        self
+    }
+
+    /// Without nocopy support.
+    pub fn without_nocopy(mut self) -> Self {
+        self.nocopy = false;
+        self
+    }
+
+    /// With nocopy support (attach works for DMBs of this device only).
+    pub fn with_nocopy(mut self) -> Self {
+        self.nocopy = true;
+        self
+    }
+
+    /// Also reaches `gid`.
+    pub fn reaching(mut self, gid: Gid) -> Self {
+        self.peers.push(gid);
+        self
+    }
+
+    /// At most `n` live DMBs; more fail with [`ErrorKind::NoSpace`].
+    pub fn max_dmbs(self, n: usize) -> Self {
+        self.lock().max_dmbs = Some(n);
+        self
+    }
+
+    /// DMBs above `bytes` fail with [`ErrorKind::NoMemory`].
+    pub fn max_dmb_size(self, bytes: usize) -> Self {
+        self.lock().max_size = Some(bytes);
+        self
+    }
+
+    /// `attach_dmb` fails with `kind`.
+    pub fn failing_attach(self, kind: ErrorKind) -> Self {
+        self.lock().attach_fault = Some(kind);
+        self
+    }
+
+    /// DMBs registered and not yet freed (owner or attacher still holds them).
+    pub fn live_dmbs(&self) -> usize {
+        self.lock().dmbs.len()
+    }
+
+    /// Attachments not yet detached.
+    pub fn attachments(&self) -> usize {
+        self.lock().attachments
+    }
+
+    /// Sizes of every successful `register_dmb`, in order.
+    pub fn registered_sizes(&self) -> Vec<usize> {
+        self.lock().registered.clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Drop one reference; the DMB goes at the last one.
+    fn put(state: &mut State, token: DmbToken) -> Result<(), ErrorKind> {
+        let (_, refs) = state
+            .dmbs
+            .get_mut(&token.0)
+            .ok_or(ErrorKind::InvalidToken)?;
+        *refs -= 1;
+        if *refs == 0 {
+            state.dmbs.remove(&token.0);
+        }
+        Ok(())
+    }
+}
+
+impl ErrorType for FakeDevice {
+    type Error = ErrorKind;
+}
+
+impl SmcdOps for FakeDevice {
+    fn local_gid(&self) -> Gid {
+        self.gid
+    }
+
+    fn chid(&self) -> Chid {
+        self.chid
+    }
+
+    fn supports_v2(&self) -> bool {
+        self.v2
+    }
+
+    fn query_remote_gid(&self, gid: Gid) -> Result<(), ErrorKind> {
+        if self.peers.contains(&gid) {
+            Ok(())
+        } else {
+            Err(ErrorKind::Unreachable)
+        }
+    }
+
+    fn register_dmb(&self, size: usize) -> Result<Dmb, ErrorKind> {
+        let mut s = self.lock();
+        if s.max_dmbs.is_some_and(|max| s.dmbs.len() >= max) {
+            return Err(ErrorKind::NoSpace);
+        }
+        if s.max_size.is_some_and(|max| size > max) {
+            return Err(ErrorKind::NoMemory);
+        }
+        let mem = pool(size).ok_or(ErrorKind::NoMemory)?;
+        s.last_token += 1;
+        let token = DmbToken(s.last_token.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        s.dmbs.insert(token.0, (size, 1));
+        s.registered.push(size);
+        Ok(Dmb { token, mem })
+    }
+
+    fn unregister_dmb(&self, token: DmbToken) -> Result<(), ErrorKind> {
+        Self::put(&mut self.lock(), token)
+    }
+
+    fn move_data(&self, _: DmbToken, _: usize, _: &[u8], _: bool) -> Result<(), ErrorKind> {
+        Err(ErrorKind::Unsupported)
+    }
+
+    fn signal_dmb(&self, _: DmbToken) -> Result<(), ErrorKind> {
+        Err(ErrorKind::Unsupported)
+    }
+
+    fn supports_nocopy(&self) -> bool {
+        self.nocopy
+    }
+
+    fn attach_dmb(&self, token: DmbToken) -> Result<Dmb, ErrorKind> {
+        let mut s = self.lock();
+        if let Some(kind) = s.attach_fault {
+            return Err(kind);
+        }
+        let (size, refs) = s.dmbs.get_mut(&token.0).ok_or(ErrorKind::InvalidToken)?;
+        *refs += 1;
+        let mem = pool(*size).ok_or(ErrorKind::NoMemory)?;
+        s.attachments += 1;
+        Ok(Dmb { token, mem })
+    }
+
+    fn detach_dmb(&self, token: DmbToken) -> Result<(), ErrorKind> {
+        let mut s = self.lock();
+        Self::put(&mut s, token)?;
+        s.attachments -= 1;
+        Ok(())
+    }
+}
+
+/// One direction of the in-memory TCP stream.
+#[derive(Debug, Default)]
+struct Pipe {
+    bytes: VecDeque<u8>,
+    /// Everything ever written, for inspection.
+    log: Vec<u8>,
+}
+
+impl Pipe {
+    fn write(&mut self, data: &[u8]) {
+        self.bytes.extend(data);
+        self.log.extend_from_slice(data);
+    }
+}
+
+/// Two engines joined by two in-memory byte queues, with a fake clock.
+///
+/// [`drive`](Self::drive) moves bytes until nothing changes, `chunk` bytes
+/// at a time (1 = one byte per delivery). Bytes an engine leaves unconsumed
+/// (the application data after its handshake ended) are collected in
+/// [`client_app`](Self::client_app) / [`server_app`](Self::server_app).
+#[derive(Debug)]
+pub struct Pair<'a> {
+    /// Client engine.
+    pub client: Handshake<'a>,
+    /// Server engine.
+    pub server: Handshake<'a>,
+    /// The fake clock, in milliseconds.
+    pub now_ms: u64,
+    /// Largest piece delivered or transmitted at once.
+    pub chunk: usize,
+    /// Whether bytes towards the client are delivered (`false` = lost).
+    pub deliver_to_client: bool,
+    /// Application bytes the client received after its handshake ended.
+    pub client_app: Vec<u8>,
+    /// Application bytes the server received after its handshake ended.
+    pub server_app: Vec<u8>,
+    to_server: Pipe,
+    to_client: Pipe,
+}
+
+impl<'a> Pair<'a> {
+    /// A pair of engines (created at `now_ms` = 0), delivering whole pieces.
+    pub fn new(client: Handshake<'a>, server: Handshake<'a>) -> Self {
+        Self {
+            client,
+            server,
+            now_ms: 0,
+            chunk: 4096,
+            deliver_to_client: true,
+            client_app: Vec::new(),
+            server_app: Vec::new(),
+            to_server: Pipe::default(),
+            to_client: Pipe::default(),
+        }
+    }
+
+    /// Deliver one byte at a time.
+    pub fn byte_by_byte(mut self) -> Self {
+        self.chunk = 1;
+        self
+    }
+
+    /// Every byte the client wrote (CLC and application).
+    pub fn client_wrote(&self) -> &[u8] {
+        &self.to_server.log
+    }
+
+    /// Every byte the server wrote (CLC and application).
+    pub fn server_wrote(&self) -> &[u8] {
+        &self.to_client.log
+    }
+
+    /// Application data from the client, after its CLC bytes.
+    pub fn client_send_app(&mut self, data: &[u8]) {
+        assert!(!self.client.has_transmit(), "CLC bytes must go first");
+        self.to_server.write(data);
+    }
+
+    /// Application data from the server, after its CLC bytes.
+    pub fn server_send_app(&mut self, data: &[u8]) {
+        assert!(!self.server.has_transmit(), "CLC bytes must go first");
+        self.to_client.write(data);
+    }
+
+    /// Move bytes both ways until neither side makes progress.
+    pub fn drive(&mut self) {
+        while self.step() {}
+    }
+
+    /// Advance the clock by `ms` and fire due timers.
+    pub fn advance(&mut self, ms: u64) {
+        self.now_ms += ms;
+        for h in [&mut self.client, &mut self.server] {
+            if h.poll_timeout().is_some_and(|t| t <= self.now_ms) {
+                h.handle_timeout(self.now_ms);
+            }
+        }
+    }
+
+    /// One round: transmit, then deliver at most one piece each way.
+    fn step(&mut self) -> bool {
+        let mut progress = false;
+        let mut buf = std::vec![0u8; self.chunk];
+        while let Some(n) = self.client.poll_transmit(&mut buf) {
+            self.to_server.write(&buf[..n]);
+            progress = true;
+        }
+        while let Some(n) = self.server.poll_transmit(&mut buf) {
+            self.to_client.write(&buf[..n]);
+            progress = true;
+        }
+        let now = self.now_ms;
+        progress |= deliver(
+            &mut self.to_server,
+            &mut self.server,
+            &mut self.server_app,
+            self.chunk,
+            now,
+        );
+        if self.deliver_to_client {
+            progress |= deliver(
+                &mut self.to_client,
+                &mut self.client,
+                &mut self.client_app,
+                self.chunk,
+                now,
+            );
+        } else {
+            self.to_client.bytes.clear();
+        }
+        progress
+    }
+}
+
+/// Hand up to `chunk` queued bytes to `h`; what it does not consume is
+/// application data.
+fn deliver(
+    pipe: &mut Pipe,
+    h: &mut Handshake<'_>,
+    app: &mut Vec<u8>,
+    chunk: usize,
+    now_ms: u64,
+) -> bool {
+    let n = pipe.bytes.len().min(chunk);
+    if n == 0 {
+        return false;
+    }
+    let piece: Vec<u8> = pipe.bytes.drain(..n).collect();
+    let used = h.handle_input(now_ms, &piece);
+    app.extend_from_slice(&piece[used..]);
+    true
+}
