@@ -5,9 +5,8 @@ mod clc_common;
 
 use clc_common::{LO_GID, UEID, config, established, message_lengths, vector};
 use smcd_core::clc::testing::{FakeDevice, Pair};
-use smcd_core::clc::{
-    ClcConfig, ClcDevice, DataMode, Devices, Established, Handshake, LinkGroups, Role,
-};
+use smcd_core::clc::{ClcConfig, ClcDevice, Devices, Established, Handshake, LinkGroups, Role};
+use smcd_core::conn::{Connection, SendMode};
 use smcd_core::dmb::{Chid, Gid};
 use smcd_core::wire::clc::{AcceptRepr, ClcMessage, Eid};
 
@@ -59,8 +58,11 @@ fn first_contact_then_reuse_share_one_link_group() {
     assert_eq!((s.version, s.release, s.features), (2, 1, 1));
     assert_eq!(c.peer_hostname.unwrap().trimmed(), b"host1");
     assert_eq!(s.peer_hostname.unwrap().trimmed(), b"host1");
-    assert!(matches!(c.mode, DataMode::NoCopy(d) if d.token == s.dmb.token));
-    assert!(matches!(s.mode, DataMode::NoCopy(d) if d.token == c.dmb.token));
+    assert!(matches!(c.mode, SendMode::NoCopy(d) if d.token == s.dmb.token));
+    assert!(matches!(s.mode, SendMode::NoCopy(d) if d.token == c.dmb.token));
+    // Everything a data-path connection needs.
+    Connection::new(c.conn_params()).unwrap();
+    Connection::new(s.conn_params()).unwrap();
     // Proposal 224 (vector B's shape), first-contact Accept/Confirm 130 each.
     assert_eq!(message_lengths(pair.client_wrote()), [224, 130]);
     assert_eq!(message_lengths(pair.server_wrote()), [130]);
@@ -207,8 +209,8 @@ fn ism_like_device_is_offered_and_chosen_before_loopback() {
     assert_eq!(c.chid, TwoHosts::ISM_CHID);
     assert_eq!(c.peer_gid, hosts.server_ism.gid());
     assert_eq!(s.peer_gid, hosts.client_ism.gid());
-    assert!(matches!(c.mode, DataMode::Copy));
-    assert!(matches!(s.mode, DataMode::Copy));
+    assert!(matches!(c.mode, SendMode::Copy));
+    assert!(matches!(s.mode, SendMode::Copy));
     assert_eq!(hosts.lo.live_dmbs(), 0);
 }
 

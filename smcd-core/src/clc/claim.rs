@@ -3,7 +3,8 @@
 
 use super::devices::{ClcDevice, Devices};
 use super::lgr::{LinkGroup, LinkGroupTable};
-use super::outcome::{DataMode, Established};
+use super::outcome::Established;
+use crate::conn::SendMode;
 use crate::dmb::{DMB_MIN_SIZE_BYTES, DmbToken};
 use crate::ops::{Dmb, ErrorKind};
 use crate::wire::clc::{DeclineReason, bufsize};
@@ -63,8 +64,8 @@ impl Claim {
             device: e.device,
             dmb: Some(e.dmb),
             attached: match e.mode {
-                DataMode::NoCopy(dmb) => Some(dmb),
-                DataMode::Copy => None,
+                SendMode::NoCopy(dmb) => Some(dmb),
+                SendMode::Copy => None,
             },
             lgr: Some(e.link_group),
         }
@@ -94,13 +95,13 @@ impl Claim {
         &mut self,
         dev: &dyn ClcDevice,
         peer_token: DmbToken,
-    ) -> Result<DataMode, DeclineReason> {
+    ) -> Result<SendMode, DeclineReason> {
         if !dev.nocopy() {
-            return Ok(DataMode::Copy);
+            return Ok(SendMode::Copy);
         }
         let peer = dev.attach(peer_token).map_err(|_| ATTACH_FAILURE)?;
         self.attached = Some(peer);
-        Ok(DataMode::NoCopy(peer))
+        Ok(SendMode::NoCopy(peer))
     }
 
     /// Forget everything without giving it back (ownership moved on).

@@ -180,6 +180,17 @@ impl<const N: usize> LinkGroups<N> {
         self.len() == 0
     }
 
+    /// Number of link groups with at least one connection.
+    pub fn in_use(&self) -> usize {
+        self.inner
+            .lock()
+            .slots
+            .iter()
+            .flatten()
+            .filter(|e| e.conns > 0)
+            .count()
+    }
+
     /// Connections currently counted on `lgr`, or `None` if the group is gone.
     pub fn connections(&self, lgr: LinkGroup) -> Option<u32> {
         self.inner.lock().entry(lgr).map(|e| e.conns)
@@ -326,8 +337,10 @@ mod tests {
     fn released_group_stays_for_reuse() {
         let t = LinkGroups::<4>::new();
         let a = t.create(key(1), INFO).unwrap();
+        assert_eq!(t.in_use(), 1);
         t.release(a);
         assert_eq!(t.connections(a), Some(0));
+        assert_eq!((t.in_use(), t.len()), (0, 1));
         assert_eq!(t.join(key(1)), Some((a, INFO)));
     }
 

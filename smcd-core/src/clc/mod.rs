@@ -85,7 +85,7 @@ pub use handshake::Handshake;
 pub use lgr::{LinkGroup, LinkGroupTable, LinkGroups, LinkId};
 pub use messages::FEATURE_MASK;
 pub use outcome::{
-    DataMode, DeclinedBy, Established, Fallback, HandshakeError, Outcome, ProtocolError, Role,
+    DeclinedBy, Established, Fallback, HandshakeError, Outcome, ProtocolError, Role,
 };
 
 /// How long a side waits for each CLC message (Proposal, Accept, Confirm):

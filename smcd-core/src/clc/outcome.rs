@@ -3,6 +3,7 @@
 use core::fmt;
 
 use super::lgr::LinkGroup;
+use crate::conn::{ConnParams, SendMode};
 use crate::dmb::{Chid, DmbToken, Gid};
 use crate::ops::Dmb;
 use crate::wire::clc::{DeclineReason, Eid, EmitError, Hostname, WireError};
@@ -17,20 +18,11 @@ pub enum Role {
     Server,
 }
 
-/// How data is sent once established.
-#[derive(Debug, Clone, Copy)]
-pub enum DataMode {
-    /// `move_data` copies into the peer's DMB.
-    Copy,
-    /// The device supports nocopy: the peer's DMB is attached and is written
-    /// directly. Detach it (`detach_dmb`) when the connection ends.
-    NoCopy(Dmb),
-}
-
 /// Everything an SMC-D connection needs, handed over by the engine.
 ///
-/// The caller owns the resources from here on: unregister [`dmb`](Self::dmb),
-/// detach the DMB of [`DataMode::NoCopy`] and release
+/// [`conn_params`](Self::conn_params) gives what [`Connection::new`](crate::conn::Connection::new)
+/// needs. The caller owns the resources from here on: unregister
+/// [`dmb`](Self::dmb), detach the DMB of [`SendMode::NoCopy`] and release
 /// [`link_group`](Self::link_group) (`LinkGroups::release`) when the
 /// connection ends.
 #[derive(Debug, Clone, Copy)]
@@ -52,7 +44,7 @@ pub struct Established {
     /// Our own DMB (registered by the engine; the peer writes into it).
     pub dmb: Dmb,
     /// Copy or nocopy, with the attached peer DMB.
-    pub mode: DataMode,
+    pub mode: SendMode,
     /// Negotiated EID (zero if none).
     pub eid: Eid,
     /// Whether this side created the link group (the `first_contact` it sent).
@@ -67,6 +59,19 @@ pub struct Established {
     /// Peer's hostname from its first-contact extension, if it sent one in
     /// ASCII.
     pub peer_hostname: Option<Hostname>,
+}
+
+impl Established {
+    /// The inputs of [`Connection::new`](crate::conn::Connection::new) for this
+    /// connection.
+    pub fn conn_params(&self) -> ConnParams {
+        ConnParams {
+            own: self.dmb,
+            peer_token: self.peer_token,
+            peer_dmb_len: self.peer_dmb_size,
+            mode: self.mode,
+        }
+    }
 }
 
 /// Which side sent the Decline.

@@ -206,7 +206,12 @@ impl SmcdOps for FakeDevice {
         }
         let mem = pool(size).ok_or(ErrorKind::NoMemory)?;
         s.last_token += 1;
-        let token = DmbToken(s.last_token.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        // Distinct per device, so one device never knows another's tokens.
+        let seed = self.gid.gid ^ self.gid.gid_ext.rotate_left(32);
+        let token = DmbToken(
+            seed.wrapping_add(s.last_token)
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        );
         s.dmbs.insert(token.0, (size, 1));
         s.registered.push(size);
         Ok(Dmb { token, mem })

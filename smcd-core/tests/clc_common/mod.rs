@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 use smcd_core::clc::testing::Pair;
-use smcd_core::clc::{ClcConfig, DeclinedBy, Established, Fallback, HandshakeError, Outcome};
+use smcd_core::clc::{
+    ClcConfig, DeclinedBy, Established, Fallback, Handshake, HandshakeError, Outcome,
+};
 use smcd_core::dmb::Gid;
 use smcd_core::wire::clc::{ClcHeaderRepr, ClcMessage, DeclineReason, DeclineRepr};
 use smcd_core::wire::hex;
@@ -146,4 +148,47 @@ pub(crate) fn exchange_app_data(pair: &mut Pair<'_>) {
     assert_eq!(pair.server_app, to_server);
     assert_eq!(pair.client_app, to_client);
     assert!(!pair.client.has_transmit() && !pair.server.has_transmit());
+}
+
+/// Application bytes a peer writes right after its last CLC message.
+pub(crate) const APP: &[u8] = b"application bytes after the CLC handshake";
+
+/// Feed `msg` followed by [`APP`] in one piece; returns the bytes consumed.
+pub(crate) fn feed(h: &mut Handshake<'_>, msg: &[u8]) -> usize {
+    let mut bytes = msg.to_vec();
+    bytes.extend_from_slice(APP);
+    h.handle_input(1, &bytes)
+}
+
+/// Everything `h` has to transmit.
+pub(crate) fn drain(h: &mut Handshake<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 64];
+    while let Some(n) = h.poll_transmit(&mut buf) {
+        out.extend_from_slice(&buf[..n]);
+    }
+    out
+}
+
+/// `h` got `msg` (+ [`APP`]) from a hand-made peer and must answer with
+/// exactly one Decline of `reason`/`version`, leave [`APP`] unconsumed and
+/// fall back.
+pub(crate) fn assert_declines(
+    h: &mut Handshake<'_>,
+    msg: &[u8],
+    reason: DeclineReason,
+    version: u8,
+) {
+    assert_eq!(feed(h, msg), msg.len(), "the application bytes are not CLC");
+    let sent = drain(h);
+    let (d, after) = decline_in(&sent);
+    assert!(after.is_empty());
+    assert_eq!(messages(&sent).len(), 1, "only the Decline is sent");
+    assert_eq!(
+        (d.peer_diagnosis, d.version, d.out_of_sync),
+        (reason, version, false)
+    );
+    let f = fallback(h.poll_outcome());
+    assert_eq!((f.reason, f.declined_by), (reason, DeclinedBy::Local));
+    assert_eq!(h.handle_input(2, APP), 0, "no CLC after a Decline");
 }
