@@ -394,6 +394,46 @@ impl DmbMem {
     }
 }
 
+/// A zeroed, 8-aligned heap buffer that owns the memory behind its
+/// [`DmbMem`] views and frees it on drop (test doubles and unit tests; views
+/// must not be used after the drop).
+#[cfg(any(test, feature = "test-util"))]
+#[derive(Debug)]
+pub(crate) struct OwnedDmb {
+    words: NonNull<[u64]>,
+    len: usize,
+}
+
+#[cfg(any(test, feature = "test-util"))]
+impl OwnedDmb {
+    /// `len` zeroed bytes.
+    pub(crate) fn new(len: usize) -> Self {
+        let words = std::vec![0u64; len.div_ceil(WORD_BYTES)].into_boxed_slice();
+        Self {
+            // Owned through a raw pointer (not a `Box`), so that moving
+            // `self` does not invalidate the views derived from it.
+            words: NonNull::from(std::boxed::Box::leak(words)),
+            len,
+        }
+    }
+
+    /// A view of the whole buffer.
+    pub(crate) fn mem(&self) -> DmbMem {
+        DmbMem {
+            store: Store::Raw(self.words.cast()),
+            len: self.len,
+        }
+    }
+}
+
+#[cfg(any(test, feature = "test-util"))]
+impl Drop for OwnedDmb {
+    fn drop(&mut self) {
+        // SAFETY: `words` came from `Box::leak` in `new` and is freed only here.
+        drop(unsafe { std::boxed::Box::from_raw(self.words.as_ptr()) });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

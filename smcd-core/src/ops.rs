@@ -47,11 +47,17 @@
 //! assert_eq!(dev.register_dmb(16 * 1024).unwrap_err().kind(), ErrorKind::NoSpace);
 //! assert!(!dev.supports_nocopy());
 //! ```
+//!
+//! For tests of code that drives a device, [`mock::MockSmcd`] (feature
+//! `test-util`) checks the calls against a list of expectations.
 
 use core::fmt;
 
 use crate::dmb::{Chid, DmbToken, Gid};
 use crate::mem::DmbMem;
+
+#[cfg(any(test, feature = "test-util"))]
+pub mod mock;
 
 /// Generic classes of device errors, which the protocol layers act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

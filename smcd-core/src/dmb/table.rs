@@ -299,12 +299,18 @@ fn search<O>(entries: &[DmbEntry<O>], token: DmbToken) -> Result<usize, usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::boxed::Box;
-    use std::vec;
+    use crate::mem::OwnedDmb;
+    use std::vec::Vec;
 
-    fn mem(len: usize) -> DmbMem {
-        let words: &'static mut [u64] = Box::leak(vec![0u64; len / 8].into_boxed_slice());
-        DmbMem::from_static(zerocopy::IntoBytes::as_mut_bytes(words)).unwrap()
+    /// Buffers of one test; views of them are valid until the end of the test.
+    #[derive(Default)]
+    struct Bufs(Vec<OwnedDmb>);
+
+    impl Bufs {
+        fn mem(&mut self, len: usize) -> DmbMem {
+            self.0.push(OwnedDmb::new(len));
+            self.0.last().unwrap().mem()
+        }
     }
 
     const T1: DmbToken = DmbToken(0x1111);
@@ -313,10 +319,11 @@ mod tests {
 
     #[test]
     fn register_lookup_unregister() {
+        let mut b = Bufs::default();
         let t: DmbTable<u32, 4> = DmbTable::new();
-        let m = mem(64);
+        let m = b.mem(64);
         t.register(T2, m, 7).unwrap();
-        t.register(T1, mem(64), 8).unwrap();
+        t.register(T1, b.mem(64), 8).unwrap();
         assert_eq!(t.len(), 2);
         let e = t.lookup(T2).unwrap();
         assert_eq!(
@@ -334,20 +341,21 @@ mod tests {
 
     #[test]
     fn capacity_and_token_errors() {
+        let mut b = Bufs::default();
         let t: DmbTable<(), 2> = DmbTable::new();
         assert_eq!(t.capacity(), 2);
         assert_eq!(
-            t.register(DmbToken(0), mem(64), ()),
+            t.register(DmbToken(0), b.mem(64), ()),
             Err(DmbError::InvalidToken)
         );
-        t.register(T1, mem(64), ()).unwrap();
-        assert_eq!(t.register(T1, mem(64), ()), Err(DmbError::TokenInUse));
-        t.register(T3, mem(64), ()).unwrap();
-        assert_eq!(t.register(T2, mem(64), ()), Err(DmbError::Full));
+        t.register(T1, b.mem(64), ()).unwrap();
+        assert_eq!(t.register(T1, b.mem(64), ()), Err(DmbError::TokenInUse));
+        t.register(T3, b.mem(64), ()).unwrap();
+        assert_eq!(t.register(T2, b.mem(64), ()), Err(DmbError::Full));
         assert_eq!(DmbError::Full.kind(), ErrorKind::NoSpace);
         // A freed slot is reusable.
         assert!(t.unregister(T1).unwrap().is_some());
-        t.register(T2, mem(64), ()).unwrap();
+        t.register(T2, b.mem(64), ()).unwrap();
         assert_eq!(t.lookup(DmbToken(0)).unwrap_err(), DmbError::InvalidToken);
         assert_eq!(t.attach(DmbToken(0)).unwrap_err(), DmbError::InvalidToken);
         assert_eq!(t.detach(DmbToken(0)).unwrap_err(), DmbError::InvalidToken);
@@ -355,20 +363,22 @@ mod tests {
 
     #[test]
     fn sizes_are_bounded() {
+        let mut b = Bufs::default();
         let t: DmbTable<(), 2> = DmbTable::new();
-        assert_eq!(t.register(T1, mem(32), ()), Err(DmbError::TooSmall));
+        assert_eq!(t.register(T1, b.mem(32), ()), Err(DmbError::TooSmall));
         assert_eq!(
-            t.register(T1, mem(DMB_MAX_SIZE_BYTES + 8), ()),
+            t.register(T1, b.mem(DMB_MAX_SIZE_BYTES + 8), ()),
             Err(DmbError::TooLarge)
         );
-        t.register(T1, mem(DMB_MAX_SIZE_BYTES), ()).unwrap();
-        t.register(T2, mem(40), ()).unwrap();
+        t.register(T1, b.mem(DMB_MAX_SIZE_BYTES), ()).unwrap();
+        t.register(T2, b.mem(40), ()).unwrap();
     }
 
     #[test]
     fn unregister_while_attached_frees_at_last_detach() {
+        let mut b = Bufs::default();
         let t: DmbTable<(), 4> = DmbTable::new();
-        t.register(T1, mem(64), ()).unwrap();
+        t.register(T1, b.mem(64), ()).unwrap();
         assert_eq!(t.attach(T1).unwrap().attached, 1);
         assert_eq!(t.attach(T1).unwrap().attached, 2);
         assert!(t.unregister(T1).unwrap().is_none());
@@ -389,8 +399,9 @@ mod tests {
 
     #[test]
     fn detach_needs_an_attachment() {
+        let mut b = Bufs::default();
         let t: DmbTable<(), 4> = DmbTable::new();
-        t.register(T1, mem(64), ()).unwrap();
+        t.register(T1, b.mem(64), ()).unwrap();
         assert_eq!(t.detach(T1).unwrap_err(), DmbError::NotAttached);
         t.attach(T1).unwrap();
         assert!(t.detach(T1).unwrap().is_none());
@@ -401,8 +412,9 @@ mod tests {
 
     #[test]
     fn many_tokens_stay_findable() {
+        let mut b = Bufs::default();
         let t: DmbTable<u64, 64> = DmbTable::new();
-        let m = mem(64);
+        let m = b.mem(64);
         // Insert in a scrambled order; every token must be found with its owner.
         for i in 0..64u64 {
             let tok = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -420,6 +432,30 @@ mod tests {
             let tok = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
             assert_eq!(t.lookup(DmbToken(tok)).is_ok(), i % 2 == 1);
         }
+    }
+
+    #[test]
+    fn two_threads_share_the_table() {
+        let mut b = Bufs::default();
+        let t: DmbTable<u8, 2> = DmbTable::new();
+        let mems = [(1u8, b.mem(64)), (2u8, b.mem(64))];
+        std::thread::scope(|s| {
+            for (owner, m) in mems {
+                let t = &t;
+                s.spawn(move || {
+                    let tok = DmbToken(u64::from(owner));
+                    for _ in 0..50 {
+                        t.register(tok, m, owner).unwrap();
+                        assert_eq!(t.lookup(tok).unwrap().owner, owner);
+                        t.attach(tok).unwrap();
+                        assert!(t.unregister(tok).unwrap().is_none());
+                        let freed = t.detach(tok).unwrap().unwrap();
+                        assert_eq!(freed.mem.as_ptr(), m.as_ptr());
+                    }
+                });
+            }
+        });
+        assert!(t.is_empty());
     }
 
     #[test]

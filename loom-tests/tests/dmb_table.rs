@@ -1,0 +1,73 @@
+//! Model (e): `DmbTable` register, lookup and unregister from two threads.
+#![cfg(smcd_loom)]
+
+use loom::sync::Arc;
+use loom::thread;
+use smcd_core::dmb::{DmbError, DmbTable, DmbToken};
+use smcd_core::mem::DmbMem;
+
+const DMB_LEN: usize = 40;
+
+/// Register then unregister a DMB under `token`; `true` if it was registered.
+fn cycle<const N: usize>(table: &DmbTable<u8, N>, token: DmbToken, owner: u8) -> bool {
+    let mem = DmbMem::loom_new(DMB_LEN);
+    match table.register(token, mem, owner) {
+        Ok(()) => {
+            let entry = table.lookup(token).unwrap();
+            assert_eq!((entry.owner, entry.mem.as_ptr()), (owner, mem.as_ptr()));
+            let freed = table.unregister(token).unwrap().expect("last reference");
+            assert_eq!(freed.mem.as_ptr(), mem.as_ptr());
+            true
+        }
+        Err(DmbError::Full) => false,
+        Err(e) => panic!("register: {e}"),
+    }
+}
+
+/// Two threads cycle different tokens through a one-slot table: each either
+/// gets the slot or sees `Full`, and at least one of them gets it.
+#[test]
+fn register_unregister_from_two_threads() {
+    loom::model(|| {
+        let table = Arc::new(DmbTable::<u8, 1>::new());
+        let other = {
+            let table = table.clone();
+            thread::spawn(move || cycle(&table, DmbToken(2), 2))
+        };
+        let mine = cycle(&table, DmbToken(1), 1);
+        let theirs = other.join().unwrap();
+        assert!(mine || theirs);
+        assert!(table.is_empty());
+    });
+}
+
+/// Two threads register the same token: exactly one wins, the other is told
+/// to draw another token, and the table holds the winner's DMB.
+#[test]
+fn token_collision_has_one_winner() {
+    loom::model(|| {
+        const TOKEN: DmbToken = DmbToken(7);
+        let table = Arc::new(DmbTable::<u8, 2>::new());
+        let register = |table: &DmbTable<u8, 2>, owner: u8| {
+            let mem = DmbMem::loom_new(DMB_LEN);
+            (table.register(TOKEN, mem, owner), mem.as_ptr())
+        };
+        let other = {
+            let table = table.clone();
+            thread::spawn(move || register(&table, 2))
+        };
+        let (mine, my_mem) = register(&table, 1);
+        let (theirs, their_mem) = other.join().unwrap();
+        let entry = table.lookup(TOKEN).unwrap();
+        match (mine, theirs) {
+            (Ok(()), Err(DmbError::TokenInUse)) => {
+                assert_eq!((entry.owner, entry.mem.as_ptr()), (1, my_mem));
+            }
+            (Err(DmbError::TokenInUse), Ok(())) => {
+                assert_eq!((entry.owner, entry.mem.as_ptr()), (2, their_mem));
+            }
+            other => panic!("both or neither registered: {other:?}"),
+        }
+        assert_eq!(table.len(), 1);
+    });
+}

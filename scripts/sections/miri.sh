@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# smcd-core unit tests under Miri (nightly): undefined behaviour in the
+# `unsafe` of `mem`, the DMB table lock and everything they are used by.
+# Tests too slow for the interpreter carry `#[cfg_attr(miri, ignore)]`.
+# Miri gets a target directory of its own (<target>/miri).
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+
+smcd_ensure_nightly miri rust-src
+
+CARGO_TARGET_DIR="$(realpath -m "${CARGO_TARGET_DIR:-$SMCD_ROOT/target}")/miri"
+export CARGO_TARGET_DIR
+# Proptest cases are slow under the interpreter: keep the properties, fewer cases.
+export PROPTEST_CASES="${PROPTEST_CASES:-8}"
+# proptest reads the working directory (failure persistence) and seeds from the OS.
+export MIRIFLAGS="-Zmiri-disable-isolation ${MIRIFLAGS:-}"
+
+smcd_run cargo +nightly miri setup --quiet
+smcd_run cargo +nightly miri test --locked -p smcd-core --lib "$@"
