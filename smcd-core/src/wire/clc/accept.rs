@@ -173,15 +173,11 @@ impl AcceptRepr {
         let first_contact = header.typev2 & 0b10 != 0;
         let has_fce = v2 && first_contact;
         if has_fce {
-            let release = byte_at_or_zero(message, FCE_AT + 1) & 0x0f;
-            let min = FCE_AT + len_for_release(release) + CLC_TRAILER_LEN;
-            if usize::from(header.length) < min {
-                return Err(WireError::LengthTooShort {
-                    rule: Rule::X2,
-                    length: header.length,
-                    min: u16::try_from(min).unwrap_or(u16::MAX),
-                });
-            }
+            // First the release-0 size, then (with the release byte known to
+            // lie before the trailer) the size that release asks for.
+            check_fce_room(&header, len_for_release(0))?;
+            let release = byte_at_or_zero(message, FCE_AT + 1);
+            check_fce_room(&header, len_for_release(release))?;
         }
         let common: AcceptLayout = read_at(message, 0)?;
         let mut repr = Self {
@@ -281,6 +277,19 @@ impl AcceptRepr {
     pub fn dmbe_size_bytes(&self) -> usize {
         super::bufsize::decode(self.dmbe_size)
     }
+}
+
+/// Rule X2: `length` leaves room for an FCE of `fce_len` bytes.
+fn check_fce_room(header: &ClcHeaderRepr, fce_len: usize) -> Result<(), WireError> {
+    let min = FCE_AT + fce_len + CLC_TRAILER_LEN;
+    if usize::from(header.length) < min {
+        return Err(WireError::LengthTooShort {
+            rule: Rule::X2,
+            length: header.length,
+            min: u16::try_from(min).unwrap_or(u16::MAX),
+        });
+    }
+    Ok(())
 }
 
 /// Rules A2 (v1: exact length) and A3 (v2: minimum length), with the SMC-R

@@ -85,12 +85,7 @@ impl DeclineRepr {
     /// A [`WireError`] naming the violated rule; H2 if it is not a Decline.
     pub fn parse(bytes: &[u8]) -> Result<Self, WireError> {
         let header = ClcHeaderRepr::peek(bytes)?;
-        if header.r#type != ClcType::Decline {
-            return Err(WireError::UnexpectedType {
-                r#type: header.r#type.into(),
-                expected: Some(ClcType::Decline),
-            });
-        }
+        header.require_type(ClcType::Decline)?;
         let v2 = header.version >= 2;
         let expected = if v2 { V2_LEN } else { V1_LEN };
         if header.length != expected {

@@ -279,6 +279,17 @@ impl ClcHeaderRepr {
         })
     }
 
+    /// The type must be exactly `expected` (for a parser of one message type).
+    pub(super) fn require_type(&self, expected: ClcType) -> Result<(), WireError> {
+        if self.r#type == expected {
+            return Ok(());
+        }
+        Err(WireError::UnexpectedType {
+            r#type: self.r#type.into(),
+            expected: Some(expected),
+        })
+    }
+
     /// Size of the receive buffer Linux uses for this message type:
     /// [`ACCEPT_RCVBUF_BYTES`] for an Accept, else [`PROPOSAL_RCVBUF_BYTES`].
     pub const fn receive_buffer_len(&self) -> usize {

@@ -144,12 +144,7 @@ impl ProposalRepr {
     /// not a Proposal.
     pub fn parse(bytes: &[u8]) -> Result<Self, WireError> {
         let header = ClcHeaderRepr::peek(bytes)?;
-        if header.r#type != ClcType::Proposal {
-            return Err(WireError::UnexpectedType {
-                r#type: header.r#type.into(),
-                expected: Some(ClcType::Proposal),
-            });
-        }
+        header.require_type(ClcType::Proposal)?;
         let message = header.message(bytes)?;
         // Linux parses from a zero-filled buffer of this size.
         let area: [u8; PROPOSAL_RCVBUF_BYTES] = zero_extended(message);
