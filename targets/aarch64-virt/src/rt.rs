@@ -5,6 +5,8 @@ use core::fmt::Write;
 
 use crate::console::{Uart, exit};
 
+/// The failure this build injects (`SMCD_TARGETS_INJECT`).
+const INJECT: smcd_scenario::Inject = smcd_scenario::inject!();
 /// Name printed in front of every line.
 const IMAGE: &str = "smcd aarch64-virt";
 /// Exit status after a CPU exception.
@@ -52,11 +54,11 @@ _vectors:
 
 #[unsafe(no_mangle)]
 extern "C" fn kmain() -> ! {
-    if smcd_scenario::inject() == smcd_scenario::Inject::Fault {
+    if INJECT == smcd_scenario::Inject::Fault {
         // SAFETY: deliberately undefined instruction; the vector table exits QEMU.
         unsafe { core::arch::asm!("udf #0") };
     }
-    let passed = smcd_scenario::run_and_report(IMAGE, &mut Uart);
+    let passed = smcd_scenario::run_and_report(IMAGE, INJECT, &mut Uart);
     exit(if passed { 0 } else { 1 })
 }
 

@@ -6,6 +6,8 @@ use core::fmt::{self, Write};
 use cortex_m_rt::{ExceptionFrame, entry, exception};
 use cortex_m_semihosting::{debug, hio};
 
+/// The failure this build injects (`SMCD_TARGETS_INJECT`).
+const INJECT: smcd_scenario::Inject = smcd_scenario::inject!();
 /// Name printed in front of every line.
 const IMAGE: &str = "smcd cortex-m0";
 
@@ -32,10 +34,10 @@ fn exit(passed: bool) -> ! {
 
 #[entry]
 fn main() -> ! {
-    if smcd_scenario::inject() == smcd_scenario::Inject::Fault {
+    if INJECT == smcd_scenario::Inject::Fault {
         cortex_m::asm::udf();
     }
-    exit(smcd_scenario::run_and_report(IMAGE, &mut HostOut))
+    exit(smcd_scenario::run_and_report(IMAGE, INJECT, &mut HostOut))
 }
 
 #[exception]

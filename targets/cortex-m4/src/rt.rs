@@ -28,11 +28,15 @@ fn main() -> ! {
 
 #[cfg(not(feature = "baseline"))]
 fn run() -> ! {
-    use smcd_scenario::{Failure, Inject, inject, run, take_arena};
-    if inject() == Inject::Fault {
+    use smcd_scenario::{Failure, Inject, run, take_arena};
+    const INJECT: Inject = smcd_scenario::inject!();
+    if INJECT == Inject::Fault {
         cortex_m::asm::udf();
     }
-    match take_arena().ok_or(Failure::ArenaTaken).and_then(run) {
+    match take_arena()
+        .ok_or(Failure::ArenaTaken)
+        .and_then(|arena| run(arena, INJECT))
+    {
         Ok(summary) => {
             defmt::println!("smcd cortex-m4: {}", summary);
             exit(true)

@@ -2,24 +2,23 @@
 
 use core::fmt;
 
-use smcd_core::cursor::CursorError;
-use smcd_core::mem::MemError;
-use smcd_core::wire::cdc::CdcError;
+use smcd_core::clc::{EidError, Fallback, HandshakeError};
+use smcd_core::conn::{ConnError, SetupError};
 
-/// Which layers of smcd carried the data.
+/// Which device carried the connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataPath {
-    /// Interim: CDC rings driven directly through `DmbMem` over the static
-    /// arena (no device, no handshake yet).
-    DmbMemOnly,
+    /// Interim: a loopback-like device over fixed arena slots, built on the
+    /// core's `DmbTable` (until `smcd_lo::LoopbackDevice` is on main).
+    InterimDevice,
 }
 
 impl DataPath {
     /// One-line description for the summary.
     pub const fn as_str(self) -> &'static str {
         match self {
-            DataPath::DmbMemOnly => {
-                "CDC rings driven through DmbMem on the static arena (no device/handshake yet)"
+            DataPath::InterimDevice => {
+                "interim static-slot device on the core's DmbTable (smcd-lo LoopbackDevice not on main yet)"
             }
         }
     }
@@ -34,13 +33,19 @@ impl fmt::Display for DataPath {
 /// The figures of a passing run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {
-    /// Which layers carried the data.
+    /// Which device carried the connections.
     pub path: DataPath,
-    /// Payload bytes moved in each direction.
+    /// CLC version both SMC-D handshakes negotiated.
+    pub clc_version: u8,
+    /// Payload bytes moved in each direction, in each of copy and nocopy mode.
     pub bytes_per_direction: u32,
-    /// Ring wrap-arounds in each direction.
+    /// Complete trips around the receive ring in each direction and mode.
     pub wraps_per_direction: u32,
-    /// Checksum over both directions' streams (as received, equal to as sent).
+    /// Decline reason code of the fallback handshake.
+    pub fallback_reason: u32,
+    /// Bytes moved in each direction over the stream after the fallback.
+    pub fallback_bytes_per_direction: u32,
+    /// Checksum over every stream of the run (as received, equal to as sent).
     pub checksum: u32,
 }
 
@@ -48,8 +53,16 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "PASS {} bytes each way, {} ring wraps each way, checksum {:#010x}; path: {}",
-            self.bytes_per_direction, self.wraps_per_direction, self.checksum, self.path
+            "PASS SMC-Dv{} copy + nocopy: {} B each way per mode ({} ring wraps each way), closed; \
+             fallback: Decline {:#010x}, then {} B each way over the stream; checksum {:#010x}; \
+             device: {}",
+            self.clc_version,
+            self.bytes_per_direction,
+            self.wraps_per_direction,
+            self.fallback_reason,
+            self.fallback_bytes_per_direction,
+            self.checksum,
+            self.path
         )
     }
 }
@@ -59,9 +72,14 @@ impl defmt::Format for Summary {
     fn format(&self, f: defmt::Formatter<'_>) {
         defmt::write!(
             f,
-            "PASS {=u32} bytes each way, {=u32} ring wraps each way, checksum {=u32:#010x}; path: {=str}",
+            "PASS SMC-Dv{=u8} copy + nocopy: {=u32} B each way per mode ({=u32} ring wraps each way), closed; \
+             fallback: Decline {=u32:#010x}, then {=u32} B each way over the stream; checksum {=u32:#010x}; \
+             device: {=str}",
+            self.clc_version,
             self.bytes_per_direction,
             self.wraps_per_direction,
+            self.fallback_reason,
+            self.fallback_bytes_per_direction,
             self.checksum,
             self.path.as_str()
         );
@@ -72,55 +90,83 @@ impl defmt::Format for Summary {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Failure {
-    /// A DMB access was refused.
-    Mem(MemError),
-    /// A CDC header could not be stored.
-    Cdc(CdcError),
-    /// A cursor read back from a DMB lies outside the ring.
-    Cursor(CursorError),
-    /// The receiver's checksum differs from the sender's.
+    /// The arena cannot hold the DMBs the scenario needs.
+    ArenaTooSmall,
+    /// The static arena was already taken (the scenario runs once per boot).
+    ArenaTaken,
+    /// The scenario's UEID was refused.
+    Eid(EidError),
+    /// A handshake failed (protocol error or timeout).
+    Handshake(HandshakeError),
+    /// A handshake fell back to TCP where SMC-D or another reason was expected.
+    Fallback(Fallback),
+    /// A handshake ended otherwise than expected.
+    Unexpected(&'static str),
+    /// The handshake result was refused by the connection.
+    Setup(SetupError),
+    /// A connection operation failed.
+    Conn(ConnError),
+    /// A step did not finish within its round limit.
+    Stalled(&'static str),
+    /// The in-image stream had no room for a CLC message.
+    PipeFull,
+    /// The receiver saw end-of-stream before all bytes arrived.
+    EarlyEof,
+    /// The receiver did not see end-of-stream after the peer closed.
+    NoEof,
+    /// DMBs still registered or attached after every connection ended.
+    Leak(usize),
+    /// The receivers' checksum differs from the senders'.
     ChecksumMismatch {
         /// Checksum of the bytes sent.
         sent: u32,
         /// Checksum of the bytes received.
         received: u32,
     },
-    /// The arena cannot hold the DMBs the scenario needs.
-    ArenaTooSmall,
-    /// The static arena was already taken (the scenario runs once per boot).
-    ArenaTaken,
 }
 
-impl From<MemError> for Failure {
-    fn from(e: MemError) -> Self {
-        Failure::Mem(e)
+impl From<EidError> for Failure {
+    fn from(e: EidError) -> Self {
+        Failure::Eid(e)
     }
 }
 
-impl From<CdcError> for Failure {
-    fn from(e: CdcError) -> Self {
-        Failure::Cdc(e)
+impl From<SetupError> for Failure {
+    fn from(e: SetupError) -> Self {
+        Failure::Setup(e)
     }
 }
 
-impl From<CursorError> for Failure {
-    fn from(e: CursorError) -> Self {
-        Failure::Cursor(e)
+impl From<ConnError> for Failure {
+    fn from(e: ConnError) -> Self {
+        Failure::Conn(e)
     }
 }
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::Mem(e) => write!(f, "DMB access failed: {e}"),
-            Failure::Cdc(e) => write!(f, "CDC header: {e}"),
-            Failure::Cursor(e) => write!(f, "invalid cursor: {e}"),
+            Failure::ArenaTooSmall => f.write_str("arena too small for the scenario's DMBs"),
+            Failure::ArenaTaken => f.write_str("the static arena was already taken"),
+            Failure::Eid(e) => write!(f, "UEID refused: {e}"),
+            Failure::Handshake(e) => write!(f, "handshake failed: {e}"),
+            Failure::Fallback(fb) => write!(
+                f,
+                "unexpected fallback: {} (declined by {:?})",
+                fb.reason, fb.declined_by
+            ),
+            Failure::Unexpected(what) => write!(f, "unexpected handshake outcome: {what}"),
+            Failure::Setup(e) => write!(f, "connection setup: {e}"),
+            Failure::Conn(e) => write!(f, "connection: {e}"),
+            Failure::Stalled(step) => write!(f, "{step} stalled"),
+            Failure::PipeFull => f.write_str("in-image stream full"),
+            Failure::EarlyEof => f.write_str("end of stream before all bytes arrived"),
+            Failure::NoEof => f.write_str("no end of stream after the peer closed"),
+            Failure::Leak(n) => write!(f, "{n} DMBs left after every connection ended"),
             Failure::ChecksumMismatch { sent, received } => write!(
                 f,
                 "checksum mismatch: sent {sent:#010x}, received {received:#010x}"
             ),
-            Failure::ArenaTooSmall => f.write_str("arena too small for the scenario's DMBs"),
-            Failure::ArenaTaken => f.write_str("the static arena was already taken"),
         }
     }
 }

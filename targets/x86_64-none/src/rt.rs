@@ -5,6 +5,8 @@ use core::fmt::Write;
 
 use crate::console::{Com1, exit};
 
+/// The failure this build injects (`SMCD_TARGETS_INJECT`).
+const INJECT: smcd_scenario::Inject = smcd_scenario::inject!();
 /// Name printed in front of every line.
 const IMAGE: &str = "smcd x86_64-none";
 
@@ -143,11 +145,11 @@ extern "C" fn kmain() -> ! {
     };
     // SAFETY: `ptr` describes `idt`, which outlives the program (see above).
     unsafe { core::arch::asm!("lidt [{}]", in(reg) &ptr, options(readonly, nostack)) };
-    if smcd_scenario::inject() == smcd_scenario::Inject::Fault {
+    if INJECT == smcd_scenario::Inject::Fault {
         // SAFETY: deliberately undefined instruction; the IDT exits QEMU.
         unsafe { core::arch::asm!("ud2") };
     }
-    exit(smcd_scenario::run_and_report(IMAGE, &mut Com1))
+    exit(smcd_scenario::run_and_report(IMAGE, INJECT, &mut Com1))
 }
 
 #[panic_handler]
