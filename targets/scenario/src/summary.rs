@@ -7,6 +7,7 @@ use smcd_core::conn::{ConnError, SetupError};
 
 /// Which device carried the connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum DataPath {
     /// Interim: a loopback-like device over fixed arena slots, built on the
     /// core's `DmbTable` (until `smcd_lo::LoopbackDevice` is on main).
@@ -30,8 +31,9 @@ impl fmt::Display for DataPath {
     }
 }
 
-/// The figures of a passing run.
+/// The figures of a passing run (defmt shows the fields; `Display` one line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Summary {
     /// Which device carried the connections.
     pub path: DataPath,
@@ -64,25 +66,6 @@ impl fmt::Display for Summary {
             self.checksum,
             self.path
         )
-    }
-}
-
-#[cfg(feature = "defmt")]
-impl defmt::Format for Summary {
-    fn format(&self, f: defmt::Formatter<'_>) {
-        defmt::write!(
-            f,
-            "PASS SMC-Dv{=u8} copy + nocopy: {=u32} B each way per mode ({=u32} ring wraps each way), closed; \
-             fallback: Decline {=u32:#010x}, then {=u32} B each way over the stream; checksum {=u32:#010x}; \
-             device: {=str}",
-            self.clc_version,
-            self.bytes_per_direction,
-            self.wraps_per_direction,
-            self.fallback_reason,
-            self.fallback_bytes_per_direction,
-            self.checksum,
-            self.path.as_str()
-        );
     }
 }
 
