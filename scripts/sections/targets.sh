@@ -238,8 +238,13 @@ ensure_qemu
     unset CARGO_TARGET_DIR CARGO_PROFILE_RELEASE_OPT_LEVEL
     smcd_ensure_cargo_tool defmt-print defmt-print
 )
+# Called as plain commands (never in `&&`/`||`/`if`), so that `set -e` stays
+# in force inside them and a failed build never boots a stale image.
 case "${1:-}" in
-    "") run_boot && run_fail_paths ;;
+    "")
+        run_boot
+        run_fail_paths
+        ;;
     boot) run_boot ;;
     fail-paths) run_fail_paths ;;
     *) smcd_die "usage: $0 [boot|fail-paths]" ;;

@@ -31,10 +31,9 @@ mod transfer;
 use core::fmt;
 
 use smcd_core::clc::{
-    ClcConfig, ClcDevice, DataMode, DeclinedBy, Devices, Established, Handshake, LinkGroups,
-    Outcome,
+    ClcConfig, ClcDevice, DeclinedBy, Devices, Established, Handshake, LinkGroups, Outcome,
 };
-use smcd_core::conn::{ConnParams, Connection, SendMode};
+use smcd_core::conn::{Connection, SendMode};
 use smcd_core::dmb::CDC_HEADER_LEN_BYTES;
 use smcd_core::ops::SmcdOps;
 use smcd_core::wire::clc::DeclineReason;
@@ -157,13 +156,16 @@ fn smcd_pair<D: SmcdOps>(
     let mut server = Handshake::server(config, devices, lgrs, 0);
     let (c, s) = handshake::complete(&mut client, &mut server, &mut Stream::new())?;
     let (c, s) = (established(c)?, established(s)?);
-    let nocopy = matches!(c.mode, DataMode::NoCopy(_));
+    let nocopy = matches!(c.mode, SendMode::NoCopy(_));
     if nocopy != (api == Api::InPlace) {
         return Err(Failure::Unexpected(
             "data mode differs from the device's nocopy support",
         ));
     }
-    let (mut a, mut b) = (connection(&c)?, connection(&s)?);
+    let (mut a, mut b) = (
+        Connection::new(c.conn_params())?,
+        Connection::new(s.conn_params())?,
+    );
     let sums = transfer::both_ways(dev, &mut a, &mut b, BYTES_PER_DIRECTION, seeds, api)?;
     transfer::close(dev, a, b)?;
     lgrs.release(c.link_group);
@@ -182,18 +184,6 @@ fn established(outcome: Outcome) -> Result<Established, Failure> {
         Outcome::Fallback(f) => Err(Failure::Fallback(f)),
         Outcome::Failed(e) => Err(Failure::Handshake(e)),
     }
-}
-
-fn connection(e: &Established) -> Result<Connection, Failure> {
-    Ok(Connection::new(ConnParams {
-        own: e.dmb,
-        peer_token: e.peer_token,
-        peer_dmb_len: e.peer_dmb_size,
-        mode: match e.mode {
-            DataMode::Copy => SendMode::Copy,
-            DataMode::NoCopy(peer) => SendMode::NoCopy(peer),
-        },
-    })?)
 }
 
 /// A client without UEID proposes SMC-Dv2 with no EID; the server declines
