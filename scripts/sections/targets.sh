@@ -138,14 +138,26 @@ llvm_tool() {
 # Anonymous constants carry no crate name, so .rodata is not attributed.
 crate_sizes() { # ELF CRATE_REGEX
     "$(llvm_tool llvm-nm)" --print-size --size-sort --radix=d --demangle "$1" | awk -v re="$2" '
+        function crate_of(path) {
+            sub(/^(_\$LT\$|[<&*])+/, "", path)
+            return match(path, /^[A-Za-z0-9_]+/) ? substr(path, 1, RLENGTH) : ""
+        }
+        # Owner crate of "<Type as Trait>::f" (or "_$LT$Type$u20$as$u20$Trait..."
+        # when llvm-nm leaves a legacy-mangled impl path half demangled): the
+        # crate of Type if it is a path, else (a generic parameter or a
+        # primitive: `<T as smcd_core::X>`) the crate of Trait.
+        function impl_crate(path,    at, skip) {
+            at = index(path, " as "); skip = 4
+            if (!at) { at = index(path, "$u20$as$u20$"); skip = 12 }
+            if (!at || substr(path, 1, at) ~ /::|\.\./) return crate_of(path)
+            return crate_of(substr(path, at + skip))
+        }
+        # Identical code folded to one address is counted once.
+        seen[$1]++ { next }
         {
             name = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ /, "", name)
-            # The crate is the first path segment, also of trait impls
-            # ("<smcd_core::X as Y>::f", or "_$LT$smcd_core..X..." when
-            # llvm-nm leaves a legacy-mangled impl path half demangled).
-            sub(/^(_\$LT\$|[<&*])+/, "", name)
-            if (!match(name, /^[A-Za-z0-9_]+/)) next
-            if (substr(name, 1, RLENGTH) !~ re) next
+            owner = (name ~ /^(_\$LT\$|<)/) ? impl_crate(name) : crate_of(name)
+            if (owner !~ re) next
             kind = tolower($3); size = $2 + 0
             if (kind == "t") { text += size; if (name ~ /defmt/) fmt += size }
             else if (kind == "d") data += size
