@@ -18,6 +18,30 @@
 //! (`spec/clc.md` §5, §7); malformed messages and timeouts are hard errors
 //! without a Decline (`spec/handshake.md` §6).
 //!
+//! # Readings of the spec
+//!
+//! Where `spec/handshake.md` leaves room, the engine does this:
+//!
+//! * **Peer offers only SMC-D v1 or only SMC-R.** Step 4 drops the missing
+//!   v2 offers; PEERNOSMC is only the "last rc" of step 4e, sent when nothing
+//!   at all is offered. A v1 or SMC-R offer survives step 4, finds no device
+//!   here (steps 9–10: this engine has no v1 and no SMC-R device, and no IP
+//!   prefix or VLAN knowledge, so DIFFPREFIX/GETVLANERR never arise), and is
+//!   declined with the first recorded rc, else NOSMCDDEV — in practice
+//!   NOSMCDDEV, as a v1 Decline for a v1 Proposal.
+//! * **EIDs.** No UEID and no SEID in the Proposal ⇒ NOUEID (step 4d, the
+//!   loopback case: both ends share one table, so "no common EID" there means
+//!   "none configured"). UEIDs offered but none in common ⇒ step 7 records
+//!   nothing ⇒ NOSMCDDEV.
+//! * **nocopy attach failure** (unverified in the spec) ⇒ Decline MEM on
+//!   either side; the server sends it even though the client has finished.
+//! * **Link-group table full** ⇒ Decline MEM (Linux fails the allocation).
+//! * **Confirm** with another version than the Accept ⇒ protocol error; on a
+//!   first contact, a Confirm without FCE counts as a release mismatch
+//!   (RELEASEERR).
+//! * **Device order**: native ISM-like devices before emulated ones
+//!   (see [`Devices`]); Linux lists loopback first.
+//!
 //! # Example
 //!
 //! A client and a server over the loopback-like device of the caller, bytes
