@@ -15,6 +15,7 @@ vectors="smcd-core/tests/vectors"
 targets=(
     "clc_parse:clc-* bad-* declined-*:1024"
     "cdc_header:cdc-*:64"
+    "clc_engine::2048"
 )
 
 smcd_ensure_nightly
@@ -30,6 +31,10 @@ seed() {
     local corpus="fuzz/corpus/$target"
     mkdir -p "$corpus"
     local glob file
+    # Hand-made seeds (e.g. whole handshake streams for clc_engine).
+    if [[ -d "fuzz/seeds/$target" ]]; then
+        cp fuzz/seeds/"$target"/* "$corpus"/
+    fi
     for glob in "$@"; do
         for file in "$vectors"/$glob; do
             [[ -e "$file" ]] || continue
