@@ -42,10 +42,12 @@
 #[cfg(any(test, feature = "test-util"))]
 extern crate std;
 
+pub mod blocking;
 pub mod clc;
 pub mod conn;
 pub mod cursor;
 pub mod dmb;
+pub mod endpoint;
 pub mod mem;
 pub mod ops;
 pub mod stats;

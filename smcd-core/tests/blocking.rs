@@ -1,0 +1,258 @@
+//! The blocking driver with embedded-hal-mock delays: the exact back-off
+//! sequence, the CLC timeout after 6 s of accumulated delays, waiting for
+//! room and for data, and close with and without the peer's answer.
+
+mod conn_util;
+
+use std::cell::RefCell;
+
+use conn_util::FakeDev;
+use embedded_hal::delay::DelayNs;
+use embedded_hal_mock::eh1::delay::{CheckedDelay, NoopDelay, Transaction};
+use smcd_core::blocking::{BACKOFF_MAX_NS, BACKOFF_MIN_NS, Blocking, CLOSE_WAIT_MS};
+use smcd_core::clc::{CLC_WAIT_MS, ClcConfig, ClcDevice, Devices, HandshakeError, LinkGroups};
+use smcd_core::conn::{CloseState, ConnError};
+use smcd_core::endpoint::testing::drive;
+use smcd_core::endpoint::{
+    ByteStream, Endpoint, EndpointError, Failure, Host, Pipe, PipeEnd, Transport,
+};
+use smcd_core::wire::clc::ClcMessage;
+
+/// A delay that records into `inner` and lets the peer act after each call
+/// (`act` gets the 1-based call number).
+struct Acting<T, F> {
+    inner: T,
+    calls: usize,
+    act: F,
+}
+
+impl<T: DelayNs, F: FnMut(usize)> DelayNs for Acting<T, F> {
+    fn delay_ns(&mut self, ns: u32) {
+        self.inner.delay_ns(ns);
+        self.calls += 1;
+        (self.act)(self.calls);
+    }
+}
+
+fn acting<T, F: FnMut(usize)>(inner: T, act: F) -> Acting<T, F> {
+    Acting {
+        inner,
+        calls: 0,
+        act,
+    }
+}
+
+/// The delays the back-off asks for, in order, until they add up to at
+/// least `total_ns`.
+fn backoff_delays(total_ns: u64) -> Vec<u32> {
+    let (mut sum, mut next, mut out) = (0u64, BACKOFF_MIN_NS, Vec::new());
+    while sum < total_ns {
+        out.push(next);
+        sum += u64::from(next);
+        next = (next * 2).min(BACKOFF_MAX_NS);
+    }
+    out
+}
+
+fn expect(delays: &[u32]) -> CheckedDelay {
+    let t: Vec<Transaction> = delays.iter().map(|&ns| Transaction::delay_ns(ns)).collect();
+    CheckedDelay::new(&t)
+}
+
+fn config() -> ClcConfig {
+    ClcConfig::new()
+        .with_ueid("SMCD-TEST")
+        .unwrap()
+        .with_dmb_size(16 * 1024)
+}
+
+type Ep<'a> = Endpoint<'a, FakeDev, PipeEnd<'a, 512>>;
+
+/// An established SMC-D pair (client, server) over `dev`.
+fn established<'a>(host: Host<'a, FakeDev>, pipe: &'a Pipe<512>) -> (Ep<'a>, Ep<'a>) {
+    let (a, b) = pipe.ends();
+    let mut client = Endpoint::client(host, a, 0);
+    let mut server = Endpoint::server(host, b, 0);
+    drive(&mut client, &mut server, 0);
+    assert!(client.transport().is_smcd() && server.transport().is_smcd());
+    (client, server)
+}
+
+#[test]
+fn clc_timeout_after_six_seconds_of_delays() {
+    let dev = FakeDev::new(true);
+    let list: [&dyn ClcDevice; 1] = [&dev];
+    let config = config();
+    let groups = LinkGroups::<4>::new();
+    let host = Host::new(&config, Devices::new(&list), &groups, &dev);
+    let pipe = Pipe::<512>::new();
+    let (a, mut peer) = pipe.ends(); // the peer never answers
+
+    let delays = backoff_delays(CLC_WAIT_MS * 1_000_000);
+    // 1, 2, 4 … 512 µs, then 1 ms each: 1.023 ms + 5999 ms ≥ 6 s.
+    assert_eq!(delays.len(), 10 + 5_999);
+    let total: u64 = delays.iter().map(|&d| u64::from(d)).sum();
+    assert_eq!(total, 6_000_023_000);
+    let mut check = expect(&delays);
+
+    let mut client = Blocking::new(Endpoint::client(host, a, 0), check.clone());
+    assert_eq!(
+        client.handshake().unwrap_err(),
+        EndpointError::Failed(Failure::Handshake(HandshakeError::Timeout))
+    );
+    assert_eq!(client.now_ms(), 6_000);
+    check.done();
+    // The Proposal went out; no Decline followed, the stream was shut down.
+    let mut buf = [0u8; 512];
+    let n = peer.read(&mut buf).unwrap();
+    assert!(matches!(
+        ClcMessage::parse(&buf[..n]),
+        Ok(ClcMessage::Proposal(_))
+    ));
+    assert_eq!(peer.read(&mut buf), Ok(0));
+}
+
+#[test]
+fn recv_backs_off_exponentially_and_starts_over_after_data() {
+    let dev = FakeDev::new(false);
+    let list: [&dyn ClcDevice; 1] = [&dev];
+    let config = config();
+    let groups = LinkGroups::<4>::new();
+    let host = Host::new(&config, Devices::new(&list), &groups, &dev);
+    let pipe = Pipe::<512>::new();
+    let (client, server) = established(host, &pipe);
+    let server = RefCell::new(server);
+
+    // 12 delays (1 µs … 512 µs, 1 ms, 1 ms) before the first data, then
+    // 1, 2, 4 µs before the second.
+    let mut delays = backoff_delays(3_023_000);
+    assert_eq!(delays.len(), 12);
+    delays.extend([1_000, 2_000, 4_000]);
+    let mut check = expect(&delays);
+    let delay = acting(check.clone(), |call| {
+        if call == 12 || call == 15 {
+            server.borrow_mut().send(b"hi").unwrap();
+        }
+    });
+    let mut client = Blocking::new(client, delay);
+    let mut buf = [0u8; 8];
+    assert_eq!(client.recv(&mut buf), Ok(2));
+    assert_eq!(client.now_ms(), 3);
+    assert_eq!(client.recv(&mut buf), Ok(2));
+    assert_eq!(&buf[..2], b"hi");
+    check.done();
+}
+
+#[test]
+fn send_all_waits_for_room_across_many_ring_laps() {
+    let dev = FakeDev::new(true);
+    let list: [&dyn ClcDevice; 1] = [&dev];
+    let config = config();
+    let groups = LinkGroups::<4>::new();
+    let host = Host::new(&config, Devices::new(&list), &groups, &dev);
+    let pipe = Pipe::<512>::new();
+    let (client, server) = established(host, &pipe);
+    let server = RefCell::new(server);
+    let got = RefCell::new(Vec::new());
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 241) as u8).collect();
+
+    // The peer reads whatever is there whenever the sender waits.
+    let drain = || {
+        let mut buf = [0u8; 4096];
+        let mut s = server.borrow_mut();
+        s.poll(0).unwrap();
+        while let Ok(n) = s.recv(&mut buf) {
+            got.borrow_mut().extend_from_slice(&buf[..n]);
+        }
+    };
+    let mut client = Blocking::new(client, acting(NoopDelay::new(), |_| drain()));
+    client.send_all(&data).unwrap();
+    drain();
+    assert_eq!(*got.borrow(), data);
+    let stats = client.endpoint().connection().unwrap().stats();
+    assert!(stats.buffer_full > 0, "the ring never filled: {stats:?}");
+}
+
+#[test]
+fn close_waits_for_the_peer_then_gives_everything_back() {
+    let dev = FakeDev::new(true);
+    let list: [&dyn ClcDevice; 1] = [&dev];
+    let config = config();
+    let groups = LinkGroups::<4>::new();
+    let host = Host::new(&config, Devices::new(&list), &groups, &dev);
+    let pipe = Pipe::<512>::new();
+    let (client, server) = established(host, &pipe);
+    let token = client.connection().unwrap().own_token();
+    let server = RefCell::new(server);
+
+    // The peer closes during the third delay.
+    let mut check = expect(&[1_000, 2_000, 4_000]);
+    let delay = acting(check.clone(), |call| {
+        if call == 3 {
+            let mut s = server.borrow_mut();
+            s.poll(0).unwrap();
+            assert_eq!(s.connection().unwrap().state(), CloseState::AppCloseWait1);
+            s.close().unwrap();
+        }
+    });
+    let client = Blocking::new(client, delay);
+    assert_eq!(client.close(), Ok(true));
+    check.done();
+    assert!(!dev.is_registered(token));
+    assert_eq!(dev.attach_count(token), 0);
+    assert!(server.borrow().is_closed());
+    assert_eq!(groups.in_use(), 0);
+}
+
+#[test]
+fn close_aborts_when_the_peer_does_not_answer_in_time() {
+    let dev = FakeDev::new(false);
+    let list: [&dyn ClcDevice; 1] = [&dev];
+    let config = config();
+    let groups = LinkGroups::<4>::new();
+    let host = Host::new(&config, Devices::new(&list), &groups, &dev);
+    let pipe = Pipe::<512>::new();
+    let (client, mut server) = established(host, &pipe);
+    let token = client.connection().unwrap().own_token();
+
+    let mut check = expect(&backoff_delays(CLOSE_WAIT_MS * 1_000_000));
+    let client = Blocking::new(client, check.clone());
+    assert_eq!(client.close(), Ok(false));
+    check.done();
+    assert!(!dev.is_registered(token));
+    // The peer sees the close, then the abort.
+    server.poll(0).unwrap();
+    assert_eq!(server.connection().unwrap().error(), Some(ConnError::Reset));
+}
+
+#[test]
+fn fallback_close_flushes_the_decline_first() {
+    let dev = FakeDev::new(false);
+    let list: [&dyn ClcDevice; 1] = [&dev];
+    let bare = ClcConfig::new(); // no UEID: the server declines
+    let groups = LinkGroups::<4>::new();
+    let host = Host::new(&bare, Devices::new(&list), &groups, &dev);
+    let pipe = Pipe::<512>::new();
+    let (mut a, b) = pipe.ends();
+    let mut client = Endpoint::client(host, a, 0);
+    client.poll(0).unwrap(); // Proposal
+    // Leave room for only 20 bytes of the 44-byte Decline.
+    let (_, mut s_end) = pipe.ends();
+    s_end.write(&[0u8; 492]).unwrap();
+    let mut server = Endpoint::server(host, b, 0);
+    server.poll(0).unwrap();
+    assert!(matches!(server.transport(), Transport::Tcp(_)));
+    assert!(server.has_pending_output());
+
+    // The client side drains the filler during the first delay.
+    let delay = acting(NoopDelay::new(), |call| {
+        if call == 1 {
+            let mut sink = [0u8; 492];
+            a.read(&mut sink).unwrap();
+        }
+    });
+    assert_eq!(Blocking::new(server, delay).close(), Ok(true));
+    client.poll(0).unwrap();
+    assert!(matches!(client.transport(), Transport::Tcp(_)));
+    assert_eq!(client.recv(&mut [0u8; 8]), Ok(0), "Decline, then EOF");
+}

@@ -1,0 +1,329 @@
+//! Endpoints end to end over a data-capable fake device: handshake, SMC-D
+//! data both ways with ring wrap-around in copy and nocopy mode, the close
+//! state machine to `Closed` with every resource given back, the peer going
+//! away, and the endpoint mechanics of fallback and failure.
+
+mod conn_util;
+
+use conn_util::FakeDev;
+use smcd_core::clc::testing::FakeDevice;
+use smcd_core::clc::{ClcConfig, ClcDevice, DeclinedBy, Devices, HandshakeError, LinkGroups};
+use smcd_core::conn::{CloseState, ConnError, SendMode};
+use smcd_core::dmb::Gid;
+use smcd_core::endpoint::testing::{close_both, drive, transfer};
+use smcd_core::endpoint::{ByteStream, Endpoint, EndpointError, Failure, Host, Pipe, Transport};
+use smcd_core::wire::clc::{ClcMessage, DeclineReason};
+
+fn config() -> ClcConfig {
+    ClcConfig::new()
+        .with_ueid("SMCD-TEST")
+        .unwrap()
+        .with_dmb_size(16 * 1024)
+}
+
+fn data(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i % 253) as u8 ^ seed).collect()
+}
+
+#[test]
+fn smcd_moves_data_both_ways_with_wrap_and_closes_cleanly() {
+    for nocopy in [false, true] {
+        let dev = FakeDev::new(nocopy);
+        let list: [&dyn ClcDevice; 1] = [&dev];
+        let config = config();
+        let groups = LinkGroups::<4>::new();
+        let host = Host::new(&config, Devices::new(&list), &groups, &dev);
+        let pipe = Pipe::<512>::new();
+        let (a, b) = pipe.ends();
+        let mut client = Endpoint::client(host, a, 0);
+        let mut server = Endpoint::server(host, b, 0);
+        assert_eq!(drive(&mut client, &mut server, 1), (None, None));
+
+        let (Transport::SmcD(ce), Transport::SmcD(se)) = (client.transport(), server.transport())
+        else {
+            panic!("not SMC-D: {:?}", client.transport());
+        };
+        assert_eq!(matches!(ce.mode, SendMode::NoCopy(_)), nocopy);
+        assert_eq!((ce.peer_token, se.peer_token), (se.dmb.token, ce.dmb.token));
+        assert_eq!(ce.dmb.mem.len(), 16 * 1024);
+        // Nothing but CLC went over the pipe, and all of it was read.
+        assert_eq!((a.unread(), b.unread()), (0, 0));
+
+        // Several ring laps each way (ring = 16 KiB - 32).
+        let up = data(100_000, 0x5a);
+        assert_eq!(transfer(&mut client, &mut server, &up, 5_000), up);
+        let down = data(70_001, 0xa5);
+        assert_eq!(transfer(&mut server, &mut client, &down, 7_777), down);
+        assert_eq!(
+            client.connection().unwrap().stats().bytes_sent,
+            up.len() as u64
+        );
+
+        close_both(&mut client, &mut server);
+        for e in [&ce, &se] {
+            assert!(!dev.is_registered(e.dmb.token), "DMB still registered");
+            assert_eq!(dev.attach_count(e.dmb.token), 0, "DMB still attached");
+        }
+        assert_eq!(groups.in_use(), 0);
+        assert!(matches!(client.send(b"x"), Err(EndpointError::Closed)));
+    }
+}
+
+#[test]
+fn peer_stream_eof_without_close_flag_aborts_the_connection() {
+    let dev = FakeDev::new(true);
+    let list: [&dyn ClcDevice; 1] = [&dev];
+    let config = config();
+    let groups = LinkGroups::<4>::new();
+    let host = Host::new(&config, Devices::new(&list), &groups, &dev);
+    let pipe = Pipe::<512>::new();
+    let (mut a, b) = pipe.ends();
+    let mut client = Endpoint::client(host, a, 0);
+    let mut server = Endpoint::server(host, b, 0);
+    drive(&mut client, &mut server, 0);
+    assert!(server.transport().is_smcd());
+
+    // The client's TCP connection ends, its SMC-D connection says nothing.
+    a.shutdown().unwrap();
+    assert_eq!(server.poll(1), Ok(true));
+    let conn = server.connection().unwrap();
+    assert_eq!(conn.error(), Some(ConnError::Aborted));
+    assert_eq!(conn.state(), CloseState::Closed);
+    assert_eq!(
+        server.recv(&mut [0u8; 4]),
+        Err(EndpointError::Conn(ConnError::Aborted))
+    );
+    // The client sees our abort flag.
+    client.poll(1).unwrap();
+    assert_eq!(client.connection().unwrap().error(), Some(ConnError::Reset));
+    let server_dmb = server.connection().unwrap().own_token();
+    server.close().unwrap();
+    assert!(server.is_closed());
+    assert!(!dev.is_registered(server_dmb));
+}
+
+#[test]
+fn peer_shutdown_then_eof_is_an_orderly_end() {
+    let dev = FakeDev::new(false);
+    let list: [&dyn ClcDevice; 1] = [&dev];
+    let config = config();
+    let groups = LinkGroups::<4>::new();
+    let host = Host::new(&config, Devices::new(&list), &groups, &dev);
+    let pipe = Pipe::<512>::new();
+    let (a, b) = pipe.ends();
+    let mut client = Endpoint::client(host, a, 0);
+    let mut server = Endpoint::server(host, b, 0);
+    drive(&mut client, &mut server, 0);
+
+    client.send(b"last words").unwrap();
+    client.shutdown_write().unwrap();
+    drive(&mut client, &mut server, 0);
+    let mut buf = [0u8; 32];
+    assert_eq!(server.recv(&mut buf), Ok(10));
+    assert_eq!(server.recv(&mut buf), Ok(0));
+    assert_eq!(server.connection().unwrap().error(), None);
+    // The server may still answer.
+    assert_eq!(server.send(b"ack"), Ok(3));
+    drive(&mut client, &mut server, 0);
+    assert_eq!(client.recv(&mut buf), Ok(3));
+    close_both(&mut server, &mut client);
+}
+
+#[test]
+fn dropping_an_open_endpoint_aborts_and_gives_everything_back() {
+    let dev = FakeDev::new(true);
+    let list: [&dyn ClcDevice; 1] = [&dev];
+    let config = config();
+    let groups = LinkGroups::<4>::new();
+    let host = Host::new(&config, Devices::new(&list), &groups, &dev);
+    let pipe = Pipe::<512>::new();
+    let (a, b) = pipe.ends();
+    let mut client = Endpoint::client(host, a, 0);
+    let mut server = Endpoint::server(host, b, 0);
+    drive(&mut client, &mut server, 0);
+    let token = client.connection().unwrap().own_token();
+    drop(client);
+    assert!(!dev.is_registered(token));
+    assert_eq!(groups.in_use(), 1, "the server still holds its reference");
+    server.poll(0).unwrap();
+    assert_eq!(server.connection().unwrap().error(), Some(ConnError::Reset));
+    drop(server);
+    assert_eq!(groups.in_use(), 0);
+}
+
+/// A host with the handshake's fake device (no data path needed).
+fn fake_pair<'a>(
+    config: &'a ClcConfig,
+    list: &'a [&'a dyn ClcDevice],
+    groups: &'a LinkGroups<4>,
+    dev: &'a FakeDevice,
+    pipe: &'a Pipe<1024>,
+) -> (
+    Endpoint<'a, FakeDevice, smcd_core::endpoint::PipeEnd<'a, 1024>>,
+    Endpoint<'a, FakeDevice, smcd_core::endpoint::PipeEnd<'a, 1024>>,
+) {
+    let host = Host::new(config, Devices::new(list), groups, dev);
+    let (a, b) = pipe.ends();
+    (Endpoint::client(host, a, 0), Endpoint::server(host, b, 0))
+}
+
+#[test]
+fn bytes_right_behind_the_decline_reach_the_application() {
+    let lo = FakeDevice::loopback(Gid::new(1, 2)).max_dmbs(0);
+    let list: [&dyn ClcDevice; 1] = [&lo];
+    let config = config();
+    let groups = LinkGroups::<4>::new();
+    let pipe = Pipe::<1024>::new();
+    let (mut client, mut server) = fake_pair(&config, &list, &groups, &lo, &pipe);
+    client.poll(0).unwrap(); // Proposal
+    server.poll(0).unwrap(); // Decline MAX_DMB
+    let Transport::Tcp(f) = server.transport() else {
+        panic!("{:?}", server.transport())
+    };
+    assert_eq!(
+        (f.reason, f.declined_by),
+        (DeclineReason::MaxDmb, DeclinedBy::Local)
+    );
+    assert_eq!(f.reason.code(), 0x030d_0000);
+    // The server's first bytes travel in the same read as its Decline.
+    assert_eq!(server.send(b"hello"), Ok(5));
+    client.poll(0).unwrap();
+    let Transport::Tcp(f) = client.transport() else {
+        panic!("{:?}", client.transport())
+    };
+    assert_eq!(f.declined_by, DeclinedBy::Peer);
+    let mut buf = [0u8; 16];
+    assert_eq!(client.recv(&mut buf), Ok(5));
+    assert_eq!(&buf[..5], b"hello");
+    assert_eq!(client.recv(&mut buf), Err(EndpointError::WouldBlock));
+    assert_eq!(lo.live_dmbs(), 0);
+    assert_eq!(groups.in_use(), 0);
+}
+
+#[test]
+fn a_decline_waiting_for_room_goes_before_application_data() {
+    let lo = FakeDevice::loopback(Gid::new(1, 2));
+    let list: [&dyn ClcDevice; 1] = [&lo];
+    let bare = ClcConfig::new(); // no UEID: NOUEID
+    let groups = LinkGroups::<4>::new();
+    let host = Host::new(&bare, Devices::new(&list), &groups, &lo);
+    let pipe = Pipe::<1024>::new();
+    let (mut raw, b) = pipe.ends();
+    let mut server = Endpoint::server(host, b, 0);
+    let mut client = Endpoint::client(host, pipe.ends().0, 0);
+    client.poll(0).unwrap();
+    // Fill the server → client direction so the Decline cannot go out yet.
+    let mut filler = [0u8; 1024];
+    let (_, mut s_view) = pipe.ends();
+    assert_eq!(s_view.write(&filler[..1000]), Ok(1000));
+    server.poll(0).unwrap();
+    assert!(server.has_pending_output());
+    assert!(matches!(server.transport(), Transport::Tcp(_)));
+    assert_eq!(server.send(b"data"), Err(EndpointError::WouldBlock));
+    // Drain the filler as the client's reader would.
+    assert_eq!(raw.read(&mut filler[..1000]), Ok(1000));
+    assert_eq!(server.send(b"data"), Ok(4));
+    assert!(!server.has_pending_output());
+    client.poll(0).unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(client.recv(&mut buf), Ok(4));
+    assert_eq!(&buf[..4], b"data");
+}
+
+#[test]
+fn hard_errors_shut_the_stream_without_a_decline() {
+    let lo = FakeDevice::loopback(Gid::new(1, 2));
+    let list: [&dyn ClcDevice; 1] = [&lo];
+    let config = config();
+    let groups = LinkGroups::<4>::new();
+    let host = Host::new(&config, Devices::new(&list), &groups, &lo);
+
+    // Malformed: a Proposal-type header with a bad eyecatcher.
+    let pipe = Pipe::<1024>::new();
+    let (mut raw, b) = pipe.ends();
+    let mut server = Endpoint::server(host, b, 0);
+    let mut junk = [0u8; 64];
+    junk[4] = 1; // type Proposal
+    junk[5..7].copy_from_slice(&64u16.to_be_bytes());
+    junk[7] = 0x20;
+    raw.write(&junk).unwrap();
+    let err = server.poll(0).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EndpointError::Failed(Failure::Handshake(HandshakeError::Protocol(_)))
+        ),
+        "{err:?}"
+    );
+    let mut buf = [0u8; 8];
+    assert_eq!(raw.read(&mut buf), Ok(0), "no Decline, just EOF");
+    assert_eq!(server.recv(&mut buf), Err(err));
+
+    // Timeout: nobody speaks.
+    let pipe = Pipe::<1024>::new();
+    let (mut raw, b) = pipe.ends();
+    let mut server = Endpoint::server(host, b, 100);
+    assert_eq!(server.poll_timeout(), Some(6_100));
+    assert_eq!(server.poll(6_099), Ok(false));
+    assert_eq!(
+        server.poll(6_100),
+        Err(EndpointError::Failed(Failure::Handshake(
+            HandshakeError::Timeout
+        )))
+    );
+    assert_eq!(raw.read(&mut buf), Ok(0));
+
+    // The stream ends during the handshake.
+    let pipe = Pipe::<1024>::new();
+    let (a, mut raw) = pipe.ends();
+    let mut client = Endpoint::client(host, a, 0);
+    client.poll(0).unwrap();
+    raw.shutdown().unwrap();
+    assert_eq!(
+        client.poll(1),
+        Err(EndpointError::Failed(Failure::StreamClosed))
+    );
+    assert_eq!(lo.live_dmbs(), 0);
+    assert_eq!(groups.in_use(), 0);
+    let proposal = {
+        let mut v = vec![0u8; 1024];
+        let n = raw.read(&mut v).unwrap();
+        v.truncate(n);
+        v
+    };
+    assert!(matches!(
+        ClcMessage::parse(&proposal),
+        Ok(ClcMessage::Proposal(_))
+    ));
+}
+
+#[test]
+fn closing_during_the_handshake_gives_everything_back() {
+    let lo = FakeDevice::loopback(Gid::new(1, 2));
+    let list: [&dyn ClcDevice; 1] = [&lo];
+    let config = config();
+    let groups = LinkGroups::<4>::new();
+    let pipe = Pipe::<1024>::new();
+    let (mut client, mut server) = fake_pair(&config, &list, &groups, &lo, &pipe);
+    client.poll(0).unwrap();
+    server.poll(0).unwrap(); // Accept sent: the server holds a DMB and a group
+    assert_eq!(lo.live_dmbs(), 1);
+    server.close().unwrap();
+    assert!(server.is_closed());
+    assert!(matches!(server.transport(), Transport::Closed));
+    assert_eq!(lo.live_dmbs(), 0);
+    assert_eq!(groups.in_use(), 0);
+    // The client reads the Accept, but the server's DMB is gone: its nocopy
+    // attach fails, it declines MEM, and then reads the server's EOF.
+    drive(&mut client, &mut server, 0);
+    let Transport::Tcp(f) = client.transport() else {
+        panic!("{:?}", client.transport())
+    };
+    assert_eq!(
+        (f.reason, f.declined_by),
+        (DeclineReason::Mem, DeclinedBy::Local)
+    );
+    assert_eq!(client.recv(&mut [0u8; 8]), Ok(0));
+    assert_eq!(lo.live_dmbs(), 0);
+    assert_eq!(groups.in_use(), 0);
+}
