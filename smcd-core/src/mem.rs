@@ -12,7 +12,7 @@
 //!
 //! # Under loom (`cfg(smcd_loom)`)
 //!
-//! loom cannot track accesses through raw pointers, so [`DmbMem::loom_new`]
+//! loom cannot track accesses through raw pointers, so `DmbMem::loom_new`
 //! builds a loom-tracked DMB instead: one `loom::cell::UnsafeCell<u8>` per
 //! byte and one loom `AtomicU64` per 8-byte-aligned word. The public API is
 //! the same, with one rule: **the atomic words are separate storage**. A word

@@ -48,7 +48,7 @@
 //! assert!(!dev.supports_nocopy());
 //! ```
 //!
-//! For tests of code that drives a device, [`mock::MockSmcd`] (feature
+//! For tests of code that drives a device, `mock::MockSmcd` (feature
 //! `test-util`) checks the calls against a list of expectations.
 
 use core::fmt;

@@ -1,0 +1,31 @@
+//! [`DmbMemory`]: where the loopback device gets DMB memory from.
+//!
+//! Providers: [`StaticArena`] (no_std, a caller's `&'static mut [u8]`) and
+//! [`HeapMemory`] (feature `alloc`, the global allocator). smcd-std adds a
+//! shared-memory provider.
+
+mod arena;
+#[cfg(any(test, feature = "alloc"))]
+mod heap;
+
+pub use arena::StaticArena;
+#[cfg(any(test, feature = "alloc"))]
+pub use heap::HeapMemory;
+
+use smcd_core::mem::DmbMem;
+
+/// A source of DMB memory.
+///
+/// The device calls it under its lock, so `&mut self` suffices.
+pub trait DmbMemory {
+    /// `size` zeroed bytes, 8-byte aligned, or `None` if unavailable.
+    fn allocate(&mut self, size: usize) -> Option<DmbMem>;
+
+    /// Give memory back.
+    ///
+    /// # Safety
+    ///
+    /// `mem` was returned by [`allocate`](Self::allocate) of this provider,
+    /// has not been freed since, and no view of it is used any more.
+    unsafe fn free(&mut self, mem: DmbMem);
+}
