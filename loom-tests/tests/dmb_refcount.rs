@@ -7,6 +7,8 @@
 //! once.
 #![cfg(smcd_loom)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use loom::sync::Arc;
 use loom::thread;
 use smcd_core::dmb::{DmbError, DmbTable, DmbToken};
@@ -55,17 +57,25 @@ fn registered_table() -> Arc<Table> {
 /// A peer attaches, writes and detaches while the owner unregisters.
 #[test]
 fn attach_use_detach_races_unregister() {
+    // Executions in which the attach came too late / in time (plain std
+    // atomics: they count across loom's executions).
+    static LATE: AtomicUsize = AtomicUsize::new(0);
+    static IN_TIME: AtomicUsize = AtomicUsize::new(0);
     loom::model(|| {
         let table = registered_table();
         let peer = {
             let table = table.clone();
             thread::spawn(move || match table.attach(TOKEN) {
                 Ok(entry) => {
+                    IN_TIME.fetch_add(1, Ordering::Relaxed);
                     use_attached(entry.mem, 0);
                     detach(&table)
                 }
                 // The owner was first: a DMB being torn down takes no attachment.
-                Err(DmbError::Unregistered | DmbError::NotFound) => 0,
+                Err(DmbError::Unregistered | DmbError::NotFound) => {
+                    LATE.fetch_add(1, Ordering::Relaxed);
+                    0
+                }
                 Err(e) => panic!("attach: {e}"),
             })
         };
@@ -73,6 +83,7 @@ fn attach_use_detach_races_unregister() {
         assert_eq!(frees, 1, "freed exactly once");
         assert!(table.is_empty());
     });
+    assert!(LATE.load(Ordering::Relaxed) > 0 && IN_TIME.load(Ordering::Relaxed) > 0);
 }
 
 /// Two attachments, two threads: the owner unregisters and then keeps using

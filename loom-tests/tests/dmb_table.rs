@@ -1,6 +1,8 @@
 //! Model (e): `DmbTable` register, lookup and unregister from two threads.
 #![cfg(smcd_loom)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use loom::sync::Arc;
 use loom::thread;
 use smcd_core::dmb::{DmbError, DmbTable, DmbToken};
@@ -28,6 +30,9 @@ fn cycle<const N: usize>(table: &DmbTable<u8, N>, token: DmbToken, owner: u8) ->
 /// gets the slot or sees `Full`, and at least one of them gets it.
 #[test]
 fn register_unregister_from_two_threads() {
+    // Executions in which one thread found the slot taken (counted across
+    // loom's executions: the model must reach that interleaving).
+    static FULL: AtomicUsize = AtomicUsize::new(0);
     loom::model(|| {
         let table = Arc::new(DmbTable::<u8, 1>::new());
         let other = {
@@ -37,8 +42,12 @@ fn register_unregister_from_two_threads() {
         let mine = cycle(&table, DmbToken(1), 1);
         let theirs = other.join().unwrap();
         assert!(mine || theirs);
+        if !(mine && theirs) {
+            FULL.fetch_add(1, Ordering::Relaxed);
+        }
         assert!(table.is_empty());
     });
+    assert!(FULL.load(Ordering::Relaxed) > 0);
 }
 
 /// Two threads register the same token: exactly one wins, the other is told
