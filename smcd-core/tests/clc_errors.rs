@@ -4,11 +4,9 @@
 
 mod clc_common;
 
-use clc_common::{LO_GID, config, drain, established, failed, messages, vector};
-use smcd_core::clc::testing::{FakeDevice, Pair};
-use smcd_core::clc::{
-    CLC_WAIT_MS, ClcDevice, Devices, Handshake, HandshakeError, LinkGroups, ProtocolError,
-};
+use clc_common::{LO_GID, config, drain, established, failed, messages, one, pair, vector};
+use smcd_core::clc::testing::FakeDevice;
+use smcd_core::clc::{CLC_WAIT_MS, Devices, Handshake, HandshakeError, LinkGroups, ProtocolError};
 use smcd_core::dmb::Chid;
 use smcd_core::wire::clc::{ClcMessage, ClcType, WireError};
 
@@ -35,11 +33,10 @@ fn malformed_proposals_fail_the_server_silently() {
         "bad-proposal-trailer.hex",
         "bad-proposal-v1-typev1-n.hex",
     ] {
-        let lo = FakeDevice::loopback(LO_GID);
-        let list: [&dyn ClcDevice; 1] = [&lo];
+        let (lo, devices) = one(FakeDevice::loopback(LO_GID));
         let lgrs = LinkGroups::<8>::new();
         let config = config();
-        let mut server = Handshake::server(&config, Devices::new(&list), &lgrs, 0);
+        let mut server = Handshake::server(&config, devices, &lgrs, 0);
         let bad = vector(name);
         // One byte at a time: the error comes with the last byte.
         for (i, b) in bad.iter().enumerate() {
@@ -60,11 +57,10 @@ fn malformed_proposals_fail_the_server_silently() {
 /// A client that sent its Proposal over loopback gets `answer`; returns
 /// the error and the bytes consumed.
 fn client_answered_with(answer: &[u8]) -> (ProtocolError, usize) {
-    let lo = FakeDevice::loopback(LO_GID);
-    let list: [&dyn ClcDevice; 1] = [&lo];
+    let (lo, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::<8>::new();
     let config = config();
-    let mut client = Handshake::client(&config, Devices::new(&list), &lgrs, 0);
+    let mut client = Handshake::client(&config, devices, &lgrs, 0);
     drain(&mut client);
     let used = client.handle_input(1, answer);
     assert!(drain(&mut client).is_empty(), "no Decline");
@@ -118,11 +114,10 @@ fn proposal_sent_to_a_client_is_a_protocol_error() {
 
 #[test]
 fn non_clc_bytes_fail_after_the_header() {
-    let lo = FakeDevice::loopback(LO_GID);
-    let list: [&dyn ClcDevice; 1] = [&lo];
+    let (_, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::<8>::new();
     let config = config();
-    let mut server = Handshake::server(&config, Devices::new(&list), &lgrs, 0);
+    let mut server = Handshake::server(&config, devices, &lgrs, 0);
     assert_eq!(server.handle_input(0, b"GET / HTTP/1.1\r\n\r\n"), 8);
     assert!(matches!(
         protocol_error(&mut server),
@@ -154,11 +149,10 @@ fn accepted<'a>(
 
 #[test]
 fn v1_confirm_after_v2_accept_fails_the_server() {
-    let lo = FakeDevice::loopback(LO_GID);
-    let list: [&dyn ClcDevice; 1] = [&lo];
+    let (lo, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::<8>::new();
     let config = config();
-    let mut a = accepted(&config, Devices::new(&list), &lgrs, 0);
+    let mut a = accepted(&config, devices, &lgrs, 0);
     assert_eq!(lo.live_dmbs(), 1);
     let mut confirm = vector("clc-accept-v1-smcd.hex");
     confirm[4] = 3; // the v1 Accept vector as a Confirm
@@ -177,15 +171,10 @@ fn v1_confirm_after_v2_accept_fails_the_server() {
 
 #[test]
 fn client_times_out_waiting_for_the_accept() {
-    let lo = FakeDevice::loopback(LO_GID);
-    let list: [&dyn ClcDevice; 1] = [&lo];
-    let devices = Devices::new(&list);
+    let (lo, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::<8>::new();
     let config = config();
-    let mut p = Pair::new(
-        Handshake::client(&config, devices, &lgrs, 0),
-        Handshake::server(&config, devices, &lgrs, 0),
-    );
+    let mut p = pair(&config, &config, devices, devices, &lgrs);
     p.deliver_to_client = false;
     p.drive();
     assert_eq!(p.client.poll_timeout(), Some(CLC_WAIT_MS));
@@ -206,11 +195,10 @@ fn client_times_out_waiting_for_the_accept() {
 
 #[test]
 fn server_times_out_waiting_for_the_proposal() {
-    let lo = FakeDevice::loopback(LO_GID);
-    let list: [&dyn ClcDevice; 1] = [&lo];
+    let (_, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::<8>::new();
     let config = config();
-    let mut server = Handshake::server(&config, Devices::new(&list), &lgrs, 500);
+    let mut server = Handshake::server(&config, devices, &lgrs, 500);
     assert_eq!(server.poll_timeout(), Some(500 + CLC_WAIT_MS));
     server.handle_timeout(500 + CLC_WAIT_MS - 1);
     assert!(server.is_handshaking());
@@ -221,11 +209,10 @@ fn server_times_out_waiting_for_the_proposal() {
 
 #[test]
 fn confirm_timer_starts_at_the_proposal() {
-    let lo = FakeDevice::loopback(LO_GID);
-    let list: [&dyn ClcDevice; 1] = [&lo];
+    let (lo, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::<8>::new();
     let config = config();
-    let mut a = accepted(&config, Devices::new(&list), &lgrs, 1_000);
+    let mut a = accepted(&config, devices, &lgrs, 1_000);
     assert_eq!(a.server.poll_timeout(), Some(1_000 + CLC_WAIT_MS));
     a.server.handle_timeout(1_000 + CLC_WAIT_MS);
     assert_eq!(failed(a.server.poll_outcome()), HandshakeError::Timeout);
@@ -234,9 +221,7 @@ fn confirm_timer_starts_at_the_proposal() {
 
 #[test]
 fn dropping_an_engine_gives_back_what_it_holds() {
-    let lo = FakeDevice::loopback(LO_GID);
-    let list: [&dyn ClcDevice; 1] = [&lo];
-    let devices = Devices::new(&list);
+    let (lo, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::<8>::new();
     let config = config();
 
@@ -247,20 +232,14 @@ fn dropping_an_engine_gives_back_what_it_holds() {
     assert_eq!((lo.live_dmbs(), lgrs.in_use()), (0, 0));
 
     // Established but the outcome never taken: given back as well.
-    let mut p = Pair::new(
-        Handshake::client(&config, devices, &lgrs, 0),
-        Handshake::server(&config, devices, &lgrs, 0),
-    );
+    let mut p = pair(&config, &config, devices, devices, &lgrs);
     p.drive();
     assert_eq!((lo.live_dmbs(), lo.attachments()), (2, 2));
     drop(p);
     assert_eq!((lo.live_dmbs(), lo.attachments(), lgrs.in_use()), (0, 0, 0));
 
     // Taken outcomes belong to the caller.
-    let mut p = Pair::new(
-        Handshake::client(&config, devices, &lgrs, 0),
-        Handshake::server(&config, devices, &lgrs, 0),
-    );
+    let mut p = pair(&config, &config, devices, devices, &lgrs);
     p.drive();
     let c = established(p.client.poll_outcome());
     drop(p);

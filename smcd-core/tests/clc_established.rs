@@ -3,25 +3,12 @@
 
 mod clc_common;
 
-use clc_common::{LO_GID, UEID, config, established, message_lengths, vector};
-use smcd_core::clc::testing::{FakeDevice, Pair};
+use clc_common::{LO_GID, UEID, config, established, message_lengths, one, pair, vector};
+use smcd_core::clc::testing::FakeDevice;
 use smcd_core::clc::{ClcConfig, ClcDevice, Devices, Established, Handshake, LinkGroups, Role};
 use smcd_core::conn::{Connection, SendMode};
 use smcd_core::dmb::{Chid, Gid};
 use smcd_core::wire::clc::{AcceptRepr, ClcMessage, Eid};
-
-/// One handshake over shared devices and link groups.
-fn connect<'a>(
-    config: &'a ClcConfig,
-    client: Devices<'a>,
-    server: Devices<'a>,
-    lgrs: &'a LinkGroups<8>,
-) -> Pair<'a> {
-    Pair::new(
-        Handshake::client(config, client, lgrs, 0),
-        Handshake::server(config, server, lgrs, 0),
-    )
-}
 
 /// The Accept/Confirm a side wrote (its only CLC message after the first).
 fn accept_confirm(stream: &[u8]) -> AcceptRepr {
@@ -33,17 +20,15 @@ fn accept_confirm(stream: &[u8]) -> AcceptRepr {
 
 #[test]
 fn first_contact_then_reuse_share_one_link_group() {
-    let lo = FakeDevice::loopback(LO_GID);
-    let list: [&dyn ClcDevice; 1] = [&lo];
-    let devices = Devices::new(&list);
+    let (lo, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::<8>::new();
     let config = config();
 
     // First connection: both sides create a link group.
-    let mut pair = connect(&config, devices, devices, &lgrs);
-    pair.drive();
-    let c = established(pair.client.poll_outcome());
-    let s = established(pair.server.poll_outcome());
+    let mut p = pair(&config, &config, devices, devices, &lgrs);
+    p.drive();
+    let c = established(p.client.poll_outcome());
+    let s = established(p.server.poll_outcome());
     assert_eq!((c.role, s.role), (Role::Client, Role::Server));
     assert!(c.first_contact && s.first_contact);
     assert_eq!((c.peer_gid, s.peer_gid), (LO_GID, LO_GID));
@@ -64,31 +49,31 @@ fn first_contact_then_reuse_share_one_link_group() {
     Connection::new(c.conn_params()).unwrap();
     Connection::new(s.conn_params()).unwrap();
     // Proposal 224 (vector B's shape), first-contact Accept/Confirm 130 each.
-    assert_eq!(message_lengths(pair.client_wrote()), [224, 130]);
-    assert_eq!(message_lengths(pair.server_wrote()), [130]);
-    assert_eq!(pair.server_wrote()[7], 0x29);
+    assert_eq!(message_lengths(p.client_wrote()), [224, 130]);
+    assert_eq!(message_lengths(p.server_wrote()), [130]);
+    assert_eq!(p.server_wrote()[7], 0x29);
     assert_eq!(lo.live_dmbs(), 2);
     assert_eq!(lo.attachments(), 2);
     let server_lgr = s.link_group;
     assert_ne!(c.link_group, server_lgr);
-    drop(pair);
+    drop(p);
 
     // Second connection: both join the server's (oldest) group.
-    let mut pair = connect(&config, devices, devices, &lgrs);
-    pair.drive();
-    let c2 = established(pair.client.poll_outcome());
-    let s2 = established(pair.server.poll_outcome());
+    let mut p = pair(&config, &config, devices, devices, &lgrs);
+    p.drive();
+    let c2 = established(p.client.poll_outcome());
+    let s2 = established(p.server.poll_outcome());
     assert!(!c2.first_contact && !s2.first_contact);
     assert_eq!(c2.link_group, server_lgr);
     assert_eq!(s2.link_group, server_lgr);
-    let accept = accept_confirm(pair.server_wrote());
-    let confirm = accept_confirm(pair.client_wrote());
+    let accept = accept_confirm(p.server_wrote());
+    let confirm = accept_confirm(p.client_wrote());
     assert_eq!(accept.linkid, confirm.linkid);
     assert_eq!(accept.linkid, server_lgr.id().0);
     assert!(!accept.first_contact && accept.fce.is_none());
-    assert_eq!(message_lengths(pair.server_wrote()), [78]);
-    assert_eq!(message_lengths(pair.client_wrote()), [224, 78]);
-    assert_eq!(pair.server_wrote()[7], 0x21);
+    assert_eq!(message_lengths(p.server_wrote()), [78]);
+    assert_eq!(message_lengths(p.client_wrote()), [224, 78]);
+    assert_eq!(p.server_wrote()[7], 0x21);
     // Release and features come from the group.
     assert_eq!((c2.release, c2.features), (1, 1));
     assert_eq!(lgrs.connections(server_lgr), Some(3));
@@ -97,27 +82,24 @@ fn first_contact_then_reuse_share_one_link_group() {
 
 #[test]
 fn one_byte_at_a_time() {
-    let lo = FakeDevice::loopback(LO_GID);
-    let list: [&dyn ClcDevice; 1] = [&lo];
-    let devices = Devices::new(&list);
+    let (_, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::<8>::new();
     let config = config();
-    let mut pair = connect(&config, devices, devices, &lgrs).byte_by_byte();
-    pair.drive();
-    let c = established(pair.client.poll_outcome());
-    let s = established(pair.server.poll_outcome());
+    let mut p = pair(&config, &config, devices, devices, &lgrs).byte_by_byte();
+    p.drive();
+    let c = established(p.client.poll_outcome());
+    let s = established(p.server.poll_outcome());
     assert_eq!(c.peer_token, s.dmb.token);
     assert_eq!(s.peer_token, c.dmb.token);
-    assert_eq!(message_lengths(pair.client_wrote()), [224, 130]);
+    assert_eq!(message_lengths(p.client_wrote()), [224, 130]);
 }
 
 #[test]
 fn proposal_is_vector_b() {
-    let lo = FakeDevice::loopback(LO_GID);
-    let list: [&dyn ClcDevice; 1] = [&lo];
+    let (_, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::<8>::new();
     let config = config();
-    let mut client = Handshake::client(&config, Devices::new(&list), &lgrs, 0);
+    let mut client = Handshake::client(&config, devices, &lgrs, 0);
     let mut buf = [0u8; 1024];
     let n = client.poll_transmit(&mut buf).unwrap();
     assert_eq!(&buf[..n], vector("clc-proposal-v2-loopback.hex"));
@@ -126,9 +108,7 @@ fn proposal_is_vector_b() {
 
 #[test]
 fn bytes_after_confirm_are_left_to_the_caller() {
-    let lo = FakeDevice::loopback(LO_GID);
-    let list: [&dyn ClcDevice; 1] = [&lo];
-    let devices = Devices::new(&list);
+    let (_, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::<8>::new();
     let config = config();
     let mut client = Handshake::client(&config, devices, &lgrs, 0);
@@ -158,11 +138,17 @@ fn establish(
     lgrs: &LinkGroups<8>,
 ) -> (Established, Established, Vec<u8>) {
     let config = config();
-    let mut pair = connect(&config, Devices::new(client), Devices::new(server), lgrs);
-    pair.drive();
-    let c = established(pair.client.poll_outcome());
-    let s = established(pair.server.poll_outcome());
-    (c, s, pair.client_wrote().to_vec())
+    let mut p = pair(
+        &config,
+        &config,
+        Devices::new(client),
+        Devices::new(server),
+        lgrs,
+    );
+    p.drive();
+    let c = established(p.client.poll_outcome());
+    let s = established(p.server.poll_outcome());
+    (c, s, p.client_wrote().to_vec())
 }
 
 /// Two native ISM-like devices that reach each other, plus loopback.
@@ -231,30 +217,26 @@ fn server_moves_on_when_a_device_cannot_take_a_dmb() {
 
 #[test]
 fn dmb_size_steps_down_on_no_memory() {
-    let lo = FakeDevice::loopback(LO_GID).max_dmb_size(32 * 1024);
-    let list: [&dyn ClcDevice; 1] = [&lo];
-    let devices = Devices::new(&list);
+    let (lo, devices) = one(FakeDevice::loopback(LO_GID).max_dmb_size(32 * 1024));
     let lgrs = LinkGroups::<8>::new();
     let config = config().with_dmb_size(256 * 1024);
-    let mut pair = connect(&config, devices, devices, &lgrs);
-    pair.drive();
-    let c = established(pair.client.poll_outcome());
-    let s = established(pair.server.poll_outcome());
+    let mut p = pair(&config, &config, devices, devices, &lgrs);
+    p.drive();
+    let c = established(p.client.poll_outcome());
+    let s = established(p.server.poll_outcome());
     assert_eq!(lo.registered_sizes(), [32 * 1024, 32 * 1024]);
     assert_eq!((c.peer_dmb_size, s.peer_dmb_size), (32 * 1024, 32 * 1024));
-    assert_eq!(accept_confirm(pair.server_wrote()).dmbe_size, 1);
+    assert_eq!(accept_confirm(p.server_wrote()).dmbe_size, 1);
 }
 
 #[test]
 fn seid_is_negotiated_when_both_enable_the_same() {
-    let lo = FakeDevice::loopback(LO_GID);
-    let list: [&dyn ClcDevice; 1] = [&lo];
-    let devices = Devices::new(&list);
+    let (_, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::<8>::new();
     let seid = Eid::from_text("IBM-SYSZ-ISMSEID00000000ABCD1234").unwrap();
     let config = ClcConfig::new().with_seid(seid);
-    let mut pair = connect(&config, devices, devices, &lgrs);
-    pair.drive();
-    assert_eq!(established(pair.client.poll_outcome()).eid, seid);
-    assert_eq!(established(pair.server.poll_outcome()).eid, seid);
+    let mut p = pair(&config, &config, devices, devices, &lgrs);
+    p.drive();
+    assert_eq!(established(p.client.poll_outcome()).eid, seid);
+    assert_eq!(established(p.server.poll_outcome()).eid, seid);
 }

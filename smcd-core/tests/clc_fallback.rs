@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 
 use clc_common::{
     Decliner, LO_GID, assert_declines, assert_fallback, config, decline_in, drain, established,
-    fallback, vector,
+    fallback, one, pair, vector,
 };
 use smcd_core::clc::testing::{FakeDevice, Pair};
 use smcd_core::clc::{ClcConfig, ClcDevice, DeclinedBy, Devices, Handshake, LinkGroups};
@@ -20,17 +20,19 @@ use smcd_core::wire::clc::{
     SmcType,
 };
 
-/// A pair over one device list per side, sharing `lgrs`.
-fn pair<'a>(
-    client_config: &'a ClcConfig,
-    server_config: &'a ClcConfig,
+/// A pair over one device slice per side, sharing `lgrs`.
+fn pair_of<'a>(
+    configs: (&'a ClcConfig, &'a ClcConfig),
     client: &'a [&'a dyn ClcDevice],
     server: &'a [&'a dyn ClcDevice],
     lgrs: &'a LinkGroups<8>,
 ) -> Pair<'a> {
-    Pair::new(
-        Handshake::client(client_config, Devices::new(client), lgrs, 0),
-        Handshake::server(server_config, Devices::new(server), lgrs, 0),
+    pair(
+        configs.0,
+        configs.1,
+        Devices::new(client),
+        Devices::new(server),
+        lgrs,
     )
 }
 
@@ -65,13 +67,12 @@ fn emit(p: &ProposalRepr) -> Vec<u8> {
 
 /// A server with loopback at the vectors' GID.
 fn lo_server_declines(msg: &[u8], reason: DeclineReason, version: u8) {
-    let lo = FakeDevice::loopback(LO_GID);
-    let list: [&dyn ClcDevice; 1] = [&lo];
+    let (lo, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::<8>::new();
     let config = config();
-    let mut server = Handshake::server(&config, Devices::new(&list), &lgrs, 0);
+    let mut server = Handshake::server(&config, devices, &lgrs, 0);
     assert_declines(&mut server, msg, reason, version);
-    assert_clean(&[&lo], &lgrs);
+    assert_clean(&[lo], &lgrs);
 }
 
 #[test]
@@ -82,7 +83,7 @@ fn client_without_v2_device_declines_nosmcdev_instead_of_proposal() {
     let server: [&dyn ClcDevice; 1] = [&lo];
     let lgrs = LinkGroups::new();
     let config = config();
-    let mut p = pair(&config, &config, &client, &server, &lgrs);
+    let mut p = pair_of((&config, &config), &client, &server, &lgrs);
     // No v2-capable device: a v1 Decline, and it is the first CLC message.
     assert_fallback(&mut p, Decliner::Client, DeclineReason::NoSmcDev, 1, false);
     assert_eq!(clc_common::message_lengths(p.client_wrote())[..1], [28]);
@@ -96,34 +97,32 @@ fn client_with_no_device_at_all_declines_nosmcdev() {
     let server: [&dyn ClcDevice; 1] = [&lo];
     let lgrs = LinkGroups::new();
     let config = config();
-    let mut p = pair(&config, &config, &[], &server, &lgrs);
+    let mut p = pair_of((&config, &config), &[], &server, &lgrs);
     assert_fallback(&mut p, Decliner::Client, DeclineReason::NoSmcDev, 1, false);
 }
 
 #[test]
 fn no_ueid_and_no_seid_server_declines_noueid() {
-    let lo = FakeDevice::loopback(LO_GID);
-    let list: [&dyn ClcDevice; 1] = [&lo];
+    let (lo, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::new();
     let bare = ClcConfig::new();
-    let mut p = pair(&bare, &bare, &list, &list, &lgrs).byte_by_byte();
+    let mut p = pair(&bare, &bare, devices, devices, &lgrs).byte_by_byte();
     assert_fallback(&mut p, Decliner::Server, DeclineReason::NoUeid, 2, false);
     assert_eq!(DeclineReason::NoUeid.code(), 0x0303_0008);
     // Linux's client still sends a v2 Proposal with eid_cnt 0 (192 bytes).
     assert_eq!(clc_common::message_lengths(p.client_wrote())[0], 192);
-    assert_clean(&[&lo], &lgrs);
+    assert_clean(&[lo], &lgrs);
 }
 
 #[test]
 fn no_common_ueid_server_declines_nosmcddev() {
-    let lo = FakeDevice::loopback(LO_GID);
-    let list: [&dyn ClcDevice; 1] = [&lo];
+    let (lo, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::new();
     let client_config = ClcConfig::new().with_ueid("CLIENT-SIDE").unwrap();
     let server_config = ClcConfig::new().with_ueid("SERVER-SIDE").unwrap();
-    let mut p = pair(&client_config, &server_config, &list, &list, &lgrs);
+    let mut p = pair(&client_config, &server_config, devices, devices, &lgrs);
     assert_fallback(&mut p, Decliner::Server, DeclineReason::NoSmcdDev, 2, false);
-    assert_clean(&[&lo], &lgrs);
+    assert_clean(&[lo], &lgrs);
 }
 
 #[test]
@@ -184,64 +183,51 @@ fn vector_without_eid_gets_noueid() {
     );
 }
 
-#[test]
-fn server_without_v2_device_declines_noism2supp() {
-    let lo = FakeDevice::loopback(LO_GID);
-    let v1 = FakeDevice::ism(7, Chid(0x0123)).v1_only();
-    let client: [&dyn ClcDevice; 1] = [&lo];
-    let server: [&dyn ClcDevice; 1] = [&v1];
+/// A handshake between two device lists that the server declines with
+/// `reason`; afterwards `clean` hold nothing and no group is referenced.
+fn server_declines(
+    client: Devices<'static>,
+    server: Devices<'static>,
+    reason: DeclineReason,
+    clean: &[&FakeDevice],
+) {
     let lgrs = LinkGroups::new();
     let config = config();
-    let mut p = pair(&config, &config, &client, &server, &lgrs);
-    assert_fallback(
-        &mut p,
-        Decliner::Server,
-        DeclineReason::NoIsm2Supp,
-        2,
-        false,
-    );
+    let mut p = pair(&config, &config, client, server, &lgrs);
+    assert_fallback(&mut p, Decliner::Server, reason, 2, false);
+    assert_clean(clean, &lgrs);
+}
+
+#[test]
+fn server_without_v2_device_declines_noism2supp() {
+    let (lo, client) = one(FakeDevice::loopback(LO_GID));
+    let (v1, server) = one(FakeDevice::ism(7, Chid(0x0123)).v1_only());
+    server_declines(client, server, DeclineReason::NoIsm2Supp, &[lo, v1]);
 }
 
 #[test]
 fn unreachable_gid_declines_nosmcd2dev() {
-    let client_lo = FakeDevice::loopback(LO_GID);
-    let server_lo = FakeDevice::loopback(Gid::new(9, 9));
-    let client: [&dyn ClcDevice; 1] = [&client_lo];
-    let server: [&dyn ClcDevice; 1] = [&server_lo];
-    let lgrs = LinkGroups::new();
-    let config = config();
-    let mut p = pair(&config, &config, &client, &server, &lgrs);
-    assert_fallback(
-        &mut p,
-        Decliner::Server,
+    let (client_lo, client) = one(FakeDevice::loopback(LO_GID));
+    let (server_lo, server) = one(FakeDevice::loopback(Gid::new(9, 9)));
+    server_declines(
+        client,
+        server,
         DeclineReason::NoSmcd2Dev,
-        2,
-        false,
+        &[client_lo, server_lo],
     );
-    assert_eq!(lgrs.len(), 0);
 }
 
 #[test]
 fn server_dmb_limit_declines_max_dmb() {
-    let lo = FakeDevice::loopback(LO_GID).max_dmbs(0);
-    let list: [&dyn ClcDevice; 1] = [&lo];
-    let lgrs = LinkGroups::new();
-    let config = config();
-    let mut p = pair(&config, &config, &list, &list, &lgrs);
-    assert_fallback(&mut p, Decliner::Server, DeclineReason::MaxDmb, 2, false);
+    let (lo, devices) = one(FakeDevice::loopback(LO_GID).max_dmbs(0));
+    server_declines(devices, devices, DeclineReason::MaxDmb, &[lo]);
     assert_eq!(DeclineReason::MaxDmb.code(), 0x030d_0000);
-    assert_clean(&[&lo], &lgrs);
 }
 
 #[test]
 fn server_out_of_memory_declines_mem() {
-    let lo = FakeDevice::loopback(LO_GID).max_dmb_size(8 * 1024);
-    let list: [&dyn ClcDevice; 1] = [&lo];
-    let lgrs = LinkGroups::new();
-    let config = config();
-    let mut p = pair(&config, &config, &list, &list, &lgrs);
-    assert_fallback(&mut p, Decliner::Server, DeclineReason::Mem, 2, false);
-    assert_clean(&[&lo], &lgrs);
+    let (lo, devices) = one(FakeDevice::loopback(LO_GID).max_dmb_size(8 * 1024));
+    server_declines(devices, devices, DeclineReason::Mem, &[lo]);
 }
 
 #[test]
@@ -253,47 +239,43 @@ fn server_tries_every_device_and_declines_with_the_first_reason() {
     let server: [&dyn ClcDevice; 2] = [&server_ism, &lo];
     let lgrs = LinkGroups::new();
     let config = config();
-    let mut p = pair(&config, &config, &client, &server, &lgrs);
+    let mut p = pair_of((&config, &config), &client, &server, &lgrs);
     // ISM first (MEM), then loopback (MAX_DMB): the first recorded wins.
     assert_fallback(&mut p, Decliner::Server, DeclineReason::Mem, 2, false);
     assert_clean(&[&lo, &server_ism], &lgrs);
 }
 
-#[test]
-fn client_dmb_limit_declines_max_dmb_and_server_gives_back_its_dmb() {
+/// Two hosts whose client device is broken by `fault`: the client declines
+/// `reason` after the Accept, and the server gives everything back.
+fn client_device_declines(fault: fn(FakeDevice) -> FakeDevice, reason: DeclineReason) {
     let (client_ism, server_ism) = two_hosts();
-    let client_ism = client_ism.max_dmbs(0);
-    let client: [&dyn ClcDevice; 1] = [&client_ism];
-    let server: [&dyn ClcDevice; 1] = [&server_ism];
+    let (client_ism, client) = one(fault(client_ism));
+    let (server_ism, server) = one(server_ism);
     let lgrs = LinkGroups::new();
     let config = config();
-    let mut p = pair(&config, &config, &client, &server, &lgrs);
-    assert_fallback(&mut p, Decliner::Client, DeclineReason::MaxDmb, 2, false);
-    assert_clean(&[&client_ism, &server_ism], &lgrs);
+    let mut p = pair(&config, &config, client, server, &lgrs).byte_by_byte();
+    assert_fallback(&mut p, Decliner::Client, reason, 2, false);
+    assert_clean(&[client_ism, server_ism], &lgrs);
+}
+
+#[test]
+fn client_dmb_limit_declines_max_dmb_and_server_gives_back_its_dmb() {
+    client_device_declines(|d| d.max_dmbs(0), DeclineReason::MaxDmb);
 }
 
 #[test]
 fn client_out_of_memory_declines_mem() {
-    let (client_ism, server_ism) = two_hosts();
-    let client_ism = client_ism.max_dmb_size(8 * 1024);
-    let client: [&dyn ClcDevice; 1] = [&client_ism];
-    let server: [&dyn ClcDevice; 1] = [&server_ism];
-    let lgrs = LinkGroups::new();
-    let config = config();
-    let mut p = pair(&config, &config, &client, &server, &lgrs).byte_by_byte();
-    assert_fallback(&mut p, Decliner::Client, DeclineReason::Mem, 2, false);
-    assert_clean(&[&client_ism, &server_ism], &lgrs);
+    client_device_declines(|d| d.max_dmb_size(8 * 1024), DeclineReason::Mem);
 }
 
 #[test]
 fn client_attach_failure_declines_mem() {
-    let lo = FakeDevice::loopback(LO_GID).failing_attach(ErrorKind::InvalidToken);
-    let list: [&dyn ClcDevice; 1] = [&lo];
+    let (lo, devices) = one(FakeDevice::loopback(LO_GID).failing_attach(ErrorKind::InvalidToken));
     let lgrs = LinkGroups::new();
     let config = config();
-    let mut p = pair(&config, &config, &list, &list, &lgrs);
+    let mut p = pair(&config, &config, devices, devices, &lgrs);
     assert_fallback(&mut p, Decliner::Client, DeclineReason::Mem, 2, false);
-    assert_clean(&[&lo], &lgrs);
+    assert_clean(&[lo], &lgrs);
 }
 
 #[test]
@@ -305,7 +287,7 @@ fn server_attach_failure_declines_mem_after_the_client_finished() {
     let server: [&dyn ClcDevice; 1] = [&server_ism];
     let lgrs = LinkGroups::new();
     let config = config();
-    let mut p = pair(&config, &config, &client, &server, &lgrs);
+    let mut p = pair_of((&config, &config), &client, &server, &lgrs);
     p.drive();
     established(p.client.poll_outcome());
     let s = fallback(p.server.poll_outcome());
@@ -322,14 +304,12 @@ fn server_attach_failure_declines_mem_after_the_client_finished() {
 
 #[test]
 fn first_contact_mismatch_declines_syncerr_and_server_drops_its_group() {
-    let lo = FakeDevice::loopback(LO_GID);
-    let list: [&dyn ClcDevice; 1] = [&lo];
+    let (_, devices) = one(FakeDevice::loopback(LO_GID));
     let server_lgrs = LinkGroups::<8>::new();
     let config = config();
 
     // A first connection leaves a group in the server's table.
     let first_client_lgrs = LinkGroups::<8>::new();
-    let devices = Devices::new(&list);
     let mut p = Pair::new(
         Handshake::client(&config, devices, &first_client_lgrs, 0),
         Handshake::server(&config, devices, &server_lgrs, 0),
@@ -367,14 +347,13 @@ fn first_contact_mismatch_declines_syncerr_and_server_drops_its_group() {
 
 /// A client that sent its Proposal, for hand-made answers.
 fn lo_client_declines(answer: &[u8], reason: DeclineReason, version: u8) {
-    let lo = FakeDevice::loopback(LO_GID);
-    let list: [&dyn ClcDevice; 1] = [&lo];
+    let (lo, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::<8>::new();
     let config = config();
-    let mut client = Handshake::client(&config, Devices::new(&list), &lgrs, 0);
+    let mut client = Handshake::client(&config, devices, &lgrs, 0);
     drain(&mut client);
     assert_declines(&mut client, answer, reason, version);
-    assert_clean(&[&lo], &lgrs);
+    assert_clean(&[lo], &lgrs);
 }
 
 #[test]
@@ -397,9 +376,7 @@ fn smcr_accept_declines_modeunsupp() {
 
 #[test]
 fn confirm_with_other_release_declines_releaseerr() {
-    let lo = FakeDevice::loopback(LO_GID);
-    let list: [&dyn ClcDevice; 1] = [&lo];
-    let devices = Devices::new(&list);
+    let (lo, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::<8>::new();
     let config = config();
     let mut client = Handshake::client(&config, devices, &lgrs, 0);

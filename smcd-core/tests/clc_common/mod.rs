@@ -1,9 +1,10 @@
 //! Helpers shared by the `clc_*` scenario tests.
 #![allow(dead_code)]
 
-use smcd_core::clc::testing::Pair;
+use smcd_core::clc::testing::{FakeDevice, Pair};
 use smcd_core::clc::{
-    ClcConfig, DeclinedBy, Established, Fallback, Handshake, HandshakeError, Outcome,
+    ClcConfig, ClcDevice, DeclinedBy, Devices, Established, Fallback, Handshake, HandshakeError,
+    LinkGroups, Outcome,
 };
 use smcd_core::dmb::Gid;
 use smcd_core::wire::clc::{ClcHeaderRepr, ClcMessage, DeclineReason, DeclineRepr};
@@ -21,6 +22,32 @@ pub(crate) fn config() -> ClcConfig {
         .with_ueid(UEID)
         .unwrap()
         .with_hostname("host1")
+}
+
+/// Leaks `dev` for the rest of the test and lists it alone.
+pub(crate) fn one(dev: FakeDevice) -> (&'static FakeDevice, Devices<'static>) {
+    let dev: &'static FakeDevice = Box::leak(Box::new(dev));
+    (dev, list(&[dev]))
+}
+
+/// A device list of leaked devices, in this order.
+pub(crate) fn list(devs: &[&'static FakeDevice]) -> Devices<'static> {
+    let list: Vec<&'static dyn ClcDevice> = devs.iter().map(|d| *d as &dyn ClcDevice).collect();
+    Devices::new(list.leak())
+}
+
+/// A client and a server started at 0, sharing `lgrs`.
+pub(crate) fn pair<'a>(
+    client_config: &'a ClcConfig,
+    server_config: &'a ClcConfig,
+    client: Devices<'a>,
+    server: Devices<'a>,
+    lgrs: &'a LinkGroups<8>,
+) -> Pair<'a> {
+    Pair::new(
+        Handshake::client(client_config, client, lgrs, 0),
+        Handshake::server(server_config, server, lgrs, 0),
+    )
 }
 
 /// The bytes of `tests/vectors/<name>`.
