@@ -1,16 +1,16 @@
 //! # smcd-scenario
 //!
 //! The scenario every bare-metal image under `targets/` runs, written once.
-//! On one device over a static arena (no heap):
+//! One `smcd_lo::LoopbackDevice` over a `StaticArena` (no heap), and pairs of
+//! `smcd_core::endpoint::Endpoint`s — client and server — whose "TCP
+//! connection" is an in-image `Pipe`:
 //!
-//! 1. **copy mode**: a client and a server engine run the CLC handshake
-//!    (Proposal, Accept, Confirm) over an in-image byte stream, then move
-//!    data both ways through several ring wrap-arounds with `send`/`recv`
-//!    and close;
+//! 1. **copy mode**: the CLC handshake (Proposal, Accept, Confirm), then data
+//!    both ways through several ring wrap-arounds with `send`/`recv`, close;
 //! 2. **nocopy mode**: the same with the peer's DMB attached, written and
-//!    read in place with `send_with`/`recv_with`;
+//!    read in place with `Connection::send_with`/`recv_with`;
 //! 3. **fallback**: a client without a UEID gets Decline NOUEID, and both
-//!    ends carry their data over the stream instead;
+//!    ends carry their data over the stream instead, close;
 //!
 //! then every DMB must be back with the device and the checksums of what was
 //! received must equal those of what was sent. The images only provide a
@@ -19,42 +19,45 @@
 
 mod arena;
 mod checksum;
-mod copy_only;
-mod device;
-mod handshake;
 mod inject;
+mod nocopy_switch;
 mod pattern;
-mod pipe;
+mod rng;
 mod summary;
 mod transfer;
 
 use core::fmt;
 
-use smcd_core::clc::{
-    ClcConfig, ClcDevice, DeclinedBy, Devices, Established, Handshake, LinkGroups, Outcome,
-};
-use smcd_core::conn::{Connection, SendMode};
-use smcd_core::dmb::CDC_HEADER_LEN_BYTES;
-use smcd_core::ops::SmcdOps;
+use smcd_core::clc::{ClcConfig, ClcDevice, DeclinedBy, Devices, LinkGroups};
+use smcd_core::conn::SendMode;
+use smcd_core::dmb::{CDC_HEADER_LEN_BYTES, DMB_MIN_SIZE_BYTES};
+use smcd_core::endpoint::{Endpoint, Host, Pipe, Transport};
 use smcd_core::wire::clc::DeclineReason;
+use smcd_lo::{LoopbackDevice, NoDoorbell, StaticArena};
 
-use crate::checksum::Checksum;
-use crate::copy_only::CopyOnly;
-use crate::device::{SLOT_BYTES, StaticDevice};
-use crate::handshake::Stream;
-use crate::pattern::Pattern;
+use crate::nocopy_switch::NocopySwitch;
+use crate::rng::XorShift64Star;
 use crate::transfer::{Api, Sums};
 
 pub use arena::{ARENA_BYTES, take_arena};
 pub use inject::Inject;
-pub use summary::{DataPath, Failure, Summary};
+pub use summary::{Failure, Summary};
 
 /// Payload bytes sent in each direction per mode: about six trips around a
 /// 16 KiB ring.
 pub const BYTES_PER_DIRECTION: usize = 100_000;
 /// Bytes sent in each direction over the stream after the fallback.
-pub const FALLBACK_BYTES_PER_DIRECTION: usize = 8 * 1024;
+pub const FALLBACK_BYTES_PER_DIRECTION: usize = 16 * 1024;
 
+/// The scenario's device: DMBs from the static arena, at most four at once
+/// (two per connection).
+type Device = LoopbackDevice<StaticArena, XorShift64Star, NoDoorbell, MAX_DMBS>;
+/// DMB limit of the device.
+const MAX_DMBS: usize = 4;
+/// Seed of the device's RNG (see [`rng`] on why a fixed seed).
+const RNG_SEED: u64 = 0x736d_6364_7461_7267;
+/// Capacity of each direction of the in-image stream.
+const PIPE_BYTES: usize = 4096;
 /// The UEID both ends are configured with (SMC-Dv2 needs one, `spec/handshake.md` §4).
 const UEID: &str = "SMCD-TARGETS-SCENARIO";
 /// Link groups the engines may create.
@@ -64,8 +67,8 @@ const SEEDS_COPY: (u32, u32) = (0x5eed_c0a2, 0x5eed_c0b2);
 const SEEDS_NOCOPY: (u32, u32) = (0x5eed_a0a2, 0x5eed_a0b2);
 const SEEDS_FALLBACK: (u32, u32) = (0x5eed_fa12, 0x5eed_fa21);
 
-/// Run the scenario on `arena` (8-byte aligned, [`ARENA_BYTES`] long), with
-/// the failure `inject` asks for.
+/// Run the scenario on `arena` (the DMB memory), with the failure `inject`
+/// asks for.
 ///
 /// # Errors
 ///
@@ -75,15 +78,30 @@ const SEEDS_FALLBACK: (u32, u32) = (0x5eed_fa12, 0x5eed_fa21);
 ///
 /// Only with [`Inject::Panic`].
 pub fn run(arena: &'static mut [u8], inject: Inject) -> Result<Summary, Failure> {
-    let device = StaticDevice::new(arena).ok_or(Failure::ArenaTooSmall)?;
-    let config = ClcConfig::new().with_ueid(UEID)?.with_dmb_size(SLOT_BYTES);
-    let lgrs = LinkGroups::<LINK_GROUPS>::new();
+    let device: Device = LoopbackDevice::new(
+        StaticArena::new(arena),
+        XorShift64Star::new(RNG_SEED),
+        NoDoorbell,
+    );
+    let config = ClcConfig::new()
+        .with_ueid(UEID)?
+        .with_dmb_size(DMB_MIN_SIZE_BYTES);
+    let groups = LinkGroups::<LINK_GROUPS>::new();
 
-    let copy = smcd_pair(&CopyOnly(&device), &config, &lgrs, Api::Copying, SEEDS_COPY)?;
-    let nocopy = smcd_pair(&device, &config, &lgrs, Api::InPlace, SEEDS_NOCOPY)?;
-    let fallback = fallback_pair(&device, &config, &lgrs)?;
-    if device.live_dmbs() != 0 {
-        return Err(Failure::Leak(device.live_dmbs()));
+    let copy_dev = NocopySwitch {
+        dev: &device,
+        nocopy: false,
+    };
+    let nocopy_dev = NocopySwitch {
+        dev: &device,
+        nocopy: true,
+    };
+    let copy = smcd_pair(&copy_dev, &config, &groups, Api::Copying, SEEDS_COPY)?;
+    let nocopy = smcd_pair(&nocopy_dev, &config, &groups, Api::InPlace, SEEDS_NOCOPY)?;
+    let fallback = fallback_pair(&copy_dev, &config, &groups)?;
+    let stats = device.stats();
+    if stats.dmbs_in_use != 0 {
+        return Err(Failure::Leak(stats.dmbs_in_use));
     }
 
     if inject == Inject::Panic {
@@ -108,12 +126,13 @@ pub fn run(arena: &'static mut [u8], inject: Inject) -> Result<Summary, Failure>
         return Err(Failure::ChecksumMismatch { sent, received });
     }
     Ok(Summary {
-        path: DataPath::InterimDevice,
         clc_version: copy.version.min(nocopy.version),
         bytes_per_direction: BYTES_PER_DIRECTION as u32,
         wraps_per_direction: copy.wraps.min(nocopy.wraps),
         fallback_reason: DeclineReason::NoUeid.code(),
         fallback_bytes_per_direction: FALLBACK_BYTES_PER_DIRECTION as u32,
+        dmbs_registered: stats.dmbs_registered,
+        signals: stats.signals,
         checksum: received,
     })
 }
@@ -142,104 +161,94 @@ struct PairReport {
     sums: (Sums, Sums),
 }
 
-/// Handshake, data both ways through `api`, close, on device `dev`.
-fn smcd_pair<D: SmcdOps>(
-    dev: &D,
+/// The device every pair uses (one type, so generic code is instantiated once).
+type PairDevice<'a> = NocopySwitch<'a, Device>;
+
+/// Handshake, data both ways through `api`, close: one endpoint pair on
+/// device `dev`.
+fn smcd_pair(
+    dev: &PairDevice<'_>,
     config: &ClcConfig,
-    lgrs: &LinkGroups<LINK_GROUPS>,
+    groups: &LinkGroups<LINK_GROUPS>,
     api: Api,
     seeds: (u32, u32),
 ) -> Result<PairReport, Failure> {
     let list: [&dyn ClcDevice; 1] = [dev];
-    let devices = Devices::new(&list);
-    let mut client = Handshake::client(config, devices, lgrs, 0);
-    let mut server = Handshake::server(config, devices, lgrs, 0);
-    let (c, s) = handshake::complete(&mut client, &mut server, &mut Stream::new())?;
-    let (c, s) = (established(c)?, established(s)?);
-    let nocopy = matches!(c.mode, SendMode::NoCopy(_));
-    if nocopy != (api == Api::InPlace) {
+    let host = Host::new(config, Devices::new(&list), groups, dev);
+    let pipe = Pipe::<PIPE_BYTES>::new();
+    let (client_end, server_end) = pipe.ends();
+    let mut client = Endpoint::client(host, client_end, 0);
+    let mut server = Endpoint::server(host, server_end, 0);
+    transfer::settle(&mut client, &mut server)?;
+    let est = match (client.transport(), server.transport()) {
+        (Transport::SmcD(est), Transport::SmcD(_)) => est,
+        (Transport::Tcp(f), _) | (_, Transport::Tcp(f)) => return Err(Failure::Fallback(f)),
+        _ => {
+            return Err(Failure::Unexpected(
+                "no SMC-D connection after the handshake",
+            ));
+        }
+    };
+    if matches!(est.mode, SendMode::NoCopy(_)) != (api == Api::InPlace) {
         return Err(Failure::Unexpected(
             "data mode differs from the device's nocopy support",
         ));
     }
-    let (mut a, mut b) = (
-        Connection::new(c.conn_params())?,
-        Connection::new(s.conn_params())?,
-    );
-    let sums = transfer::both_ways(dev, &mut a, &mut b, BYTES_PER_DIRECTION, seeds, api)?;
-    transfer::close(dev, a, b)?;
-    lgrs.release(c.link_group);
-    lgrs.release(s.link_group);
-    let ring = c.peer_dmb_size.saturating_sub(CDC_HEADER_LEN_BYTES).max(1);
+    let sums = transfer::both_ways(&mut client, &mut server, BYTES_PER_DIRECTION, seeds, api)?;
+    transfer::close(&mut client, &mut server)?;
+    let ring = est
+        .peer_dmb_size
+        .saturating_sub(CDC_HEADER_LEN_BYTES)
+        .max(1);
     Ok(PairReport {
-        version: c.version,
+        version: est.version,
         wraps: (BYTES_PER_DIRECTION / ring) as u32,
         sums,
     })
 }
 
-fn established(outcome: Outcome) -> Result<Established, Failure> {
-    match outcome {
-        Outcome::Established(e) => Ok(e),
-        Outcome::Fallback(f) => Err(Failure::Fallback(f)),
-        Outcome::Failed(e) => Err(Failure::Handshake(e)),
-    }
-}
-
 /// A client without UEID proposes SMC-Dv2 with no EID; the server declines
 /// NOUEID, as Linux does, and both ends carry their bytes over the stream.
-fn fallback_pair<D: SmcdOps>(
-    dev: &D,
+fn fallback_pair(
+    dev: &PairDevice<'_>,
     server_config: &ClcConfig,
-    lgrs: &LinkGroups<LINK_GROUPS>,
+    groups: &LinkGroups<LINK_GROUPS>,
 ) -> Result<(Sums, Sums), Failure> {
-    let client_config = ClcConfig::new().with_dmb_size(SLOT_BYTES);
+    let client_config = ClcConfig::new().with_dmb_size(DMB_MIN_SIZE_BYTES);
     let list: [&dyn ClcDevice; 1] = [dev];
     let devices = Devices::new(&list);
-    let mut client = Handshake::client(&client_config, devices, lgrs, 0);
-    let mut server = Handshake::server(server_config, devices, lgrs, 0);
-    let mut stream = Stream::new();
-    let (c, s) = handshake::complete(&mut client, &mut server, &mut stream)?;
-    for (outcome, by) in [(c, DeclinedBy::Peer), (s, DeclinedBy::Local)] {
-        match outcome {
-            Outcome::Fallback(f) if f.reason == DeclineReason::NoUeid && f.declined_by == by => {}
-            Outcome::Fallback(f) => return Err(Failure::Fallback(f)),
-            Outcome::Failed(e) => return Err(Failure::Handshake(e)),
-            Outcome::Established(_) => return Err(Failure::Unexpected("SMC-D without a UEID")),
+    let pipe = Pipe::<PIPE_BYTES>::new();
+    let (client_end, server_end) = pipe.ends();
+    let mut client = Endpoint::client(
+        Host::new(&client_config, devices, groups, dev),
+        client_end,
+        0,
+    );
+    let mut server = Endpoint::server(
+        Host::new(server_config, devices, groups, dev),
+        server_end,
+        0,
+    );
+    transfer::settle(&mut client, &mut server)?;
+    for (transport, by) in [
+        (client.transport(), DeclinedBy::Peer),
+        (server.transport(), DeclinedBy::Local),
+    ] {
+        match transport {
+            Transport::Tcp(f) if f.reason == DeclineReason::NoUeid && f.declined_by == by => {}
+            Transport::Tcp(f) => return Err(Failure::Fallback(f)),
+            _ => return Err(Failure::Unexpected("no fallback for a client without UEID")),
         }
     }
-    if !stream.up.readable().is_empty() || !stream.down.readable().is_empty() {
-        return Err(Failure::Unexpected(
-            "CLC bytes left on the stream after the fallback",
-        ));
-    }
-    let up = over_stream(&mut stream.up, SEEDS_FALLBACK.0)?;
-    let down = over_stream(&mut stream.down, SEEDS_FALLBACK.1)?;
-    Ok((up, down))
-}
-
-/// Move [`FALLBACK_BYTES_PER_DIRECTION`] pattern bytes through one direction
-/// of the stream (plain TCP after a fallback).
-fn over_stream(pipe: &mut pipe::Pipe, seed: u32) -> Result<Sums, Failure> {
-    let mut pattern = Pattern::new(seed);
-    let (mut sent, mut received) = (Checksum::new(), Checksum::new());
-    let mut chunk = [0u8; 1000];
-    let mut left = FALLBACK_BYTES_PER_DIRECTION;
-    while left > 0 {
-        let chunk = &mut chunk[..left.min(1000)];
-        pattern.fill(chunk);
-        sent.update(chunk);
-        if pipe.write(chunk) != chunk.len() {
-            return Err(Failure::PipeFull);
-        }
-        received.update(pipe.readable());
-        pipe.consume(chunk.len());
-        left -= chunk.len();
-    }
-    Ok(Sums {
-        sent: sent.value(),
-        received: received.value(),
-    })
+    let sums = transfer::both_ways(
+        &mut client,
+        &mut server,
+        FALLBACK_BYTES_PER_DIRECTION,
+        SEEDS_FALLBACK,
+        Api::Copying,
+    )?;
+    transfer::close(&mut client, &mut server)?;
+    Ok(sums)
 }
 
 #[cfg(test)]
@@ -260,12 +269,17 @@ mod tests {
         assert_eq!(s.clc_version, 2);
         assert!(s.wraps_per_direction >= 5, "{s:?}");
         assert_eq!(s.fallback_reason, 0x0303_0008);
+        assert!(s.dmbs_registered >= 4, "{s:?}");
     }
 
     #[test]
-    fn small_arena_is_refused() {
-        let small = &mut arena()[..SLOT_BYTES];
-        assert_eq!(run(small, Inject::None), Err(Failure::ArenaTooSmall));
+    fn small_arena_falls_back() {
+        // Room for one DMB only: the server cannot register its own.
+        let small = &mut arena()[..DMB_MIN_SIZE_BYTES + 64];
+        assert!(matches!(
+            run(small, Inject::None),
+            Err(Failure::Fallback(f)) if f.reason == DeclineReason::Mem
+        ));
     }
 
     #[test]

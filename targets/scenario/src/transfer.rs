@@ -1,6 +1,7 @@
-//! Data both ways over an established pair of connections, then the close.
+//! Driving a pair of endpoints: the handshake, data both ways, the close.
 
-use smcd_core::conn::{ConnError, Connection};
+use smcd_core::conn::ConnError;
+use smcd_core::endpoint::{ByteStream, Endpoint, EndpointError};
 use smcd_core::ops::SmcdOps;
 
 use crate::checksum::Checksum;
@@ -13,15 +14,19 @@ const SEND_CHUNKS: [usize; 3] = [1000, 1499, 777];
 const RECV_CHUNKS: [usize; 2] = [1300, 613];
 /// Largest entry of the two tables above.
 const CHUNK_MAX: usize = 1499;
-/// Rounds after which a transfer or close that has not finished counts as stalled.
+/// Rounds after which a step that has not finished counts as stalled.
 const MAX_ROUNDS: usize = 10_000;
+/// The endpoints' clock: the scenario never waits, so time stands still.
+const NOW_MS: u64 = 0;
 
-/// How the application hands bytes to and takes them from a connection.
+/// How the application hands bytes to and takes them from an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Api {
-    /// `send` / `recv`: copies from and into the caller's buffers.
+    /// `Endpoint::send` / `recv`: copies from and into the caller's buffers
+    /// (SMC-D or, after a fallback, the stream).
     Copying,
-    /// `send_with` / `recv_with`: the caller reads and writes the rings in place.
+    /// `Connection::send_with` / `recv_with`: the caller writes and reads
+    /// the rings in place (SMC-D nocopy).
     InPlace,
 }
 
@@ -32,6 +37,69 @@ pub(crate) struct Sums {
     pub(crate) sent: u32,
     /// Of the bytes the receiver got.
     pub(crate) received: u32,
+}
+
+/// Poll both endpoints until neither makes progress (e.g. the handshake).
+pub(crate) fn settle<D: SmcdOps, S: ByteStream, T: ByteStream>(
+    a: &mut Endpoint<'_, D, S>,
+    b: &mut Endpoint<'_, D, T>,
+) -> Result<(), Failure> {
+    for _ in 0..MAX_ROUNDS {
+        let moved_a = a.poll(NOW_MS)?;
+        let moved_b = b.poll(NOW_MS)?;
+        if !moved_a && !moved_b {
+            return Ok(());
+        }
+    }
+    Err(Failure::Stalled("endpoint polling"))
+}
+
+/// Move `total` bytes from `a` to `b` and `total` bytes from `b` to `a`,
+/// interleaved, through `api`. Returns the checksums (a→b, b→a).
+pub(crate) fn both_ways<D: SmcdOps, S: ByteStream, T: ByteStream>(
+    a: &mut Endpoint<'_, D, S>,
+    b: &mut Endpoint<'_, D, T>,
+    total: usize,
+    seeds: (u32, u32),
+    api: Api,
+) -> Result<(Sums, Sums), Failure> {
+    let mut ab = Flow::new(seeds.0, total);
+    let mut ba = Flow::new(seeds.1, total);
+    for _ in 0..MAX_ROUNDS {
+        if ab.done() && ba.done() {
+            return Ok((ab.sums(), ba.sums()));
+        }
+        ab.send(a, api)?;
+        b.poll(NOW_MS)?;
+        ab.recv(b, api)?;
+        ba.send(b, api)?;
+        a.poll(NOW_MS)?;
+        ba.recv(a, api)?;
+        // Consumer-cursor updates give the senders their space back.
+        a.poll(NOW_MS)?;
+        b.poll(NOW_MS)?;
+    }
+    Err(Failure::Stalled("data transfer"))
+}
+
+/// `a` closes first, `b` sees end-of-stream and closes; both must end up
+/// closed with their resources given back.
+pub(crate) fn close<D: SmcdOps, S: ByteStream, T: ByteStream>(
+    a: &mut Endpoint<'_, D, S>,
+    b: &mut Endpoint<'_, D, T>,
+) -> Result<(), Failure> {
+    a.close()?;
+    settle(a, b)?;
+    if b.recv(&mut [0u8; 1])? != 0 {
+        return Err(Failure::NoEof);
+    }
+    b.close()?;
+    settle(a, b)?;
+    if a.is_closed() && b.is_closed() {
+        Ok(())
+    } else {
+        Err(Failure::Stalled("close"))
+    }
 }
 
 /// One direction: a pattern stream from a sender to a receiver.
@@ -62,78 +130,81 @@ impl Flow {
         }
     }
 
-    fn send_chunk(&self) -> usize {
-        SEND_CHUNKS[self.turn % SEND_CHUNKS.len()]
-    }
-
-    fn recv_chunk(&self) -> usize {
-        RECV_CHUNKS[self.turn % RECV_CHUNKS.len()]
-    }
-
-    fn send<D: SmcdOps>(
+    fn send<D: SmcdOps, S: ByteStream>(
         &mut self,
-        dev: &D,
-        conn: &mut Connection,
+        ep: &mut Endpoint<'_, D, S>,
         api: Api,
     ) -> Result<(), Failure> {
+        let chunk = SEND_CHUNKS[self.turn % SEND_CHUNKS.len()].min(self.to_generate);
         match api {
             Api::Copying => {
-                if self.pending_at == self.pending_len && self.to_generate > 0 {
-                    let k = self.send_chunk().min(self.to_generate);
-                    self.pattern.fill(&mut self.pending[..k]);
-                    self.sent.update(&self.pending[..k]);
-                    (self.pending_at, self.pending_len) = (0, k);
-                    self.to_generate -= k;
+                if self.pending_at == self.pending_len && chunk > 0 {
+                    self.pattern.fill(&mut self.pending[..chunk]);
+                    self.sent.update(&self.pending[..chunk]);
+                    (self.pending_at, self.pending_len) = (0, chunk);
+                    self.to_generate -= chunk;
                 }
-                let n = conn.send(dev, &self.pending[self.pending_at..self.pending_len])?;
-                self.pending_at += n;
-            }
-            Api::InPlace => {
-                let k = self.send_chunk().min(self.to_generate);
-                if k > 0 {
-                    let (pattern, sent) = (&mut self.pattern, &mut self.sent);
-                    let n = conn.send_with(dev, |room| {
-                        let len = k.min(room.len());
-                        let room = &mut room[..len];
-                        pattern.fill(room);
-                        sent.update(room);
-                        room.len()
-                    })?;
-                    self.to_generate -= n;
+                if self.pending_at < self.pending_len {
+                    match ep.send(&self.pending[self.pending_at..self.pending_len]) {
+                        Ok(n) => self.pending_at += n,
+                        Err(EndpointError::WouldBlock) => {}
+                        Err(e) => return Err(e.into()),
+                    }
                 }
             }
+            Api::InPlace if chunk > 0 => {
+                let (conn, dev) = ep.connection_mut().ok_or(Failure::NoConnection)?;
+                let (pattern, sent) = (&mut self.pattern, &mut self.sent);
+                let n = conn.send_with(dev, |room| {
+                    let len = chunk.min(room.len());
+                    let room = &mut room[..len];
+                    pattern.fill(room);
+                    sent.update(room);
+                    len
+                })?;
+                self.to_generate -= n;
+            }
+            Api::InPlace => {}
         }
         Ok(())
     }
 
-    fn recv<D: SmcdOps>(
+    fn recv<D: SmcdOps, S: ByteStream>(
         &mut self,
-        dev: &D,
-        conn: &mut Connection,
+        ep: &mut Endpoint<'_, D, S>,
         api: Api,
     ) -> Result<(), Failure> {
-        let k = self.recv_chunk().min(self.to_receive);
+        let want = RECV_CHUNKS[self.turn % RECV_CHUNKS.len()].min(self.to_receive);
+        self.turn += 1;
+        if want == 0 {
+            return Ok(());
+        }
         let received = &mut self.received;
         let got = match api {
             Api::Copying => {
                 let mut buf = [0u8; CHUNK_MAX];
-                conn.recv(dev, &mut buf[..k])
+                ep.recv(&mut buf[..want])
                     .inspect(|&n| received.update(&buf[..n]))
             }
-            Api::InPlace => conn.recv_with(dev, |bytes| {
-                let bytes = &bytes[..k.min(bytes.len())];
-                received.update(bytes);
-                bytes.len()
-            }),
+            Api::InPlace => {
+                let (conn, dev) = ep.connection_mut().ok_or(Failure::NoConnection)?;
+                conn.recv_with(dev, |bytes| {
+                    let bytes = &bytes[..want.min(bytes.len())];
+                    received.update(bytes);
+                    bytes.len()
+                })
+                .map_err(EndpointError::Conn)
+            }
         };
         match got {
-            Ok(0) if k > 0 => return Err(Failure::EarlyEof),
-            Ok(n) => self.to_receive -= n,
-            Err(ConnError::WouldBlock) => {}
-            Err(e) => return Err(e.into()),
+            Ok(0) => Err(Failure::EarlyEof),
+            Ok(n) => {
+                self.to_receive -= n;
+                Ok(())
+            }
+            Err(EndpointError::WouldBlock | EndpointError::Conn(ConnError::WouldBlock)) => Ok(()),
+            Err(e) => Err(e.into()),
         }
-        self.turn += 1;
-        Ok(())
     }
 
     fn done(&self) -> bool {
@@ -146,57 +217,4 @@ impl Flow {
             received: self.received.value(),
         }
     }
-}
-
-/// Move `total` bytes from `a` to `b` and `total` bytes from `b` to `a`,
-/// interleaved, through `api`. Returns the checksums (a→b, b→a).
-pub(crate) fn both_ways<D: SmcdOps>(
-    dev: &D,
-    a: &mut Connection,
-    b: &mut Connection,
-    total: usize,
-    seeds: (u32, u32),
-    api: Api,
-) -> Result<(Sums, Sums), Failure> {
-    let mut ab = Flow::new(seeds.0, total);
-    let mut ba = Flow::new(seeds.1, total);
-    for _ in 0..MAX_ROUNDS {
-        if ab.done() && ba.done() {
-            return Ok((ab.sums(), ba.sums()));
-        }
-        ab.send(dev, a, api)?;
-        b.handle_signal(dev)?;
-        ab.recv(dev, b, api)?;
-        ba.send(dev, b, api)?;
-        a.handle_signal(dev)?;
-        ba.recv(dev, a, api)?;
-        // Consumer-cursor updates give the senders their space back.
-        a.handle_signal(dev)?;
-        b.handle_signal(dev)?;
-    }
-    Err(Failure::Stalled("data transfer"))
-}
-
-/// `a` closes first, `b` sees EOF and closes; both give their DMBs back.
-pub(crate) fn close<D: SmcdOps>(
-    dev: &D,
-    mut a: Connection,
-    mut b: Connection,
-) -> Result<(), Failure> {
-    a.close(dev)?;
-    b.handle_signal(dev)?;
-    if b.recv(dev, &mut [0u8; 1])? != 0 {
-        return Err(Failure::NoEof);
-    }
-    b.close(dev)?;
-    for _ in 0..MAX_ROUNDS {
-        if a.is_closed() && b.is_closed() {
-            a.release(dev)?;
-            b.release(dev)?;
-            return Ok(());
-        }
-        a.handle_signal(dev)?;
-        b.handle_signal(dev)?;
-    }
-    Err(Failure::Stalled("close"))
 }
