@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use conn_util::FakeDev;
 use embedded_hal::delay::DelayNs;
 use embedded_hal_mock::eh1::delay::{CheckedDelay, NoopDelay, Transaction};
-use smcd_core::blocking::{BACKOFF_MAX_NS, BACKOFF_MIN_NS, Blocking, CLOSE_WAIT_MS};
+use smcd_core::blocking::{BACKOFF_MAX_NS, BACKOFF_MIN_NS, Blocking, CLOSE_WAIT_MS, SPIN_ROUNDS};
 use smcd_core::clc::{CLC_WAIT_MS, ClcConfig, ClcDevice, Devices, HandshakeError, LinkGroups};
 use smcd_core::conn::{CloseState, ConnError};
 use smcd_core::endpoint::testing::drive;
@@ -255,4 +255,28 @@ fn fallback_close_flushes_the_decline_first() {
     client.poll(0).unwrap();
     assert!(matches!(client.transport(), Transport::Tcp(_)));
     assert_eq!(client.recv(&mut [0u8; 8]), Ok(0), "Decline, then EOF");
+}
+
+#[test]
+fn wait_backs_off_only_when_nothing_happened() {
+    let dev = FakeDev::new(false);
+    let list: [&dyn ClcDevice; 1] = [&dev];
+    let config = config();
+    let groups = LinkGroups::<4>::new();
+    let host = Host::new(&config, Devices::new(&list), &groups, &dev);
+    let pipe = Pipe::<512>::new();
+    let (client, _server) = established(host, &pipe);
+    let mut check = expect(&[1_000, 1_000, 2_000]);
+    let mut client = Blocking::new(client, check.clone());
+    for _ in 0..SPIN_ROUNDS {
+        client.wait(false).unwrap();
+    }
+    client.wait(false).unwrap(); // 1 µs
+    client.wait(true).unwrap(); // the caller made progress: start over
+    for _ in 0..SPIN_ROUNDS {
+        client.wait(false).unwrap();
+    }
+    client.wait(false).unwrap(); // 1 µs again
+    client.wait(false).unwrap(); // 2 µs
+    check.done();
 }

@@ -153,6 +153,20 @@ impl<'a, D: SmcdOps, S: ByteStream, T: DelayNs> Blocking<'a, D, S, T> {
         &mut self.ep
     }
 
+    /// For callers that multiplex non-blocking calls on
+    /// [`endpoint_mut`](Self::endpoint_mut) (e.g. send and receive at once):
+    /// poll the endpoint, and unless it or the caller (`progressed`) made
+    /// progress, back off one round.
+    ///
+    /// # Errors
+    ///
+    /// As [`Endpoint::poll`].
+    pub fn wait(&mut self, progressed: bool) -> Result<(), EndpointError> {
+        let progress = self.ep.poll(self.now_ms())?;
+        self.idle(progressed || progress);
+        Ok(())
+    }
+
     /// One wait step: after progress start over, else back off and count
     /// the delay.
     fn idle(&mut self, progress: bool) {
