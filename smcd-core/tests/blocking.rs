@@ -10,12 +10,10 @@ use conn_util::FakeDev;
 use embedded_hal::delay::DelayNs;
 use embedded_hal_mock::eh1::delay::{CheckedDelay, NoopDelay, Transaction};
 use smcd_core::blocking::{BACKOFF_MAX_NS, BACKOFF_MIN_NS, Blocking, CLOSE_WAIT_MS, SPIN_ROUNDS};
-use smcd_core::clc::{CLC_WAIT_MS, ClcConfig, ClcDevice, Devices, HandshakeError, LinkGroups};
+use smcd_core::clc::{CLC_WAIT_MS, ClcConfig, HandshakeError};
 use smcd_core::conn::{CloseState, ConnError};
-use smcd_core::endpoint::testing::drive;
-use smcd_core::endpoint::{
-    ByteStream, Endpoint, EndpointError, Failure, Host, Pipe, PipeEnd, Transport,
-};
+use smcd_core::endpoint::testing::{Fixture, PIPE_BYTES, PipeEndpoint, drive};
+use smcd_core::endpoint::{ByteStream, Endpoint, EndpointError, Failure, Transport};
 use smcd_core::wire::clc::ClcMessage;
 
 /// A delay that records into `inner` and lets the peer act after each call
@@ -66,13 +64,11 @@ fn config() -> ClcConfig {
         .with_dmb_size(16 * 1024)
 }
 
-type Ep<'a> = Endpoint<'a, FakeDev, PipeEnd<'a, 512>>;
+type Ep<'a> = PipeEndpoint<'a, FakeDev>;
 
-/// An established SMC-D pair (client, server) over `dev`.
-fn established<'a>(host: Host<'a, FakeDev>, pipe: &'a Pipe<512>) -> (Ep<'a>, Ep<'a>) {
-    let (a, b) = pipe.ends();
-    let mut client = Endpoint::client(host, a, 0);
-    let mut server = Endpoint::server(host, b, 0);
+/// An established SMC-D pair (client, server) on the fixture's pipe.
+fn established<'a>(fx: &'a Fixture<'_, FakeDev>) -> (Ep<'a>, Ep<'a>) {
+    let (mut client, mut server) = fx.pair();
     drive(&mut client, &mut server, 0);
     assert!(client.transport().is_smcd() && server.transport().is_smcd());
     (client, server)
@@ -81,12 +77,8 @@ fn established<'a>(host: Host<'a, FakeDev>, pipe: &'a Pipe<512>) -> (Ep<'a>, Ep<
 #[test]
 fn clc_timeout_after_six_seconds_of_delays() {
     let dev = FakeDev::new(true);
-    let list: [&dyn ClcDevice; 1] = [&dev];
-    let config = config();
-    let groups = LinkGroups::<4>::new();
-    let host = Host::new(&config, Devices::new(&list), &groups, &dev);
-    let pipe = Pipe::<512>::new();
-    let (a, mut peer) = pipe.ends(); // the peer never answers
+    let fx = Fixture::new(&dev, config());
+    let (a, mut peer) = fx.pipe.ends(); // the peer never answers
 
     let delays = backoff_delays(CLC_WAIT_MS * 1_000_000);
     // 1, 2, 4 … 512 µs, then 1 ms each: 1.023 ms + 5999 ms ≥ 6 s.
@@ -95,7 +87,7 @@ fn clc_timeout_after_six_seconds_of_delays() {
     assert_eq!(total, 6_000_023_000);
     let mut check = expect(&delays);
 
-    let mut client = Blocking::new(Endpoint::client(host, a, 0), check.clone());
+    let mut client = Blocking::new(Endpoint::client(fx.host(), a, 0), check.clone());
     assert_eq!(
         client.handshake().unwrap_err(),
         EndpointError::Failed(Failure::Handshake(HandshakeError::Timeout))
@@ -115,12 +107,8 @@ fn clc_timeout_after_six_seconds_of_delays() {
 #[test]
 fn recv_backs_off_exponentially_and_starts_over_after_data() {
     let dev = FakeDev::new(false);
-    let list: [&dyn ClcDevice; 1] = [&dev];
-    let config = config();
-    let groups = LinkGroups::<4>::new();
-    let host = Host::new(&config, Devices::new(&list), &groups, &dev);
-    let pipe = Pipe::<512>::new();
-    let (client, server) = established(host, &pipe);
+    let fx = Fixture::new(&dev, config());
+    let (client, server) = established(&fx);
     let server = RefCell::new(server);
 
     // 12 delays (1 µs … 512 µs, 1 ms, 1 ms) before the first data, then
@@ -146,12 +134,8 @@ fn recv_backs_off_exponentially_and_starts_over_after_data() {
 #[test]
 fn send_all_waits_for_room_across_many_ring_laps() {
     let dev = FakeDev::new(true);
-    let list: [&dyn ClcDevice; 1] = [&dev];
-    let config = config();
-    let groups = LinkGroups::<4>::new();
-    let host = Host::new(&config, Devices::new(&list), &groups, &dev);
-    let pipe = Pipe::<512>::new();
-    let (client, server) = established(host, &pipe);
+    let fx = Fixture::new(&dev, config());
+    let (client, server) = established(&fx);
     let server = RefCell::new(server);
     let got = RefCell::new(Vec::new());
     let data: Vec<u8> = (0..200_000u32).map(|i| (i % 241) as u8).collect();
@@ -176,12 +160,8 @@ fn send_all_waits_for_room_across_many_ring_laps() {
 #[test]
 fn close_waits_for_the_peer_then_gives_everything_back() {
     let dev = FakeDev::new(true);
-    let list: [&dyn ClcDevice; 1] = [&dev];
-    let config = config();
-    let groups = LinkGroups::<4>::new();
-    let host = Host::new(&config, Devices::new(&list), &groups, &dev);
-    let pipe = Pipe::<512>::new();
-    let (client, server) = established(host, &pipe);
+    let fx = Fixture::new(&dev, config());
+    let (client, server) = established(&fx);
     let token = client.connection().unwrap().own_token();
     let server = RefCell::new(server);
 
@@ -201,18 +181,14 @@ fn close_waits_for_the_peer_then_gives_everything_back() {
     assert!(!dev.is_registered(token));
     assert_eq!(dev.attach_count(token), 0);
     assert!(server.borrow().is_closed());
-    assert_eq!(groups.in_use(), 0);
+    assert_eq!(fx.groups.in_use(), 0);
 }
 
 #[test]
 fn close_aborts_when_the_peer_does_not_answer_in_time() {
     let dev = FakeDev::new(false);
-    let list: [&dyn ClcDevice; 1] = [&dev];
-    let config = config();
-    let groups = LinkGroups::<4>::new();
-    let host = Host::new(&config, Devices::new(&list), &groups, &dev);
-    let pipe = Pipe::<512>::new();
-    let (client, mut server) = established(host, &pipe);
+    let fx = Fixture::new(&dev, config());
+    let (client, mut server) = established(&fx);
     let token = client.connection().unwrap().own_token();
 
     let mut check = expect(&backoff_delays(CLOSE_WAIT_MS * 1_000_000));
@@ -228,18 +204,13 @@ fn close_aborts_when_the_peer_does_not_answer_in_time() {
 #[test]
 fn fallback_close_flushes_the_decline_first() {
     let dev = FakeDev::new(false);
-    let list: [&dyn ClcDevice; 1] = [&dev];
-    let bare = ClcConfig::new(); // no UEID: the server declines
-    let groups = LinkGroups::<4>::new();
-    let host = Host::new(&bare, Devices::new(&list), &groups, &dev);
-    let pipe = Pipe::<512>::new();
-    let (mut a, b) = pipe.ends();
-    let mut client = Endpoint::client(host, a, 0);
+    let fx = Fixture::new(&dev, ClcConfig::new()); // no UEID: the server declines
+    let (mut client, mut server) = fx.pair();
+    let (mut a, mut s_end) = fx.pipe.ends();
     client.poll(0).unwrap(); // Proposal
     // Leave room for only 20 bytes of the 44-byte Decline.
-    let (_, mut s_end) = pipe.ends();
-    s_end.write(&[0u8; 492]).unwrap();
-    let mut server = Endpoint::server(host, b, 0);
+    const FILLER: usize = PIPE_BYTES - 20;
+    s_end.write(&[0u8; FILLER]).unwrap();
     server.poll(0).unwrap();
     assert!(matches!(server.transport(), Transport::Tcp(_)));
     assert!(server.has_pending_output());
@@ -247,7 +218,7 @@ fn fallback_close_flushes_the_decline_first() {
     // The client side drains the filler during the first delay.
     let delay = acting(NoopDelay::new(), |call| {
         if call == 1 {
-            let mut sink = [0u8; 492];
+            let mut sink = [0u8; FILLER];
             a.read(&mut sink).unwrap();
         }
     });
@@ -260,12 +231,8 @@ fn fallback_close_flushes_the_decline_first() {
 #[test]
 fn wait_backs_off_only_when_nothing_happened() {
     let dev = FakeDev::new(false);
-    let list: [&dyn ClcDevice; 1] = [&dev];
-    let config = config();
-    let groups = LinkGroups::<4>::new();
-    let host = Host::new(&config, Devices::new(&list), &groups, &dev);
-    let pipe = Pipe::<512>::new();
-    let (client, _server) = established(host, &pipe);
+    let fx = Fixture::new(&dev, config());
+    let (client, _server) = established(&fx);
     let mut check = expect(&[1_000, 1_000, 2_000]);
     let mut client = Blocking::new(client, check.clone());
     for _ in 0..SPIN_ROUNDS {

@@ -7,11 +7,11 @@ mod conn_util;
 
 use conn_util::FakeDev;
 use smcd_core::clc::testing::FakeDevice;
-use smcd_core::clc::{ClcConfig, ClcDevice, DeclinedBy, Devices, HandshakeError, LinkGroups};
+use smcd_core::clc::{ClcConfig, DeclinedBy, HandshakeError};
 use smcd_core::conn::{CloseState, ConnError, SendMode};
 use smcd_core::dmb::Gid;
-use smcd_core::endpoint::testing::{close_both, drive, transfer};
-use smcd_core::endpoint::{ByteStream, Endpoint, EndpointError, Failure, Host, Pipe, Transport};
+use smcd_core::endpoint::testing::{Fixture, close_both, drive, transfer};
+use smcd_core::endpoint::{ByteStream, Endpoint, EndpointError, Failure, Pipe, Transport};
 use smcd_core::wire::clc::{ClcMessage, DeclineReason};
 
 fn config() -> ClcConfig {
@@ -29,14 +29,9 @@ fn data(len: usize, seed: u8) -> Vec<u8> {
 fn smcd_moves_data_both_ways_with_wrap_and_closes_cleanly() {
     for nocopy in [false, true] {
         let dev = FakeDev::new(nocopy);
-        let list: [&dyn ClcDevice; 1] = [&dev];
-        let config = config();
-        let groups = LinkGroups::<4>::new();
-        let host = Host::new(&config, Devices::new(&list), &groups, &dev);
-        let pipe = Pipe::<512>::new();
-        let (a, b) = pipe.ends();
-        let mut client = Endpoint::client(host, a, 0);
-        let mut server = Endpoint::server(host, b, 0);
+        let fx = Fixture::new(&dev, config());
+        let (a, b) = fx.pipe.ends();
+        let (mut client, mut server) = fx.pair();
         assert_eq!(drive(&mut client, &mut server, 1), (None, None));
 
         let (Transport::SmcD(ce), Transport::SmcD(se)) = (client.transport(), server.transport())
@@ -64,7 +59,7 @@ fn smcd_moves_data_both_ways_with_wrap_and_closes_cleanly() {
             assert!(!dev.is_registered(e.dmb.token), "DMB still registered");
             assert_eq!(dev.attach_count(e.dmb.token), 0, "DMB still attached");
         }
-        assert_eq!(groups.in_use(), 0);
+        assert_eq!(fx.groups.in_use(), 0);
         assert!(matches!(client.send(b"x"), Err(EndpointError::Closed)));
     }
 }
@@ -72,14 +67,9 @@ fn smcd_moves_data_both_ways_with_wrap_and_closes_cleanly() {
 #[test]
 fn peer_stream_eof_without_close_flag_aborts_the_connection() {
     let dev = FakeDev::new(true);
-    let list: [&dyn ClcDevice; 1] = [&dev];
-    let config = config();
-    let groups = LinkGroups::<4>::new();
-    let host = Host::new(&config, Devices::new(&list), &groups, &dev);
-    let pipe = Pipe::<512>::new();
-    let (mut a, b) = pipe.ends();
-    let mut client = Endpoint::client(host, a, 0);
-    let mut server = Endpoint::server(host, b, 0);
+    let fx = Fixture::new(&dev, config());
+    let (mut a, _) = fx.pipe.ends();
+    let (mut client, mut server) = fx.pair();
     drive(&mut client, &mut server, 0);
     assert!(server.transport().is_smcd());
 
@@ -105,14 +95,8 @@ fn peer_stream_eof_without_close_flag_aborts_the_connection() {
 #[test]
 fn peer_shutdown_then_eof_is_an_orderly_end() {
     let dev = FakeDev::new(false);
-    let list: [&dyn ClcDevice; 1] = [&dev];
-    let config = config();
-    let groups = LinkGroups::<4>::new();
-    let host = Host::new(&config, Devices::new(&list), &groups, &dev);
-    let pipe = Pipe::<512>::new();
-    let (a, b) = pipe.ends();
-    let mut client = Endpoint::client(host, a, 0);
-    let mut server = Endpoint::server(host, b, 0);
+    let fx = Fixture::new(&dev, config());
+    let (mut client, mut server) = fx.pair();
     drive(&mut client, &mut server, 0);
 
     client.send(b"last words").unwrap();
@@ -132,49 +116,28 @@ fn peer_shutdown_then_eof_is_an_orderly_end() {
 #[test]
 fn dropping_an_open_endpoint_aborts_and_gives_everything_back() {
     let dev = FakeDev::new(true);
-    let list: [&dyn ClcDevice; 1] = [&dev];
-    let config = config();
-    let groups = LinkGroups::<4>::new();
-    let host = Host::new(&config, Devices::new(&list), &groups, &dev);
-    let pipe = Pipe::<512>::new();
-    let (a, b) = pipe.ends();
-    let mut client = Endpoint::client(host, a, 0);
-    let mut server = Endpoint::server(host, b, 0);
+    let fx = Fixture::new(&dev, config());
+    let (mut client, mut server) = fx.pair();
     drive(&mut client, &mut server, 0);
     let token = client.connection().unwrap().own_token();
     drop(client);
     assert!(!dev.is_registered(token));
-    assert_eq!(groups.in_use(), 1, "the server still holds its reference");
+    assert_eq!(
+        fx.groups.in_use(),
+        1,
+        "the server still holds its reference"
+    );
     server.poll(0).unwrap();
     assert_eq!(server.connection().unwrap().error(), Some(ConnError::Reset));
     drop(server);
-    assert_eq!(groups.in_use(), 0);
-}
-
-/// A host with the handshake's fake device (no data path needed).
-fn fake_pair<'a>(
-    config: &'a ClcConfig,
-    list: &'a [&'a dyn ClcDevice],
-    groups: &'a LinkGroups<4>,
-    dev: &'a FakeDevice,
-    pipe: &'a Pipe<1024>,
-) -> (
-    Endpoint<'a, FakeDevice, smcd_core::endpoint::PipeEnd<'a, 1024>>,
-    Endpoint<'a, FakeDevice, smcd_core::endpoint::PipeEnd<'a, 1024>>,
-) {
-    let host = Host::new(config, Devices::new(list), groups, dev);
-    let (a, b) = pipe.ends();
-    (Endpoint::client(host, a, 0), Endpoint::server(host, b, 0))
+    assert_eq!(fx.groups.in_use(), 0);
 }
 
 #[test]
 fn bytes_right_behind_the_decline_reach_the_application() {
     let lo = FakeDevice::loopback(Gid::new(1, 2)).max_dmbs(0);
-    let list: [&dyn ClcDevice; 1] = [&lo];
-    let config = config();
-    let groups = LinkGroups::<4>::new();
-    let pipe = Pipe::<1024>::new();
-    let (mut client, mut server) = fake_pair(&config, &list, &groups, &lo, &pipe);
+    let fx = Fixture::new(&lo, config());
+    let (mut client, mut server) = fx.pair();
     client.poll(0).unwrap(); // Proposal
     server.poll(0).unwrap(); // Decline MAX_DMB
     let Transport::Tcp(f) = server.transport() else {
@@ -197,24 +160,18 @@ fn bytes_right_behind_the_decline_reach_the_application() {
     assert_eq!(&buf[..5], b"hello");
     assert_eq!(client.recv(&mut buf), Err(EndpointError::WouldBlock));
     assert_eq!(lo.live_dmbs(), 0);
-    assert_eq!(groups.in_use(), 0);
+    assert_eq!(fx.groups.in_use(), 0);
 }
 
 #[test]
 fn a_decline_waiting_for_room_goes_before_application_data() {
     let lo = FakeDevice::loopback(Gid::new(1, 2));
-    let list: [&dyn ClcDevice; 1] = [&lo];
-    let bare = ClcConfig::new(); // no UEID: NOUEID
-    let groups = LinkGroups::<4>::new();
-    let host = Host::new(&bare, Devices::new(&list), &groups, &lo);
-    let pipe = Pipe::<1024>::new();
-    let (mut raw, b) = pipe.ends();
-    let mut server = Endpoint::server(host, b, 0);
-    let mut client = Endpoint::client(host, pipe.ends().0, 0);
+    let fx = Fixture::new(&lo, ClcConfig::new()); // no UEID: NOUEID
+    let (mut client, mut server) = fx.pair();
+    let (mut raw, mut s_view) = fx.pipe.ends();
     client.poll(0).unwrap();
     // Fill the server → client direction so the Decline cannot go out yet.
     let mut filler = [0u8; 1024];
-    let (_, mut s_view) = pipe.ends();
     assert_eq!(s_view.write(&filler[..1000]), Ok(1000));
     server.poll(0).unwrap();
     assert!(server.has_pending_output());
@@ -233,10 +190,8 @@ fn a_decline_waiting_for_room_goes_before_application_data() {
 #[test]
 fn hard_errors_shut_the_stream_without_a_decline() {
     let lo = FakeDevice::loopback(Gid::new(1, 2));
-    let list: [&dyn ClcDevice; 1] = [&lo];
-    let config = config();
-    let groups = LinkGroups::<4>::new();
-    let host = Host::new(&config, Devices::new(&list), &groups, &lo);
+    let fx = Fixture::new(&lo, config());
+    let host = fx.host();
 
     // Malformed: a Proposal-type header with a bad eyecatcher.
     let pipe = Pipe::<1024>::new();
@@ -284,7 +239,7 @@ fn hard_errors_shut_the_stream_without_a_decline() {
         Err(EndpointError::Failed(Failure::StreamClosed))
     );
     assert_eq!(lo.live_dmbs(), 0);
-    assert_eq!(groups.in_use(), 0);
+    assert_eq!(fx.groups.in_use(), 0);
     let proposal = {
         let mut v = vec![0u8; 1024];
         let n = raw.read(&mut v).unwrap();
@@ -300,11 +255,8 @@ fn hard_errors_shut_the_stream_without_a_decline() {
 #[test]
 fn closing_during_the_handshake_gives_everything_back() {
     let lo = FakeDevice::loopback(Gid::new(1, 2));
-    let list: [&dyn ClcDevice; 1] = [&lo];
-    let config = config();
-    let groups = LinkGroups::<4>::new();
-    let pipe = Pipe::<1024>::new();
-    let (mut client, mut server) = fake_pair(&config, &list, &groups, &lo, &pipe);
+    let fx = Fixture::new(&lo, config());
+    let (mut client, mut server) = fx.pair();
     client.poll(0).unwrap();
     server.poll(0).unwrap(); // Accept sent: the server holds a DMB and a group
     assert_eq!(lo.live_dmbs(), 1);
@@ -312,7 +264,7 @@ fn closing_during_the_handshake_gives_everything_back() {
     assert!(server.is_closed());
     assert!(matches!(server.transport(), Transport::Closed));
     assert_eq!(lo.live_dmbs(), 0);
-    assert_eq!(groups.in_use(), 0);
+    assert_eq!(fx.groups.in_use(), 0);
     // The client reads the Accept, but the server's DMB is gone: its nocopy
     // attach fails, it declines MEM, and then reads the server's EOF.
     drive(&mut client, &mut server, 0);
@@ -325,5 +277,5 @@ fn closing_during_the_handshake_gives_everything_back() {
     );
     assert_eq!(client.recv(&mut [0u8; 8]), Ok(0));
     assert_eq!(lo.live_dmbs(), 0);
-    assert_eq!(groups.in_use(), 0);
+    assert_eq!(fx.groups.in_use(), 0);
 }

@@ -22,6 +22,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod copy_only;
 mod device;
 mod doorbell;
 mod fault;

@@ -1,5 +1,6 @@
-//! Scenario helpers for endpoint pairs (feature `test-util`): drive two
-//! endpoints with a fake clock, move data both ways, close both.
+//! Scenario helpers for endpoint pairs (feature `test-util`): a [`Fixture`]
+//! holding one host's pieces, and functions that drive two endpoints with a
+//! fake clock, move data, and close both.
 //!
 //! For tests only: they use `std` and panic on misuse (a panic is a test
 //! failure).
@@ -7,8 +8,93 @@
 
 use std::vec::Vec;
 
-use super::{ByteStream, Endpoint, EndpointError};
+use super::{ByteStream, Endpoint, EndpointError, Host, Pipe, PipeEnd};
+use crate::clc::{ClcConfig, ClcDevice, Devices, LinkGroups};
 use crate::ops::SmcdOps;
+
+/// Capacity of a fixture's pipe.
+pub const PIPE_BYTES: usize = 1024;
+
+/// An endpoint on a fixture's pipe.
+pub type PipeEndpoint<'a, D> = Endpoint<'a, D, PipeEnd<'a, PIPE_BYTES>>;
+
+/// One host in a test: a device, its configuration and link groups, and a
+/// pipe for one connection.
+///
+/// ```
+/// use smcd_core::clc::ClcConfig;
+/// use smcd_core::clc::testing::FakeDevice;
+/// use smcd_core::dmb::Gid;
+/// use smcd_core::endpoint::testing::{Fixture, drive};
+///
+/// let lo = FakeDevice::loopback(Gid::new(1, 2));
+/// let fx = Fixture::new(&lo, ClcConfig::new()); // no UEID: fallback
+/// let (mut client, mut server) = fx.pair();
+/// drive(&mut client, &mut server, 0);
+/// assert!(!client.transport().is_smcd());
+/// ```
+pub struct Fixture<'d, D> {
+    /// The device (the data path's and the only one offered).
+    pub dev: &'d D,
+    list: [&'d dyn ClcDevice; 1],
+    /// The host's handshake configuration.
+    pub config: ClcConfig,
+    /// The host's link groups.
+    pub groups: LinkGroups<4>,
+    /// The "TCP connection" of [`pair`](Self::pair).
+    pub pipe: Pipe<PIPE_BYTES>,
+}
+
+impl<'d, D: SmcdOps> Fixture<'d, D> {
+    /// A host on `dev` with `config`.
+    pub fn new(dev: &'d D, config: ClcConfig) -> Self {
+        Self {
+            dev,
+            list: [dev],
+            config,
+            groups: LinkGroups::new(),
+            pipe: Pipe::new(),
+        }
+    }
+
+    /// The host context, with this fixture's link groups.
+    pub fn host(&self) -> Host<'_, D> {
+        self.host_with(&self.groups)
+    }
+
+    /// The host context with other link groups (a second "host" on the
+    /// same device).
+    pub fn host_with<'a>(&'a self, groups: &'a LinkGroups<4>) -> Host<'a, D> {
+        Host::new(&self.config, Devices::new(&self.list), groups, self.dev)
+    }
+
+    /// A client and a server endpoint on [`pipe`](Self::pipe), started at 0.
+    pub fn pair(&self) -> (PipeEndpoint<'_, D>, PipeEndpoint<'_, D>) {
+        pair_on(self.host(), self.host(), &self.pipe)
+    }
+}
+
+/// A client on `client` and a server on `server` over `pipe`, started at 0.
+pub fn pair_on<'a, D: SmcdOps>(
+    client: Host<'a, D>,
+    server: Host<'a, D>,
+    pipe: &'a Pipe<PIPE_BYTES>,
+) -> (PipeEndpoint<'a, D>, PipeEndpoint<'a, D>) {
+    let (a, b) = pipe.ends();
+    (
+        Endpoint::client(client, a, 0),
+        Endpoint::server(server, b, 0),
+    )
+}
+
+impl<D> core::fmt::Debug for Fixture<'_, D> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Fixture")
+            .field("config", &self.config)
+            .field("groups", &self.groups)
+            .finish_non_exhaustive()
+    }
+}
 
 /// Rounds after which a pair that still makes progress counts as looping.
 const MAX_ROUNDS: usize = 1_000_000;
