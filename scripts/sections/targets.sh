@@ -8,7 +8,8 @@
 # Each image (targets/<name>) runs the shared scenario (targets/scenario) and
 # exits QEMU with its verdict; the QEMU exit status (under `timeout`) is the
 # only thing that decides pass or fail. Images are built with the release
-# profile at opt-level "s" (firmware-style); the size figures of the Cortex-M4
+# profile at opt-level "z" with one codegen unit (firmware-style, no LTO); the
+# size figures of the Cortex-M4
 # image come from the same build (docs/embedding.md explains them).
 #
 # Build-time fault injection: SMCD_TARGETS_INJECT=checksum|panic|fault makes
@@ -26,7 +27,8 @@ QEMU_TIMEOUT_S="${SMCD_QEMU_TIMEOUT_S:-60}"
 # Status `timeout` returns when it had to kill QEMU.
 TIMEOUT_STATUS=124
 
-export CARGO_PROFILE_RELEASE_OPT_LEVEL=s
+export CARGO_PROFILE_RELEASE_OPT_LEVEL="${CARGO_PROFILE_RELEASE_OPT_LEVEL:-z}"
+export CARGO_PROFILE_RELEASE_CODEGEN_UNITS="${CARGO_PROFILE_RELEASE_CODEGEN_UNITS:-1}"
 target_dir="$(realpath -m "${CARGO_TARGET_DIR:-$SMCD_ROOT/target}")"
 export CARGO_TARGET_DIR="$target_dir"
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
@@ -176,7 +178,7 @@ report_sizes() { # ELF BASELINE_ELF
     read -r btext bdata bbss < <(berkeley "$2")
     read -r ctext cdata cbss cdefmt < <(crate_sizes "$1" '^smcd_(core|lo)$')
     echo
-    echo "Cortex-M4 image sizes (thumbv7em-none-eabihf, release, opt-level s), bytes:"
+    echo "Cortex-M4 image sizes (thumbv7em-none-eabihf, release, opt-level $CARGO_PROFILE_RELEASE_OPT_LEVEL, codegen-units $CARGO_PROFILE_RELEASE_CODEGEN_UNITS), bytes:"
     printf '  %-52s %8s %8s %8s\n' "" .text .data .bss
     printf '  %-52s %8d %8d %8d\n' "whole image (llvm-size; .text incl. .rodata)" "$text" "$data" "$bss"
     printf '  %-52s %8d %8d %8d\n' "runtime only (--features baseline)" "$btext" "$bdata" "$bbss"
