@@ -371,6 +371,14 @@ mod tests {
         }
 
         proptest! {
+            // Miri interprets every step (fewer cases there) and isolates the
+            // file system (no failure persistence).
+            #![proptest_config(ProptestConfig {
+                cases: if cfg!(miri) { 4 } else { 256 },
+                failure_persistence: if cfg!(miri) { None } else { ProptestConfig::default().failure_persistence },
+                ..ProptestConfig::default()
+            })]
+
             #[test]
             fn add_tracks_the_stream_position((size, start, steps) in walk()) {
                 let mut pos = start;

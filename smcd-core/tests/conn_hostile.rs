@@ -272,6 +272,14 @@ fn failed_window_update_is_reported_by_the_next_call() {
 }
 
 proptest! {
+    // Miri interprets every step (fewer cases there) and isolates the
+    // file system (no failure persistence).
+    #![proptest_config(ProptestConfig {
+        cases: if cfg!(miri) { 4 } else { 256 },
+        failure_persistence: if cfg!(miri) { None } else { ProptestConfig::default().failure_persistence },
+        ..ProptestConfig::default()
+    })]
+
     /// Whatever the peer writes into our header, B never panics, never
     /// reports more bytes or space than a ring, and either accepts the
     /// header or aborts with a violation.

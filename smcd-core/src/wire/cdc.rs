@@ -379,12 +379,15 @@ pub fn snapshot(mem: &DmbMem, offset: usize) -> Result<CdcHeader, MemError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::boxed::Box;
 
-    /// A leaked, 8-aligned test DMB of 64 bytes filled with `fill`.
-    fn view(fill: u8) -> DmbMem {
-        let words = Box::leak(Box::new([u64::from_ne_bytes([fill; 8]); 8]));
-        DmbMem::from_static(words.as_mut_bytes()).unwrap()
+    #[repr(C, align(8))]
+    struct Buf([u8; 64]);
+
+    /// A view of a test buffer; the buffer outlives the view's uses.
+    fn view(buf: &mut Buf) -> DmbMem {
+        // SAFETY: `buf` outlives every use in the test and is only accessed
+        // through the view.
+        unsafe { DmbMem::from_raw_parts(core::ptr::NonNull::from(&mut buf.0).cast(), 64) }.unwrap()
     }
 
     /// The bytes of a spec vector file: hex before `#` on each line.
@@ -474,7 +477,8 @@ mod tests {
 
     #[test]
     fn publish_then_snapshot() {
-        let m = view(0xEE);
+        let mut b = Buf([0xEE; 64]);
+        let m = view(&mut b);
         publish(&m, 32, &vector_h().to_bytes()).unwrap();
         assert_eq!(snapshot(&m, 32), Ok(vector_h()));
         let mut raw = [0u8; 32];
@@ -487,7 +491,8 @@ mod tests {
 
     #[test]
     fn publish_checks_length_bounds_and_alignment() {
-        let m = view(0);
+        let mut b = Buf([0; 64]);
+        let m = view(&mut b);
         let h = vector_h().to_bytes();
         assert_eq!(publish(&m, 0, &h[..31]), Err(CdcError::BadLength(31)));
         assert!(matches!(

@@ -1,11 +1,12 @@
 //! A minimal in-test SMC-D device and a connected pair of connections.
 //!
-//! `FakeDev` keeps DMBs in leaked heap memory reached only through `DmbMem`,
+//! `FakeDev` keeps DMBs in heap memory reached only through `DmbMem`,
 //! copies on `move_data`, publishes headers with `wire::cdc::publish`, and
 //! records every move so tests can assert what went over the "wire".
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+use std::ptr::NonNull;
 use std::sync::Mutex;
 use std::vec::Vec;
 
@@ -14,7 +15,6 @@ use smcd_core::dmb::{Chid, DmbToken, Gid};
 use smcd_core::mem::DmbMem;
 use smcd_core::ops::{Dmb, ErrorKind, ErrorType, SmcdOps};
 use smcd_core::wire::cdc::{self, CdcHeader};
-use zerocopy::IntoBytes;
 
 /// One `move_data` call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +27,8 @@ pub(crate) struct Move {
 
 struct Entry {
     token: DmbToken,
+    /// The allocation behind `mem`, freed when the device is dropped.
+    raw: *mut [u64],
     mem: DmbMem,
     registered: bool,
     attached: u32,
@@ -43,6 +45,25 @@ struct Inner {
 pub(crate) struct FakeDev {
     inner: Mutex<Inner>,
     nocopy: bool,
+}
+
+// SAFETY: the raw pointers in `Inner` are owned allocations, only touched
+// through `DmbMem` (itself Send + Sync) and freed in `Drop`; `Inner` is
+// behind a mutex.
+unsafe impl Send for FakeDev {}
+// SAFETY: as above.
+unsafe impl Sync for FakeDev {}
+
+impl Drop for FakeDev {
+    fn drop(&mut self) {
+        let inner = self.inner.get_mut().unwrap();
+        for e in inner.dmbs.drain(..) {
+            // SAFETY: `raw` came from `Box::into_raw` in `register_dmb` and is
+            // freed exactly once, here; connections hold `DmbMem` views only
+            // while they borrow the device.
+            drop(unsafe { Box::from_raw(e.raw) });
+        }
+    }
 }
 
 impl FakeDev {
@@ -116,13 +137,16 @@ impl SmcdOps for FakeDev {
     }
 
     fn register_dmb(&self, size: usize) -> Result<Dmb, ErrorKind> {
-        let words = vec![0u64; size.div_ceil(8)].leak();
-        let bytes = words.as_mut_bytes().get_mut(..size).unwrap();
-        let mem = DmbMem::from_static(bytes).map_err(|_| ErrorKind::Other)?;
+        let raw = Box::into_raw(vec![0u64; size.div_ceil(8)].into_boxed_slice());
+        let ptr = NonNull::new(raw.cast::<u8>()).ok_or(ErrorKind::NoMemory)?;
+        // SAFETY: the allocation lives until the device is dropped and is
+        // only accessed through `DmbMem` views.
+        let mem = unsafe { DmbMem::from_raw_parts(ptr, size) }.map_err(|_| ErrorKind::Other)?;
         let mut inner = self.inner.lock().unwrap();
         let token = DmbToken(0x1000 + inner.dmbs.len() as u64);
         inner.dmbs.push(Entry {
             token,
+            raw,
             mem,
             registered: true,
             attached: 0,
