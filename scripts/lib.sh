@@ -99,11 +99,16 @@ smcd_ensure_pinned() {
         -t "${SMCD_NOSTD_TARGETS[@]}"
 }
 
+# The nightly the miri and fuzz sections use, pinned so that local runs and CI
+# agree: the build a fresh machine of ours carries as `nightly` (1.97.0,
+# e50aa6fba), whose dist has miri. Override with SMCD_NIGHTLY.
+SMCD_NIGHTLY="${SMCD_NIGHTLY:-nightly-2026-05-20}"
+
 # smcd_ensure_nightly [component...]
-# For the sections that need nightly (miri, fuzz). Installs nightly only if it
-# is missing; otherwise adds just the missing components to the installed one.
+# For the sections that need nightly (miri, fuzz): installs $SMCD_NIGHTLY if it
+# is missing; otherwise adds just the missing components to it.
 smcd_ensure_nightly() {
-    smcd_ensure_toolchain nightly "$@"
+    smcd_ensure_toolchain "$SMCD_NIGHTLY" "$@"
 }
 
 # smcd_ensure_cargo_tool BINARY CRATE [cargo install args...]

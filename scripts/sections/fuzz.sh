@@ -19,9 +19,9 @@ targets=(
 )
 
 smcd_ensure_nightly
-if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+if ! cargo "+$SMCD_NIGHTLY" fuzz --version >/dev/null 2>&1; then
     smcd_log "installing cargo-fuzz"
-    smcd_run cargo +nightly install cargo-fuzz --locked
+    smcd_run cargo "+$SMCD_NIGHTLY" install cargo-fuzz --locked
 fi
 
 # seed TARGET GLOB...: decode the matching vectors into the target's corpus.
@@ -48,6 +48,6 @@ for entry in "${targets[@]}"; do
     IFS=: read -r target globs max_len <<<"$entry"
     # shellcheck disable=SC2086 # globs is a word list by design
     seed "$target" $globs
-    smcd_run cargo +nightly fuzz run --fuzz-dir fuzz "$target" "fuzz/corpus/$target" -- \
+    smcd_run cargo "+$SMCD_NIGHTLY" fuzz run --fuzz-dir fuzz "$target" "fuzz/corpus/$target" -- \
         -max_total_time="$seconds" -max_len="$max_len" -print_final_stats=1
 done

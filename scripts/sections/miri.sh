@@ -18,5 +18,5 @@ export PROPTEST_CASES="${PROPTEST_CASES:-8}"
 # memory is test fixtures, some leaked on purpose for `DmbMem::from_static`.
 export MIRIFLAGS="-Zmiri-disable-isolation -Zmiri-ignore-leaks ${MIRIFLAGS:-}"
 
-smcd_run cargo +nightly miri setup --quiet
-smcd_run cargo +nightly miri test --locked -p smcd-core --lib "$@"
+smcd_run cargo "+$SMCD_NIGHTLY" miri setup --quiet
+smcd_run cargo "+$SMCD_NIGHTLY" miri test --locked -p smcd-core --lib "$@"
