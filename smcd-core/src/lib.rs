@@ -6,7 +6,7 @@
 //! ## Layering
 //!
 //! ```text
-//!   blocking a blocking driver over `endpoint` for unikernels (embedded-hal `DelayNs`)
+//!   blocking a blocking driver over `endpoint` for unikernels (embedded-hal `DelayNs` or a wakeable `Pause`)
 //!   endpoint one socket-like endpoint: handshake, then SMC-D or TCP fallback on a byte stream
 //!   clc      sans-IO CLC handshake engine (Proposal / Accept / Confirm / Decline)
 //!   conn     one established connection: send / recv over two DMBs, close state machine

@@ -1,19 +1,22 @@
 //! The blocking driver with embedded-hal-mock delays: the exact back-off
-//! sequence, the CLC timeout after 6 s of accumulated delays, waiting for
+//! sequence (default and custom policies), the CLC timeout after 6 s of
+//! accumulated delays (or of what a wakeable pause reports), waiting for
 //! room and for data, and close with and without the peer's answer.
 
 mod conn_util;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use conn_util::FakeDev;
 use embedded_hal::delay::DelayNs;
 use embedded_hal_mock::eh1::delay::{CheckedDelay, NoopDelay, Transaction};
-use smcd_core::blocking::{BACKOFF_MAX_NS, BACKOFF_MIN_NS, Blocking, CLOSE_WAIT_MS, SPIN_ROUNDS};
+use smcd_core::blocking::{
+    BACKOFF_MAX_NS, BACKOFF_MIN_NS, BackoffPolicy, Blocking, CLOSE_WAIT_MS, Pause, SPIN_ROUNDS,
+};
 use smcd_core::clc::{CLC_WAIT_MS, ClcConfig, HandshakeError};
 use smcd_core::conn::{CloseState, ConnError};
 use smcd_core::endpoint::testing::{Fixture, PIPE_BYTES, PipeEndpoint, drive};
-use smcd_core::endpoint::{ByteStream, Endpoint, EndpointError, Failure, Transport};
+use smcd_core::endpoint::{ByteStream, Endpoint, EndpointError, Failure, PipeEnd, Transport};
 use smcd_core::wire::clc::ClcMessage;
 
 /// A delay that records into `inner` and lets the peer act after each call
@@ -74,6 +77,17 @@ fn established<'a>(fx: &'a Fixture<'_, FakeDev>) -> (Ep<'a>, Ep<'a>) {
     (client, server)
 }
 
+/// Run the client handshake on `end` until the CLC timer fires, which must
+/// be at 6 s of the driver's clock.
+fn handshake_times_out(fx: &Fixture<'_, FakeDev>, end: PipeEnd<'_, PIPE_BYTES>, pause: impl Pause) {
+    let mut client = Blocking::new(Endpoint::client(fx.host(), end, 0), pause);
+    assert_eq!(
+        client.handshake().unwrap_err(),
+        EndpointError::Failed(Failure::Handshake(HandshakeError::Timeout))
+    );
+    assert_eq!(client.now_ms(), 6_000);
+}
+
 #[test]
 fn clc_timeout_after_six_seconds_of_delays() {
     let dev = FakeDev::new(true);
@@ -86,13 +100,7 @@ fn clc_timeout_after_six_seconds_of_delays() {
     let total: u64 = delays.iter().map(|&d| u64::from(d)).sum();
     assert_eq!(total, 6_000_023_000);
     let mut check = expect(&delays);
-
-    let mut client = Blocking::new(Endpoint::client(fx.host(), a, 0), check.clone());
-    assert_eq!(
-        client.handshake().unwrap_err(),
-        EndpointError::Failed(Failure::Handshake(HandshakeError::Timeout))
-    );
-    assert_eq!(client.now_ms(), 6_000);
+    handshake_times_out(&fx, a, check.clone());
     check.done();
     // The Proposal went out; no Decline followed, the stream was shut down.
     let mut buf = [0u8; 512];
@@ -102,6 +110,51 @@ fn clc_timeout_after_six_seconds_of_delays() {
         Ok(ClcMessage::Proposal(_))
     ));
     assert_eq!(peer.read(&mut buf), Ok(0));
+}
+
+#[test]
+fn the_clock_counts_what_the_pause_reports() {
+    /// Woken half-way through every pause: reports half of what was asked.
+    struct Halved<'a>(&'a Cell<usize>);
+    impl Pause for Halved<'_> {
+        fn pause_ns(&mut self, ns: u32) -> u32 {
+            self.0.set(self.0.get() + 1);
+            ns / 2
+        }
+    }
+    let dev = FakeDev::new(true);
+    let fx = Fixture::new(&dev, config());
+    let (a, _peer) = fx.pipe.ends(); // the peer never answers
+    let pauses = Cell::new(0);
+    handshake_times_out(&fx, a, Halved(&pauses));
+    // Every asked pause is a whole number of µs, so halves add up exactly:
+    // the timer needs the pauses of 12 s of asked time.
+    let delays = backoff_delays(2 * CLC_WAIT_MS * 1_000_000);
+    assert_eq!(pauses.get(), delays.len());
+    assert_eq!(delays.len(), 10 + 11_999);
+}
+
+#[test]
+fn a_custom_backoff_policy_shapes_the_pauses() {
+    let dev = FakeDev::new(false);
+    let fx = Fixture::new(&dev, config());
+    let (client, server) = established(&fx);
+    let server = RefCell::new(server);
+    // No spinning; 5 µs doubling up to 20 µs; data arrives in the 4th pause.
+    let mut check = expect(&[5_000, 10_000, 20_000, 20_000]);
+    let delay = acting(check.clone(), |call| {
+        if call == 4 {
+            server.borrow_mut().send(b"x").unwrap();
+        }
+    });
+    let mut client = Blocking::new(client, delay);
+    client.set_backoff(BackoffPolicy {
+        spin_rounds: 0,
+        min_ns: 5_000,
+        max_ns: 20_000,
+    });
+    assert_eq!(client.recv(&mut [0u8; 4]), Ok(1));
+    check.done();
 }
 
 #[test]

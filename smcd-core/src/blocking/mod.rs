@@ -1,17 +1,27 @@
 //! A unikernel-style blocking driver: [`Blocking`] runs an
 //! [`Endpoint`] to completion — blocking `connect`/`accept`, `send_all`,
-//! `recv` and `close` — waiting with an embedded-hal [`DelayNs`].
+//! `recv` and `close` — waiting with a [`Pause`]: any embedded-hal
+//! [`DelayNs`](embedded_hal::delay::DelayNs), or a wait that a wake-up (a
+//! doorbell, an interrupt) may end early.
 //!
 //! # Waiting and time
 //!
 //! While nothing changes, the driver waits with [`Backoff`]: a few rounds of
-//! spinning, then delays of 1 µs doubling up to 1 ms. It has no clock of its
-//! own: it counts the nanoseconds it asked [`DelayNs`] for, and that sum is
-//! its time ([`Blocking::now_ms`]), which feeds the CLC timer (6 s per
-//! message, `spec/handshake.md` §7) and the close wait. Since every delay
-//! lasts *at least* what was asked and the work between delays is not
-//! counted, this clock is a **lower bound** of real time: timeouts fire no
-//! earlier than they should, possibly later.
+//! spinning, then pauses of 1 µs doubling up to 1 ms (the defaults of
+//! [`BackoffPolicy`]; [`Blocking::set_backoff`] changes them). It has no
+//! clock of its own: it adds up the nanoseconds each pause reports, and that
+//! sum is its time ([`Blocking::now_ms`]), which feeds the CLC timer (6 s
+//! per message, `spec/handshake.md` §7) and the close wait. A pause reports
+//! at most the time that really passed (a `DelayNs` waits at least what was
+//! asked and reports exactly that) and the work between pauses is not
+//! counted, so this clock is a **lower bound** of real time: timeouts fire
+//! no earlier than they should, possibly later.
+//!
+//! With a plain delay, the cap bounds how late the driver notices an event.
+//! A [`Pause`] that the device's doorbell ends early (the loopback device
+//! rings the DMB owner after every CDC header write) removes that latency
+//! for SMC-D events; the CLC handshake, which runs on the stream, still
+//! relies on the back-off.
 //!
 //! # Example
 //!
@@ -55,10 +65,10 @@
 //! ```
 
 mod backoff;
+mod pause;
 
-pub use backoff::{BACKOFF_MAX_NS, BACKOFF_MIN_NS, Backoff, SPIN_ROUNDS};
-
-use embedded_hal::delay::DelayNs;
+pub use backoff::{BACKOFF_MAX_NS, BACKOFF_MIN_NS, Backoff, BackoffPolicy, SPIN_ROUNDS};
+pub use pause::Pause;
 
 use crate::endpoint::{ByteStream, Endpoint, EndpointError, Host, Transport};
 use crate::ops::SmcdOps;
@@ -72,23 +82,29 @@ const NS_PER_MS: u64 = 1_000_000;
 
 /// An [`Endpoint`] with blocking calls. See the [module documentation](self).
 #[derive(Debug)]
-pub struct Blocking<'a, D: SmcdOps, S: ByteStream, T: DelayNs> {
+pub struct Blocking<'a, D: SmcdOps, S: ByteStream, T: Pause> {
     ep: Endpoint<'a, D, S>,
-    delay: T,
+    pause: T,
     backoff: Backoff,
     elapsed_ns: u64,
 }
 
-impl<'a, D: SmcdOps, S: ByteStream, T: DelayNs> Blocking<'a, D, S, T> {
+impl<'a, D: SmcdOps, S: ByteStream, T: Pause> Blocking<'a, D, S, T> {
     /// Drive `ep`, which must have been created at time 0 (the driver's
-    /// clock starts there). Nothing is waited for yet.
-    pub fn new(ep: Endpoint<'a, D, S>, delay: T) -> Self {
+    /// clock starts there), pausing with `pause` and the default
+    /// [`BackoffPolicy`]. Nothing is waited for yet.
+    pub fn new(ep: Endpoint<'a, D, S>, pause: T) -> Self {
         Self {
             ep,
-            delay,
+            pause,
             backoff: Backoff::new(),
             elapsed_ns: 0,
         }
+    }
+
+    /// Wait the way `policy` says from now on (the back-off starts over).
+    pub fn set_backoff(&mut self, policy: BackoffPolicy) {
+        self.backoff = Backoff::with_policy(policy);
     }
 
     /// Connect: run the client handshake on `stream` until SMC-D is
@@ -97,9 +113,9 @@ impl<'a, D: SmcdOps, S: ByteStream, T: DelayNs> Blocking<'a, D, S, T> {
     /// # Errors
     ///
     /// [`EndpointError::Failed`]: CLC timeout (no Accept within 6 s of
-    /// accumulated delays), protocol error, stream closed or broken.
-    pub fn connect(host: Host<'a, D>, stream: S, delay: T) -> Result<Self, EndpointError> {
-        let mut b = Self::new(Endpoint::client(host, stream, 0), delay);
+    /// accumulated pauses), protocol error, stream closed or broken.
+    pub fn connect(host: Host<'a, D>, stream: S, pause: T) -> Result<Self, EndpointError> {
+        let mut b = Self::new(Endpoint::client(host, stream, 0), pause);
         b.handshake()?;
         Ok(b)
     }
@@ -110,8 +126,8 @@ impl<'a, D: SmcdOps, S: ByteStream, T: DelayNs> Blocking<'a, D, S, T> {
     /// # Errors
     ///
     /// As [`connect`](Self::connect).
-    pub fn accept(host: Host<'a, D>, stream: S, delay: T) -> Result<Self, EndpointError> {
-        let mut b = Self::new(Endpoint::server(host, stream, 0), delay);
+    pub fn accept(host: Host<'a, D>, stream: S, pause: T) -> Result<Self, EndpointError> {
+        let mut b = Self::new(Endpoint::server(host, stream, 0), pause);
         b.handshake()?;
         Ok(b)
     }
@@ -132,7 +148,7 @@ impl<'a, D: SmcdOps, S: ByteStream, T: DelayNs> Blocking<'a, D, S, T> {
         }
     }
 
-    /// The driver's clock: milliseconds of delay asked for so far, a lower
+    /// The driver's clock: milliseconds of pauses reported so far, a lower
     /// bound of the real time elapsed.
     pub fn now_ms(&self) -> u64 {
         self.elapsed_ns / NS_PER_MS
@@ -168,12 +184,12 @@ impl<'a, D: SmcdOps, S: ByteStream, T: DelayNs> Blocking<'a, D, S, T> {
     }
 
     /// One wait step: after progress start over, else back off and count
-    /// the delay.
+    /// the pause.
     fn idle(&mut self, progress: bool) {
         if progress {
             self.backoff.reset();
         } else {
-            let ns = self.backoff.snooze(&mut self.delay);
+            let ns = self.backoff.snooze(&mut self.pause);
             self.elapsed_ns = self.elapsed_ns.saturating_add(u64::from(ns));
         }
     }
@@ -239,7 +255,7 @@ impl<'a, D: SmcdOps, S: ByteStream, T: DelayNs> Blocking<'a, D, S, T> {
 
     /// Close with flush: write pending CLC bytes (our Decline), close, and
     /// wait for the peer's close so that every resource is given back —
-    /// all within [`CLOSE_WAIT_MS`] of accumulated delays, after which the
+    /// all within [`CLOSE_WAIT_MS`] of accumulated pauses, after which the
     /// connection is aborted instead. Bytes already accepted by
     /// [`send_all`](Self::send_all) are in the peer's ring or on the stream:
     /// the data path keeps nothing unsent.
