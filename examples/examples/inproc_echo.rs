@@ -1,263 +1,178 @@
-//! In-process SMC-D echo over the loopback device, copy mode vs nocopy mode.
+//! In-process SMC-D echo over the loopback device, copy mode vs nocopy
+//! mode, side by side with TCP over 127.0.0.1 and a Unix-domain socket.
 //!
-//! Two threads share one `LoopbackDevice` (DMB memory from the heap): an echo
-//! server and a client. They run the CLC handshake over an in-memory pipe
-//! standing in for TCP, then move the payload through the DMBs. The client
-//! sends a deterministic pseudo-random stream and, at the same time, reads
-//! the echo back; the server checksums what it receives and the client
-//! checksums the echo, and both must match the checksum of the stream sent.
+//! Each transport runs the same two-thread echo ([`examples::echo`]): an
+//! echo server and a client. The client sends a deterministic pseudo-random
+//! stream and, on the same thread, reads the echo back; the server checksums
+//! what it receives and the client checksums the echo, and both must match
+//! the checksum of the stream sent.
 //!
-//! Run: `cargo run --release -p examples --example inproc_echo [MIB]`
-//! (default 1024 MiB = 1 GiB each way, i.e. 2 GiB through the device per
-//! mode). GB/s are 10⁹ bytes per second of one direction.
+//! SMC-D ([`examples::smc`]): both threads share one `LoopbackDevice` (DMB
+//! memory from the heap), run the CLC handshake over an in-memory pipe
+//! standing in for TCP, then move the payload through the DMBs. They wait by
+//! spinning briefly, then parking; the device's doorbell unparks the owner
+//! of the DMB it wrote ([`examples::park`]). The sockets
+//! ([`examples::socket`]) are non-blocking and wait the same way, blocking
+//! in `poll(2)` instead of parking.
 //!
-//! Both modes run the same application code (`send`/`recv`). Copy mode
-//! writes the peer's ring through the device's `move_data`; nocopy mode
-//! writes it directly through the attached peer DMB. smcd's copy mode has no
-//! intermediate send buffer (each byte is copied once in both modes), so the
-//! two are expected to be close; Linux's copy mode copies twice.
+//! Run: `cargo run --release -p examples --example inproc_echo [MIB [ROUNDS]]`
+//! (default 1024 MiB = 1 GiB each way, 3 rounds of all four transports;
+//! the summary takes each transport's median round). GB/s are 10⁹ bytes per
+//! second of one direction.
+//!
+//! Copy mode writes the peer's ring through the device's `move_data` and
+//! reads with `recv` into a buffer; nocopy mode writes the attached peer DMB
+//! directly and checksums in place (`recv_with`). smcd's copy mode has no
+//! intermediate send buffer (each byte is copied once on the way in, in
+//! both modes); Linux's copy mode copies twice.
 
-use std::error::Error;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use examples::checksum::Checksum;
-use examples::delay::StdDelay;
+use examples::echo::{BoxError, Job};
+use examples::park::ParkDoorbell;
 use examples::payload::{POOL_BYTES, Payload};
+use examples::smc::{self, Setup};
+use examples::socket::{self, tcp_pair, uds_pair};
+use examples::wait::Waiting;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use smcd_core::blocking::Blocking;
-use smcd_core::clc::{ClcConfig, ClcDevice, Devices, Established, LinkGroups};
+use smcd_core::blocking::BackoffPolicy;
+use smcd_core::clc::{ClcConfig, Established};
 use smcd_core::conn::SendMode;
-use smcd_core::endpoint::{EndpointError, Host, Pipe, PipeEnd, Transport};
 use smcd_core::ops::SmcdOps;
 use smcd_lo::copy_only::CopyOnly;
-use smcd_lo::{HeapMemory, LoopbackDevice, NoDoorbell};
+use smcd_lo::{HeapMemory, LoopbackDevice};
 
-type BoxError = Box<dyn Error + Send + Sync>;
-
-/// The loopback device with heap DMBs (default DMB limit).
-type Loopback = LoopbackDevice<HeapMemory, StdRng>;
+/// The loopback device with heap DMBs, ringing parked owners.
+type Loopback = LoopbackDevice<HeapMemory, StdRng, ParkDoorbell>;
 
 /// A fresh loopback device with a random GID.
 fn loopback() -> Loopback {
-    Loopback::new(HeapMemory, StdRng::from_os_rng(), NoDoorbell)
+    Loopback::new(HeapMemory, StdRng::from_os_rng(), ParkDoorbell::new())
 }
 
 /// Default payload per direction, in MiB.
 const DEFAULT_MIB: u64 = 1024;
+/// Default rounds of all transports.
+const DEFAULT_ROUNDS: u64 = 3;
 /// DMB size of each side (the largest SMC-D size).
 const DMB_BYTES: usize = 1 << 20;
 /// Most bytes handed to one `send` call.
 const SEND_CHUNK_BYTES: usize = 1 << 20;
-/// Receive buffer of either side.
+/// Receive buffer of either side (fits the L2 cache with room to spare;
+/// 64 KiB … 1 MiB measured, 256 KiB was best or on par for every transport).
 const RECV_BUF_BYTES: usize = 256 << 10;
 /// Seed of the payload stream.
 const PAYLOAD_SEED: u64 = 0x5343_442d_4543_484f;
-/// Capacity of the in-memory "TCP" pipe (carries only CLC messages here).
-const PIPE_BYTES: usize = 1024;
+/// How every transport waits: the driver's default back-off (16 spin
+/// rounds, then pauses from 1 µs doubling up to 1 ms), where pauses up to
+/// 50 µs spin (yielding) and longer ones park or block in `poll(2)` — about
+/// 63 µs of spinning before the first park. On this 2-vCPU VM limits of
+/// 20 … 400 µs measured alike; parking at once was slower.
+const WAITING: Waiting = Waiting {
+    policy: BackoffPolicy::DEFAULT,
+    spin_limit: Duration::from_micros(50),
+};
 
-/// One measured run.
-struct Run {
-    mode: &'static str,
-    transport: String,
-    elapsed: Duration,
-}
+/// The transports, in the order they run and print.
+const TRANSPORTS: [&str; 4] = ["SMC-D copy", "SMC-D nocopy", "TCP 127.0.0.1", "UDS"];
 
 fn main() -> Result<(), BoxError> {
-    let mib = match std::env::args().nth(1) {
-        Some(arg) => arg
-            .parse::<u64>()
-            .map_err(|e| format!("MIB {arg:?}: {e}"))?,
-        None => DEFAULT_MIB,
-    };
+    let mut args = std::env::args().skip(1);
+    let mib = number(args.next(), "MIB", DEFAULT_MIB)?;
+    let rounds = number(args.next(), "ROUNDS", DEFAULT_ROUNDS)?.max(1);
     let bytes = mib << 20;
     let payload = Payload::new(PAYLOAD_SEED, POOL_BYTES);
-    let expected = stream_checksum(&payload, bytes);
+    let job = Job::new(&payload, bytes, SEND_CHUNK_BYTES, RECV_BUF_BYTES);
+    let config = ClcConfig::new()
+        .with_ueid("SMCD-EXAMPLE")?
+        .with_hostname("inproc-echo")
+        .with_dmb_size(DMB_BYTES);
     println!(
-        "smcd inproc_echo: {bytes} bytes ({mib} MiB) each way, {} bytes through the device per mode; \
-         2 threads (echo server, client), checksum {expected:#018x}",
-        2 * bytes
+        "smcd inproc_echo: {bytes} bytes ({mib} MiB) each way per transport and round, \
+         {rounds} round(s); 2 threads (echo server, client); checksum {:#018x} \
+         verified on both receiving sides",
+        job.expected
     );
 
-    let copy = run("copy", &CopyOnly(loopback()), &payload, bytes, expected)?;
-    let nocopy = run("nocopy", &loopback(), &payload, bytes, expected)?;
+    let mut times: [Vec<Duration>; 4] = Default::default();
+    for round in 1..=rounds {
+        let copy_dev = CopyOnly(loopback());
+        let nocopy_dev = loopback();
+        let describe = round == 1;
+        let runs = [
+            run_smc(&copy_dev, copy_dev.0.doorbell(), &config, &job, describe)?,
+            run_smc(&nocopy_dev, nocopy_dev.doorbell(), &config, &job, describe)?,
+            socket::echo("TCP", &job, tcp_pair()?, WAITING)?,
+            socket::echo("UDS", &job, uds_pair()?, WAITING)?,
+        ];
+        let line: Vec<String> = TRANSPORTS
+            .iter()
+            .zip(&runs)
+            .map(|(name, t)| format!("{name} {:.2}", gbps(bytes, *t)))
+            .collect();
+        println!("round {round}: {} GB/s", line.join(", "));
+        for (all, t) in times.iter_mut().zip(runs) {
+            all.push(t);
+        }
+    }
 
-    for r in [&copy, &nocopy] {
-        let secs = r.elapsed.as_secs_f64();
+    let [copy, nocopy, tcp, uds] = times.map(|mut t| {
+        t.sort();
+        t[t.len() / 2]
+    });
+    println!("\nmedian of {rounds} round(s): GB/s each way, and throughput ratios in this run");
+    println!(
+        "  {:<14} {:>6}  {:>6}  {:>6}",
+        "transport", "GB/s", "vs TCP", "vs UDS"
+    );
+    for (name, t) in TRANSPORTS.iter().zip([copy, nocopy, tcp, uds]) {
         println!(
-            "{:<6}  {}\n        {bytes} bytes each way in {secs:.3} s = {:.2} GB/s each way ({:.2} GB/s total), \
-             checksums verified on both receiving sides",
-            r.mode,
-            r.transport,
-            gbps(bytes, r.elapsed),
-            gbps(2 * bytes, r.elapsed),
+            "  {name:<14} {:>6.2}  {:>6.2}  {:>6.2}",
+            gbps(bytes, t),
+            ratio(tcp, t),
+            ratio(uds, t)
         );
     }
-    println!(
-        "nocopy / copy throughput ratio: {:.2}",
-        copy.elapsed.as_secs_f64() / nocopy.elapsed.as_secs_f64()
-    );
+    println!("  nocopy / copy: {:.2}", ratio(copy, nocopy));
     Ok(())
+}
+
+/// The SMC-D echo on `dev`; prints the transport when asked to.
+fn run_smc<D: SmcdOps + Sync>(
+    dev: &D,
+    doorbell: &ParkDoorbell,
+    config: &ClcConfig,
+    job: &Job<'_>,
+    describe: bool,
+) -> Result<Duration, BoxError> {
+    let setup = Setup {
+        dev,
+        doorbell,
+        config,
+        waiting: WAITING,
+    };
+    let (elapsed, est) = smc::echo(&setup, job)?;
+    if describe {
+        println!("{}", smcd_line(&est));
+    }
+    Ok(elapsed)
+}
+
+fn number(arg: Option<String>, name: &str, default: u64) -> Result<u64, BoxError> {
+    match arg {
+        Some(a) => a.parse().map_err(|e| format!("{name} {a:?}: {e}").into()),
+        None => Ok(default),
+    }
 }
 
 fn gbps(bytes: u64, elapsed: Duration) -> f64 {
     bytes as f64 / elapsed.as_secs_f64() / 1e9
 }
 
-/// The checksum of the first `bytes` bytes of the payload stream.
-fn stream_checksum(payload: &Payload, bytes: u64) -> u64 {
-    let mut sum = Checksum::new();
-    let mut at = 0;
-    while at < bytes {
-        let piece = payload.at(at, clamp(bytes - at, SEND_CHUNK_BYTES));
-        sum.update(piece);
-        at += piece.len() as u64;
-    }
-    sum.value()
-}
-
-fn clamp(left: u64, max: usize) -> usize {
-    usize::try_from(left).map_or(max, |l| l.min(max))
-}
-
-/// One echo run on `dev`: a server thread and the client on this thread.
-fn run<D: SmcdOps + Sync>(
-    mode: &'static str,
-    dev: &D,
-    payload: &Payload,
-    bytes: u64,
-    expected: u64,
-) -> Result<Run, BoxError> {
-    let config = ClcConfig::new()
-        .with_ueid("SMCD-EXAMPLE")?
-        .with_hostname("inproc-echo")
-        .with_dmb_size(DMB_BYTES);
-    let groups = LinkGroups::<4>::new();
-    let pipe = Pipe::<PIPE_BYTES>::new();
-    let (client_end, server_end) = pipe.ends();
-    thread::scope(|s| {
-        let server = s.spawn(|| serve(dev, &config, &groups, server_end));
-        let client = client(dev, &config, &groups, client_end, payload, bytes);
-        let served = server.join().map_err(|_| "server thread panicked")?;
-        let (received, sum) = served?;
-        let (transport, elapsed, echo_sum) = client?;
-        if received != bytes || sum != expected {
-            return Err(format!(
-                "{mode}: server received {received} bytes with checksum {sum:#018x}, \
-                 expected {bytes} with {expected:#018x}"
-            )
-            .into());
-        }
-        if echo_sum != expected {
-            return Err(format!(
-                "{mode}: echo checksum {echo_sum:#018x}, expected {expected:#018x}"
-            )
-            .into());
-        }
-        Ok(Run {
-            mode,
-            transport,
-            elapsed,
-        })
-    })
-}
-
-/// Host context for one side; built in the thread that uses it (the device
-/// list holds `&dyn ClcDevice`, which is not `Send`).
-fn with_host<D: SmcdOps, R>(
-    dev: &D,
-    config: &ClcConfig,
-    groups: &LinkGroups<4>,
-    f: impl FnOnce(Host<'_, D>) -> R,
-) -> R {
-    let list: [&dyn ClcDevice; 1] = [dev];
-    f(Host::new(config, Devices::new(&list), groups, dev))
-}
-
-/// Echo everything back until EOF; returns bytes received and their checksum.
-fn serve<D: SmcdOps>(
-    dev: &D,
-    config: &ClcConfig,
-    groups: &LinkGroups<4>,
-    end: PipeEnd<'_, PIPE_BYTES>,
-) -> Result<(u64, u64), BoxError> {
-    with_host(dev, config, groups, |host| {
-        let mut server = Blocking::accept(host, end, StdDelay)?;
-        describe(&server.transport())?;
-        let mut buf = vec![0u8; RECV_BUF_BYTES];
-        let (mut received, mut sum) = (0u64, Checksum::new());
-        loop {
-            let n = server.recv(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            sum.update(&buf[..n]);
-            received += n as u64;
-            server.send_all(&buf[..n])?;
-        }
-        server.close()?;
-        Ok((received, sum.value()))
-    })
-}
-
-/// Send the payload and read the echo at the same time; returns the
-/// transport, the time from the first byte sent to the last byte echoed, and
-/// the echo's checksum.
-fn client<D: SmcdOps>(
-    dev: &D,
-    config: &ClcConfig,
-    groups: &LinkGroups<4>,
-    end: PipeEnd<'_, PIPE_BYTES>,
-    payload: &Payload,
-    bytes: u64,
-) -> Result<(String, Duration, u64), BoxError> {
-    with_host(dev, config, groups, |host| {
-        let mut client = Blocking::connect(host, end, StdDelay)?;
-        let transport = describe(&client.transport())?;
-        let mut buf = vec![0u8; RECV_BUF_BYTES];
-        let (mut sent, mut echoed, mut sum) = (0u64, 0u64, Checksum::new());
-        let start = Instant::now();
-        while echoed < bytes {
-            let mut progressed = false;
-            let ep = client.endpoint_mut();
-            if sent < bytes {
-                match ep.send(payload.at(sent, clamp(bytes - sent, SEND_CHUNK_BYTES))) {
-                    Ok(n) => {
-                        sent += n as u64;
-                        progressed = true;
-                    }
-                    Err(EndpointError::WouldBlock) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            match ep.recv(&mut buf) {
-                Ok(0) => return Err(format!("EOF after {echoed} echoed bytes").into()),
-                Ok(n) => {
-                    sum.update(&buf[..n]);
-                    echoed += n as u64;
-                    progressed = true;
-                }
-                Err(EndpointError::WouldBlock) => {}
-                Err(e) => return Err(e.into()),
-            }
-            client.wait(progressed)?;
-        }
-        let elapsed = start.elapsed();
-        if !client.close()? {
-            return Err("the server did not close in time".into());
-        }
-        Ok((transport, elapsed, sum.value()))
-    })
-}
-
-/// A one-line description of an SMC-D transport; anything else is an error
-/// (this example is about SMC-D).
-fn describe(t: &Transport) -> Result<String, BoxError> {
-    let Transport::SmcD(e) = t else {
-        return Err(format!("not SMC-D: {t:?}").into());
-    };
-    Ok(smcd_line(e))
+/// Throughput of the run that took `t` relative to the one that took `base`.
+fn ratio(base: Duration, t: Duration) -> f64 {
+    base.as_secs_f64() / t.as_secs_f64()
 }
 
 fn smcd_line(e: &Established) -> String {

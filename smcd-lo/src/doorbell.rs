@@ -2,8 +2,9 @@
 //! header arrived (Linux schedules the receiver's CDC processing).
 //!
 //! The device rings with the token of the DMB that was written; the doorbell
-//! maps it to whatever wakes the owner — a waker, a callback, a futex. Any
-//! `Fn(DmbToken)` closure is a doorbell.
+//! maps it to whatever wakes the owner — a waker, a callback, a futex, an
+//! unparked thread (the `examples` crate's `ParkDoorbell`, which ends the
+//! blocking driver's pause early). Any `Fn(DmbToken)` closure is a doorbell.
 
 use smcd_core::dmb::DmbToken;
 use smcd_core::sync::{AtomicU32, AtomicU64, Ordering};
