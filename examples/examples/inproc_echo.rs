@@ -40,7 +40,7 @@ use smcd_core::blocking::BackoffPolicy;
 use smcd_core::clc::{ClcConfig, Established};
 use smcd_core::conn::SendMode;
 use smcd_core::ops::SmcdOps;
-use smcd_lo::copy_only::CopyOnly;
+use smcd_lo::nocopy_switch::NocopySwitch;
 use smcd_lo::{HeapMemory, LoopbackDevice};
 
 /// The loopback device with heap DMBs, ringing parked owners.
@@ -97,11 +97,12 @@ fn main() -> Result<(), BoxError> {
 
     let mut times: [Vec<Duration>; 4] = Default::default();
     for round in 1..=rounds {
-        let copy_dev = CopyOnly(loopback());
+        let copy_lo = loopback();
+        let copy_dev = NocopySwitch::copy_only(&copy_lo);
         let nocopy_dev = loopback();
         let describe = round == 1;
         let runs = [
-            run_smc(&copy_dev, copy_dev.0.doorbell(), &config, &job, describe)?,
+            run_smc(&copy_dev, copy_lo.doorbell(), &config, &job, describe)?,
             run_smc(&nocopy_dev, nocopy_dev.doorbell(), &config, &job, describe)?,
             socket::echo("TCP", &job, tcp_pair()?, WAITING)?,
             socket::echo("UDS", &job, uds_pair()?, WAITING)?,

@@ -113,7 +113,7 @@ impl<D: SmcdOps, S: ByteStream, P: Pause> Link for SmcLink<'_, D, S, P> {
 /// What both sides of an SMC-D echo share.
 #[derive(Debug, Clone, Copy)]
 pub struct Setup<'a, D> {
-    /// The device (a loopback device, possibly [`smcd_lo::copy_only::CopyOnly`]).
+    /// The device (a loopback device, possibly [`smcd_lo::nocopy_switch::NocopySwitch`]).
     pub dev: &'a D,
     /// The doorbell the device rings.
     pub doorbell: &'a ParkDoorbell,

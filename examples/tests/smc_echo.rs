@@ -15,7 +15,7 @@ use rand::rngs::StdRng;
 use smcd_core::blocking::BackoffPolicy;
 use smcd_core::clc::ClcConfig;
 use smcd_core::conn::SendMode;
-use smcd_lo::copy_only::CopyOnly;
+use smcd_lo::nocopy_switch::NocopySwitch;
 use smcd_lo::{HeapMemory, LoopbackDevice};
 
 type Loopback = LoopbackDevice<HeapMemory, StdRng, ParkDoorbell>;
@@ -52,10 +52,11 @@ fn copy_and_nocopy_echo_verify_and_give_everything_back() {
     let job = Job::new(&payload, (5 << 20) + 13, 100_003, 70_001);
     let config = config();
 
-    let copy = CopyOnly(loopback(1));
-    let (_, est) = echo(&setup(&copy, copy.0.doorbell(), &config), &job).unwrap();
+    let copy_lo = loopback(1);
+    let copy = NocopySwitch::copy_only(&copy_lo);
+    let (_, est) = echo(&setup(&copy, copy_lo.doorbell(), &config), &job).unwrap();
     assert!(matches!(est.mode, SendMode::Copy));
-    let stats = copy.0.stats();
+    let stats = copy_lo.stats();
     assert_eq!(stats.dmbs_in_use, 0);
     assert!(stats.signals > 0);
 

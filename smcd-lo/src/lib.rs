@@ -22,11 +22,11 @@
 #[cfg(test)]
 extern crate std;
 
-pub mod copy_only;
 mod device;
 mod doorbell;
 mod fault;
 mod memory;
+pub mod nocopy_switch;
 
 pub use device::{DEFAULT_MAX_DMBS, LoError, LoopbackDevice, MAX_DMBS};
 pub use doorbell::{CountingDoorbell, Doorbell, NoDoorbell};

@@ -14,7 +14,7 @@ use smcd_core::endpoint::{ByteStream, Endpoint, EndpointError, Pipe, Transport};
 use smcd_core::ops::{ErrorKind, SmcdOps};
 use smcd_core::stats::DeviceStats;
 use smcd_lo::FaultInjector;
-use smcd_lo::copy_only::CopyOnly;
+use smcd_lo::nocopy_switch::NocopySwitch;
 
 const DMB: usize = 16 * 1024;
 
@@ -113,8 +113,9 @@ fn connection_lifecycle<D: SmcdOps>(dev: &D, stats: impl Fn() -> DeviceStats, no
 
 #[test]
 fn copy_mode_lifecycle() {
-    let lo = CopyOnly(loopback::<64>(1));
-    connection_lifecycle(&lo, || lo.0.stats(), false);
+    let dev = loopback::<64>(1);
+    let lo = NocopySwitch::copy_only(&dev);
+    connection_lifecycle(&lo, || dev.stats(), false);
 }
 
 #[test]

@@ -12,7 +12,7 @@ use smcd_core::clc::{ClcDevice, Devices, LinkGroups};
 use smcd_core::conn::SendMode;
 use smcd_core::endpoint::{EndpointError, Host, Pipe, Transport};
 use smcd_core::ops::SmcdOps;
-use smcd_lo::copy_only::CopyOnly;
+use smcd_lo::nocopy_switch::NocopySwitch;
 
 const BYTES: usize = 3 << 20;
 
@@ -75,9 +75,9 @@ fn echo<D: SmcdOps + Sync>(dev: &D, nocopy: bool) {
 
 #[test]
 fn copy_mode_echo_in_two_threads() {
-    let lo = CopyOnly(loopback::<64>(1));
-    echo(&lo, false);
-    assert_eq!(lo.0.stats().dmbs_in_use, 0);
+    let dev = loopback::<64>(1);
+    echo(&NocopySwitch::copy_only(&dev), false);
+    assert_eq!(dev.stats().dmbs_in_use, 0);
 }
 
 #[test]

@@ -18,12 +18,12 @@
 //!   (bytes 32…). We read it in place.
 //! * **Peer DMB**: we write its header and ring. How depends on [`SendMode`]:
 //!   * [`SendMode::Copy`]: bytes go from the caller's slice straight into the
-//!     peer's ring through [`SmcdOps::move_data`]. Unlike Linux there is **no
+//!     peer's ring through [`SmcdOps::move_data`](crate::ops::SmcdOps::move_data). Unlike Linux there is **no
 //!     intermediate send buffer**: a send accepts at most the free space of
 //!     the peer's ring and writes it at once. The bytes and headers the peer
 //!     sees are the same as from a Linux sender.
 //!   * [`SendMode::NoCopy`]: the peer's DMB is attached
-//!     ([`SmcdOps::attach_dmb`]) and written directly (loopback only); the
+//!     ([`SmcdOps::attach_dmb`](crate::ops::SmcdOps::attach_dmb)) and written directly (loopback only); the
 //!     data `move_data` calls that Linux issues and loopback ignores are
 //!     skipped. [`send_with`](Connection::send_with) works only here.
 //!
@@ -153,10 +153,10 @@ pub const MIN_DMB_LEN_BYTES: usize = CDC_HEADER_LEN_BYTES + 4;
 /// How we write into the peer's DMB.
 #[derive(Debug, Clone, Copy)]
 pub enum SendMode {
-    /// Through [`SmcdOps::move_data`] (any device).
+    /// Through [`SmcdOps::move_data`](crate::ops::SmcdOps::move_data) (any device).
     Copy,
-    /// Directly into the peer's DMB, attached with [`SmcdOps::attach_dmb`]
-    /// (devices with [`SmcdOps::supports_nocopy`]).
+    /// Directly into the peer's DMB, attached with [`SmcdOps::attach_dmb`](crate::ops::SmcdOps::attach_dmb)
+    /// (devices with [`SmcdOps::supports_nocopy`](crate::ops::SmcdOps::supports_nocopy)).
     NoCopy(Dmb),
 }
 

@@ -31,7 +31,7 @@ impl Connection {
     }
 
     /// Shut down our write side (`shutdown(SHUT_WR)`, `spec/close.md` §2):
-    /// in [`CloseState::Active`] or [`CloseState::AppCloseWait1`] a
+    /// in [`CloseState::Active`](super::CloseState::Active) or [`CloseState::AppCloseWait1`](super::CloseState::AppCloseWait1) a
     /// done-writing header is sent; otherwise nothing happens.
     ///
     /// There is nothing to flush: every byte a send accepted is already in
@@ -66,7 +66,7 @@ impl Connection {
     /// # Errors
     ///
     /// [`ConnError::Device`] if the header write failed; the connection is
-    /// then closed locally ([`CloseState::Closed`]).
+    /// then closed locally ([`CloseState::Closed`](super::CloseState::Closed)).
     pub fn close<D: SmcdOps>(&mut self, dev: &D) -> Result<(), ConnError> {
         self.app_closed = true;
         let (action, next) = close::on_close(self.state, self.facts());
@@ -80,7 +80,7 @@ impl Connection {
     /// Abort the connection locally (`spec/close.md` §4), e.g. because the
     /// device is going away: an abort header is sent (unless the peer
     /// already aborted or the device failed) and the state becomes
-    /// [`CloseState::Closed`]. From then on calls report [`ConnError::Aborted`]
+    /// [`CloseState::Closed`](super::CloseState::Closed). From then on calls report [`ConnError::Aborted`]
     /// (unless another error came first). No-op in a state that is already
     /// closed.
     pub fn abort<D: SmcdOps>(&mut self, dev: &D) {

@@ -20,7 +20,6 @@
 mod arena;
 mod checksum;
 mod inject;
-mod nocopy_switch;
 mod pattern;
 mod rng;
 mod summary;
@@ -35,9 +34,9 @@ use smcd_core::endpoint::{Endpoint, Host, Pipe, Transport};
 use smcd_core::wire::clc::DeclineReason;
 use smcd_lo::{LoopbackDevice, NoDoorbell, StaticArena};
 
-use crate::nocopy_switch::NocopySwitch;
 use crate::rng::XorShift64Star;
 use crate::transfer::{Api, Sums};
+use smcd_lo::nocopy_switch::NocopySwitch;
 
 pub use arena::{ARENA_BYTES, take_arena};
 pub use inject::Inject;
@@ -88,14 +87,8 @@ pub fn run(arena: &'static mut [u8], inject: Inject) -> Result<Summary, Failure>
         .with_dmb_size(DMB_MIN_SIZE_BYTES);
     let groups = LinkGroups::<LINK_GROUPS>::new();
 
-    let copy_dev = NocopySwitch {
-        dev: &device,
-        nocopy: false,
-    };
-    let nocopy_dev = NocopySwitch {
-        dev: &device,
-        nocopy: true,
-    };
+    let copy_dev = NocopySwitch::copy_only(&device);
+    let nocopy_dev = NocopySwitch::new(&device, true);
     let copy = smcd_pair(&copy_dev, &config, &groups, Api::Copying, SEEDS_COPY)?;
     let nocopy = smcd_pair(&nocopy_dev, &config, &groups, Api::InPlace, SEEDS_NOCOPY)?;
     let fallback = fallback_pair(&copy_dev, &config, &groups)?;

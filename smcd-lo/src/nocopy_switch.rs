@@ -1,21 +1,52 @@
 //! [`NocopySwitch`]: a device whose nocopy support can be switched off, so
-//! that the handshake leaves the peer's DMB unattached and the connection
-//! sends with `move_data` (copy mode) even on the loopback device.
+//! that handshakes leave the peer's DMB unattached and connections send
+//! through `move_data` (copy mode) even on a device that could do nocopy.
 //!
-//! Every pair of the scenario runs through this one type, so the core's
-//! generic code is instantiated once, as in an image with one device.
+//! One type serves both modes, so code generic over the device is
+//! instantiated once (what the bare-metal images measure).
 
 use smcd_core::dmb::{Chid, DmbToken, Gid};
 use smcd_core::ops::{Dmb, Error as _, ErrorKind, ErrorType, SmcdOps};
 
 /// `dev` with [`SmcdOps::supports_nocopy`] only if `nocopy` is set, and
 /// errors reduced to their kind; everything else delegated.
+///
+/// ```
+/// use rand::SeedableRng;
+/// use smcd_core::ops::SmcdOps;
+/// use smcd_lo::nocopy_switch::NocopySwitch;
+/// use smcd_lo::{LoopbackDevice, NoDoorbell, StaticArena};
+///
+/// let region = Box::leak(vec![0u8; 64 * 1024].into_boxed_slice());
+/// let lo: LoopbackDevice<StaticArena, rand::rngs::StdRng> =
+///     LoopbackDevice::new(StaticArena::new(region), rand::rngs::StdRng::seed_from_u64(1), NoDoorbell);
+/// assert!(lo.supports_nocopy());
+/// let copy = NocopySwitch::copy_only(&lo);
+/// assert!(!copy.supports_nocopy());
+/// let dmb = copy.register_dmb(16 * 1024)?;
+/// assert!(copy.attach_dmb(dmb.token).is_err());
+/// copy.unregister_dmb(dmb.token)?;
+/// assert!(NocopySwitch::new(&lo, true).supports_nocopy());
+/// # Ok::<(), smcd_core::ops::ErrorKind>(())
+/// ```
 #[derive(Debug)]
-pub(crate) struct NocopySwitch<'a, D> {
+pub struct NocopySwitch<'a, D> {
     /// The device.
-    pub(crate) dev: &'a D,
+    pub dev: &'a D,
     /// Whether nocopy is offered (when the device supports it).
-    pub(crate) nocopy: bool,
+    pub nocopy: bool,
+}
+
+impl<'a, D> NocopySwitch<'a, D> {
+    /// `dev`, offering nocopy only if `nocopy` is set.
+    pub fn new(dev: &'a D, nocopy: bool) -> Self {
+        Self { dev, nocopy }
+    }
+
+    /// `dev` seen without nocopy support (copy mode only).
+    pub fn copy_only(dev: &'a D) -> Self {
+        Self::new(dev, false)
+    }
 }
 
 impl<D: SmcdOps> ErrorType for NocopySwitch<'_, D> {
