@@ -1,11 +1,9 @@
 //! Puts the package root (with `memory.x`) on the link path and links with cortex-m-rt's `link.x`
 //! (bare-metal builds only).
 
+#[path = "../cortex-m-common/link.rs"]
+mod link;
+
 fn main() {
-    println!("cargo:rerun-if-changed=memory.x");
-    if std::env::var("TARGET").is_ok_and(|t| t.starts_with("thumbv")) {
-        let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
-        println!("cargo:rustc-link-search={dir}");
-        println!("cargo:rustc-link-arg-bins=-Tlink.x");
-    }
+    link::link_with(&["link.x"]);
 }

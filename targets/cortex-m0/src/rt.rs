@@ -4,7 +4,11 @@
 use core::fmt::{self, Write};
 
 use cortex_m_rt::{ExceptionFrame, entry, exception};
-use cortex_m_semihosting::{debug, hio};
+use cortex_m_semihosting::hio;
+
+#[path = "../../cortex-m-common/exit.rs"]
+mod exit;
+use exit::exit;
 
 /// The failure this build injects (`SMCD_TARGETS_INJECT`).
 const INJECT: smcd_scenario::Inject = smcd_scenario::inject!();
@@ -17,18 +21,6 @@ struct HostOut;
 impl fmt::Write for HostOut {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         hio::hstdout().map_err(|()| fmt::Error)?.write_str(s)
-    }
-}
-
-/// Exit QEMU: status 0 if `passed`, else 1.
-fn exit(passed: bool) -> ! {
-    debug::exit(if passed {
-        debug::EXIT_SUCCESS
-    } else {
-        debug::EXIT_FAILURE
-    });
-    loop {
-        cortex_m::asm::wfi();
     }
 }
 

@@ -2,20 +2,11 @@
 #![allow(unsafe_code)]
 
 use cortex_m_rt::{ExceptionFrame, entry, exception};
-use cortex_m_semihosting::debug;
 use defmt_semihosting as _;
 
-/// Exit QEMU: status 0 if `passed`, else 1.
-fn exit(passed: bool) -> ! {
-    debug::exit(if passed {
-        debug::EXIT_SUCCESS
-    } else {
-        debug::EXIT_FAILURE
-    });
-    loop {
-        cortex_m::asm::wfi();
-    }
-}
+#[path = "../../cortex-m-common/exit.rs"]
+mod exit;
+use exit::exit;
 
 #[entry]
 fn main() -> ! {
