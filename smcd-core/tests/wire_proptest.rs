@@ -82,22 +82,8 @@ fn smcd_area_fields(p: &mut ProposalRepr, mut raw: [u8; 20], present: usize) {
 fn base_proposal(eyecatcher: Eyecatcher, trailer: Eyecatcher, version: u8) -> ProposalRepr {
     ProposalRepr {
         eyecatcher,
-        version,
-        typev2: SmcType::N,
-        typev1: SmcType::N,
-        id_for_peer: [0; 8],
-        gid: [0; 16],
-        mac: [0; 6],
-        iparea_offset: 0,
-        ism_gid: 0,
-        ism_chid: Chid(0),
-        v2_ext_offset: 0,
-        vendor_oui: [0; 3],
-        vendor_exp_options: [0; 5],
-        ip_prefix: None,
-        v2_ext: None,
-        smcd_v2_ext: None,
         trailer,
+        ..ProposalRepr::empty(version)
     }
 }
 

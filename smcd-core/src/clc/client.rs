@@ -11,8 +11,8 @@ use super::outcome::{Established, Outcome, ProtocolError, Role};
 use super::session::{Received, Session};
 use crate::dmb::{Chid, Gid};
 use crate::wire::clc::{
-    AcceptKind, AcceptRepr, ClcMessage, ClcType, DeclineReason, Eyecatcher, MAX_GIDCHID_ENTRIES,
-    ProposalRepr, SMC_RELEASE_MAX, SmcType, SmcdV2Ext, V2Ext,
+    AcceptKind, AcceptRepr, ClcMessage, ClcType, DeclineReason, MAX_GIDCHID_ENTRIES, ProposalRepr,
+    SMC_RELEASE_MAX, SmcType, SmcdV2Ext, V2Ext,
 };
 
 /// Header version of the Proposals this engine sends (Linux ≥ 5.10).
@@ -71,23 +71,10 @@ fn proposal(config: &ClcConfig, offered: &[Offered]) -> ProposalRepr {
         user_eids: config.ueids().iter().copied().collect(),
     };
     let mut p = ProposalRepr {
-        eyecatcher: Eyecatcher::Smcr,
-        version: PROPOSAL_VERSION,
         typev2: SmcType::D,
-        typev1: SmcType::N,
-        id_for_peer: [0; 8],
-        gid: [0; 16],
-        mac: [0; 6],
-        iparea_offset: 0,
-        ism_gid: 0,
-        ism_chid: Chid(0),
-        v2_ext_offset: 0,
-        vendor_oui: [0; 3],
-        vendor_exp_options: [0; 5],
-        ip_prefix: None,
         v2_ext: Some(v2_ext),
         smcd_v2_ext: Some(smcd_v2_ext),
-        trailer: Eyecatcher::Smcr,
+        ..ProposalRepr::empty(PROPOSAL_VERSION)
     };
     p.set_canonical_offsets();
     p

@@ -136,6 +136,43 @@ struct Checked {
 }
 
 impl ProposalRepr {
+    /// A Proposal of header `version` that offers nothing: "SMCR" as
+    /// eyecatcher and trailer, both types N, every field zero, no areas.
+    /// Fill in what it offers with struct update syntax, then
+    /// [`set_canonical_offsets`](Self::set_canonical_offsets).
+    ///
+    /// ```
+    /// use smcd_core::wire::clc::{ProposalRepr, SmcType};
+    ///
+    /// let p = ProposalRepr {
+    ///     typev1: SmcType::D,
+    ///     ..ProposalRepr::empty(1)
+    /// };
+    /// assert_eq!((p.version, p.typev2, p.ism_gid), (1, SmcType::N, 0));
+    /// ```
+    #[must_use]
+    pub const fn empty(version: u8) -> Self {
+        Self {
+            eyecatcher: Eyecatcher::Smcr,
+            version,
+            typev2: SmcType::N,
+            typev1: SmcType::N,
+            id_for_peer: [0; 8],
+            gid: [0; 16],
+            mac: [0; 6],
+            iparea_offset: 0,
+            ism_gid: 0,
+            ism_chid: Chid(0),
+            v2_ext_offset: 0,
+            vendor_oui: [0; 3],
+            vendor_exp_options: [0; 5],
+            ip_prefix: None,
+            v2_ext: None,
+            smcd_v2_ext: None,
+            trailer: Eyecatcher::Smcr,
+        }
+    }
+
     /// Parses and validates a Proposal (rules H1–H4, P1–P6, X1).
     ///
     /// # Errors
