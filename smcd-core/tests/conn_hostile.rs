@@ -54,19 +54,19 @@ fn b_rejects(mut p: Pair, hdr: CdcHeader, expect: Violation) {
     assert_eq!(p.a.state(), CloseState::ProcessAbort);
 }
 
-fn a_hdr(p: &Pair) -> CdcHeader {
-    p.a_header()
+/// [`b_rejects`] on a [`busy_pair`] for A's current header changed by `edit`.
+fn busy_b_rejects(edit: impl FnOnce(&mut CdcHeader), expect: Violation) {
+    let p = busy_pair();
+    let mut h = p.a_header();
+    edit(&mut h);
+    b_rejects(p, h, expect);
 }
 
 #[test]
 fn producer_cursor_beyond_ring() {
     for count in [RING32, RING32 + 1, u32::MAX] {
-        let p = busy_pair();
-        let mut h = a_hdr(&p);
-        h.prod.count = count;
-        b_rejects(
-            p,
-            h,
+        busy_b_rejects(
+            |h| h.prod.count = count,
             Violation::OutOfRange {
                 cursor: CursorRole::Producer,
                 count,
@@ -78,12 +78,8 @@ fn producer_cursor_beyond_ring() {
 
 #[test]
 fn consumer_cursor_beyond_ring() {
-    let p = busy_pair();
-    let mut h = a_hdr(&p);
-    h.cons.count = RING32;
-    b_rejects(
-        p,
-        h,
+    busy_b_rejects(
+        |h| h.cons.count = RING32,
         Violation::OutOfRange {
             cursor: CursorRole::Consumer,
             count: RING32,
@@ -94,12 +90,8 @@ fn consumer_cursor_beyond_ring() {
 
 #[test]
 fn producer_wrap_going_backwards() {
-    let p = busy_pair();
-    let mut h = a_hdr(&p);
-    h.prod.wrap = 0xFFFF;
-    b_rejects(
-        p,
-        h,
+    busy_b_rejects(
+        |h| h.prod.wrap = 0xFFFF,
         Violation::WrapBackwards {
             cursor: CursorRole::Producer,
         },
@@ -108,12 +100,8 @@ fn producer_wrap_going_backwards() {
 
 #[test]
 fn consumer_wrap_going_backwards() {
-    let p = busy_pair();
-    let mut h = a_hdr(&p);
-    h.cons.wrap = 0x8001;
-    b_rejects(
-        p,
-        h,
+    busy_b_rejects(
+        |h| h.cons.wrap = 0x8001,
         Violation::WrapBackwards {
             cursor: CursorRole::Consumer,
         },
@@ -122,12 +110,8 @@ fn consumer_wrap_going_backwards() {
 
 #[test]
 fn producer_count_going_backwards() {
-    let p = busy_pair();
-    let mut h = a_hdr(&p);
-    h.prod.count = 999;
-    b_rejects(
-        p,
-        h,
+    busy_b_rejects(
+        |h| h.prod.count = 999,
         Violation::CountBackwards {
             cursor: CursorRole::Producer,
         },
@@ -137,12 +121,8 @@ fn producer_count_going_backwards() {
 #[test]
 fn producer_moving_more_than_free_space() {
     // B has 900 unread bytes: A may add at most RING − 900.
-    let p = busy_pair();
-    let mut h = a_hdr(&p);
-    h.prod = Cursor::new(0, 1000).add(RING32, RING32 - 899);
-    b_rejects(
-        p,
-        h,
+    busy_b_rejects(
+        |h| h.prod = Cursor::new(0, 1000).add(RING32, RING32 - 899),
         Violation::Overrun {
             cursor: CursorRole::Producer,
             moved: RING32 - 899,
@@ -153,12 +133,8 @@ fn producer_moving_more_than_free_space() {
 
 #[test]
 fn producer_moving_more_than_a_ring() {
-    let p = busy_pair();
-    let mut h = a_hdr(&p);
-    h.prod = Cursor::new(2, 0);
-    b_rejects(
-        p,
-        h,
+    busy_b_rejects(
+        |h| h.prod = Cursor::new(2, 0),
         Violation::Overrun {
             cursor: CursorRole::Producer,
             moved: u32::MAX,
@@ -170,12 +146,8 @@ fn producer_moving_more_than_a_ring() {
 #[test]
 fn consumer_beyond_what_we_produced() {
     // B produced 500 bytes; A claims to have consumed 501.
-    let p = busy_pair();
-    let mut h = a_hdr(&p);
-    h.cons = Cursor::new(0, 501);
-    b_rejects(
-        p,
-        h,
+    busy_b_rejects(
+        |h| h.cons = Cursor::new(0, 501),
         Violation::Overrun {
             cursor: CursorRole::Consumer,
             moved: 501,
@@ -191,12 +163,8 @@ fn impossible_flag_combinations() {
         ProducerFlags::URG_DATA_PRESENT.bits(),
         (ProducerFlags::URG_DATA_PRESENT | ProducerFlags::WRITE_BLOCKED).bits(),
     ] {
-        let p = busy_pair();
-        let mut h = a_hdr(&p);
-        h.prod_flags = ProducerFlags::from_bits_retain(bits);
-        b_rejects(
-            p,
-            h,
+        busy_b_rejects(
+            |h| h.prod_flags = ProducerFlags::from_bits_retain(bits),
             Violation::ImpossibleFlags {
                 prod_flags: bits,
                 conn_state_flags: 0,
@@ -211,7 +179,7 @@ fn sticky_flag_cleared() {
     p.a.shutdown_write(&p.dev).unwrap();
     p.pump();
     assert_eq!(p.b.state(), CloseState::AppCloseWait1);
-    let mut h = a_hdr(&p);
+    let mut h = p.a_header();
     h.conn_state_flags = ConnStateFlags::empty();
     p.dev.inject(p.b.own_token(), &h);
     assert_eq!(
