@@ -156,6 +156,22 @@ fn release_note(release: u8) -> String {
     format!("SMC v2.{release}")
 }
 
+/// `max_conns`, `max_links` and `feature_mask`, the first at byte `at`: the
+/// same three fields, in this order, in the v2 extension and in an FCE.
+fn limits(at: usize, max_conns: u8, max_links: u8, feature_mask: u16) -> [Field; 3] {
+    [
+        Field::int(at, "max_conns", max_conns),
+        Field::int(at + 1, "max_links", max_links),
+        Field::int(at + 2, "feature_mask", feature_mask).note(feature_note(feature_mask)),
+    ]
+}
+
+// `limits` relies on both layouts placing the three fields back to back.
+const _: () = assert!(
+    offset_of!(V2ExtLayout, feature_mask) == offset_of!(V2ExtLayout, max_conns) + 2
+        && offset_of!(FceV2xLayout, feature_mask) == offset_of!(FceV2xLayout, max_conns) + 2
+);
+
 fn feature_note(mask: u16) -> String {
     if mask & 0x0001 != 0 {
         format!("{mask:#06x}: emulated ISM devices (128-bit GIDs) understood")
@@ -334,54 +350,41 @@ fn v2_ext(v2: &V2Ext, has_smcd_v2_ext: bool, ism_gid_cnt: usize, at: usize) -> F
         .enumerate()
         .map(|(i, eid)| Field::text(eids_at + i * EID_LEN, "", text::to_string(&eid.0)))
         .collect();
-    Field::object(
-        at,
-        "v2_ext",
-        vec![
-            Field::int(
-                off(offset_of!(V2ExtLayout, eid_cnt)),
-                "eid_cnt",
-                count(v2.user_eids.len()),
-            ),
-            Field::int(
-                off(offset_of!(V2ExtLayout, ism_gid_cnt)),
-                "ism_gid_cnt",
-                count(ism_gid_cnt),
-            ),
-            Field::int(
-                off(offset_of!(V2ExtLayout, release_seid)),
-                "release",
-                v2.release,
-            )
-            .note(format!("bits 7-4: {}", release_note(v2.release))),
-            Field::bool(off(offset_of!(V2ExtLayout, release_seid)), "seid", v2.seid)
-                .note("bit 0: the SEID in the SMC-Dv2 extension is valid"),
-            Field::int(
-                smcd_offset_field,
-                "smcd_v2_ext_offset",
-                v2.smcd_v2_ext_offset,
-            )
-            .note(smcd_offset_note),
-            Field::bytes(off(offset_of!(V2ExtLayout, roce)), "roce", &v2.roce).note("RoCEv2 GID"),
-            Field::int(
-                off(offset_of!(V2ExtLayout, max_conns)),
-                "max_conns",
-                v2.max_conns,
-            ),
-            Field::int(
-                off(offset_of!(V2ExtLayout, max_links)),
-                "max_links",
-                v2.max_links,
-            ),
-            Field::int(
-                off(offset_of!(V2ExtLayout, feature_mask)),
-                "feature_mask",
-                v2.feature_mask,
-            )
-            .note(feature_note(v2.feature_mask)),
-            Field::list(eids_at, "user_eids", eids),
-        ],
-    )
+    let mut fields = Vec::from([
+        Field::int(
+            off(offset_of!(V2ExtLayout, eid_cnt)),
+            "eid_cnt",
+            count(v2.user_eids.len()),
+        ),
+        Field::int(
+            off(offset_of!(V2ExtLayout, ism_gid_cnt)),
+            "ism_gid_cnt",
+            count(ism_gid_cnt),
+        ),
+        Field::int(
+            off(offset_of!(V2ExtLayout, release_seid)),
+            "release",
+            v2.release,
+        )
+        .note(format!("bits 7-4: {}", release_note(v2.release))),
+        Field::bool(off(offset_of!(V2ExtLayout, release_seid)), "seid", v2.seid)
+            .note("bit 0: the SEID in the SMC-Dv2 extension is valid"),
+        Field::int(
+            smcd_offset_field,
+            "smcd_v2_ext_offset",
+            v2.smcd_v2_ext_offset,
+        )
+        .note(smcd_offset_note),
+        Field::bytes(off(offset_of!(V2ExtLayout, roce)), "roce", &v2.roce).note("RoCEv2 GID"),
+    ]);
+    fields.extend(limits(
+        off(offset_of!(V2ExtLayout, max_conns)),
+        v2.max_conns,
+        v2.max_links,
+        v2.feature_mask,
+    ));
+    fields.push(Field::list(eids_at, "user_eids", eids));
+    Field::object(at, "v2_ext", fields)
 }
 
 fn smcd_v2_ext(ext: &SmcdV2Ext, at: usize) -> Field {
@@ -493,29 +496,17 @@ fn fce_fields(fce: &Fce) -> Field {
     ];
     if fce.wire_len() > FCE_V2X_AT {
         let v2x = |f: usize| off(FCE_V2X_AT + f);
-        fields.extend([
-            Field::int(
-                v2x(offset_of!(FceV2xLayout, max_conns)),
-                "max_conns",
-                fce.max_conns,
-            ),
-            Field::int(
-                v2x(offset_of!(FceV2xLayout, max_links)),
-                "max_links",
-                fce.max_links,
-            ),
-            Field::int(
-                v2x(offset_of!(FceV2xLayout, feature_mask)),
-                "feature_mask",
-                fce.feature_mask,
-            )
-            .note(feature_note(fce.feature_mask)),
-            Field::int(
-                v2x(offset_of!(FceV2xLayout, vendor_exp_options)),
-                "vendor_exp_options",
-                fce.vendor_exp_options,
-            ),
-        ]);
+        fields.extend(limits(
+            v2x(offset_of!(FceV2xLayout, max_conns)),
+            fce.max_conns,
+            fce.max_links,
+            fce.feature_mask,
+        ));
+        fields.push(Field::int(
+            v2x(offset_of!(FceV2xLayout, vendor_exp_options)),
+            "vendor_exp_options",
+            fce.vendor_exp_options,
+        ));
     }
     Field::object(FCE_AT, "fce", fields)
 }
