@@ -1,9 +1,13 @@
 //! Puts the package root (with `memory.x`) on the link path and links with
 //! cortex-m-rt's `link.x` and defmt's `defmt.x` (bare-metal builds only).
 
-#[path = "../cortex-m-common/link.rs"]
+#[path = "../link.rs"]
 mod link;
 
 fn main() {
-    link::link_with(&["link.x", "defmt.x"]);
+    link::link_image(
+        |t| t.starts_with("thumbv"),
+        "memory.x",
+        &["-Tlink.x", "-Tdefmt.x"],
+    );
 }
