@@ -150,10 +150,8 @@ pub fn echo<D: SmcdOps + Sync>(
 }
 
 /// One side: handshake on `end` (as the server or the client), register
-/// the own DMB's bell, run `f` on the link, close. The host context is
-/// built in the thread that uses it (the device list holds
-/// `&dyn ClcDevice`, which is not `Send`).
-fn side<D: SmcdOps, R>(
+/// the own DMB's bell, run `f` on the link, close.
+fn side<D: SmcdOps + Sync, R>(
     setup: &Setup<'_, D>,
     groups: &LinkGroups<4>,
     end: PipeEnd<'_, PIPE_BYTES>,

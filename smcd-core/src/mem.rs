@@ -426,6 +426,13 @@ impl OwnedDmb {
     }
 }
 
+// SAFETY: `OwnedDmb` uniquely owns its heap buffer, as a `Box<[u64]>`
+// would; freeing it on another thread is fine, and what it hands out are
+// `DmbMem` views, which are `Send` and `Sync` themselves. This makes test
+// doubles holding DMBs (`MockSmcd`) `Sync` behind their mutex.
+#[cfg(any(test, feature = "test-util"))]
+unsafe impl Send for OwnedDmb {}
+
 #[cfg(any(test, feature = "test-util"))]
 impl Drop for OwnedDmb {
     fn drop(&mut self) {

@@ -43,7 +43,7 @@ fn state<D: SmcdOps, S: ByteStream>(ep: &Endpoint<'_, D, S>) -> CloseState {
 
 /// The whole life of one connection on `dev`: handshake, data both ways
 /// (several ring laps), close. `stats` reads the device's counters.
-fn connection_lifecycle<D: SmcdOps>(dev: &D, stats: impl Fn() -> DeviceStats, nocopy: bool) {
+fn connection_lifecycle<D: SmcdOps + Sync>(dev: &D, stats: impl Fn() -> DeviceStats, nocopy: bool) {
     let fx = Fixture::new(dev, config(DMB));
     let (mut client, mut server) = fx.pair();
     assert_eq!(drive(&mut client, &mut server, 5), (None, None));

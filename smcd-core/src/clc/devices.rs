@@ -15,6 +15,16 @@
 //! step 5). The order only decides which device a peer picks when several are
 //! usable; both orders are valid on the wire. Device indices in outcomes are
 //! always positions in the caller's slice, never priority ranks.
+//!
+//! # Threads
+//!
+//! [`ClcDevice`] requires [`Sync`], so `&dyn ClcDevice` is `Send` and
+//! `Sync`, and so are [`Devices`] and everything built on it (a
+//! [`Handshake`](super::Handshake), an
+//! [`Endpoint`](crate::endpoint::Endpoint) whose stream is `Send`). An
+//! endpoint may be created on one thread and run on another. A device that
+//! is not `Sync` (e.g. one with `RefCell` state) cannot be listed; give it a
+//! lock instead (a spin mutex costs nothing without contention).
 
 use crate::dmb::{Chid, DmbToken, Gid};
 use crate::ops::{Dmb, Error as _, ErrorKind, SmcdOps};
@@ -24,8 +34,8 @@ use crate::ops::{Dmb, Error as _, ErrorKind, SmcdOps};
 ///
 /// Implemented for every [`SmcdOps`] type; there is no reason to implement it
 /// by hand. The method names differ from [`SmcdOps`]'s so that both traits
-/// can be in scope at once.
-pub trait ClcDevice {
+/// can be in scope at once. `Sync`: see [Threads](self#threads).
+pub trait ClcDevice: Sync {
     /// [`SmcdOps::local_gid`].
     fn gid(&self) -> Gid;
     /// [`SmcdOps::chid`].
@@ -62,7 +72,7 @@ pub trait ClcDevice {
     fn detach(&self, token: DmbToken) -> Result<(), ErrorKind>;
 }
 
-impl<T: SmcdOps> ClcDevice for T {
+impl<T: SmcdOps + Sync> ClcDevice for T {
     fn gid(&self) -> Gid {
         self.local_gid()
     }
@@ -145,5 +155,27 @@ impl<'a> Devices<'a> {
                 .filter(move |(_, d)| d.channel().is_emulated() == emulated)
         };
         class(false).chain(class(true))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Devices;
+    use crate::clc::Handshake;
+    use crate::clc::testing::FakeDevice;
+    use crate::endpoint::{Endpoint, Host, PipeEnd};
+    use crate::ops::mock::MockSmcd;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>() {}
+
+    #[test]
+    fn lists_engines_and_endpoints_cross_threads() {
+        assert_send_sync::<FakeDevice>();
+        assert_send_sync::<MockSmcd>();
+        assert_send_sync::<Devices<'static>>();
+        assert_send::<Handshake<'static>>();
+        assert_send_sync::<Host<'static, MockSmcd>>();
+        assert_send::<Endpoint<'static, FakeDevice, PipeEnd<'static, 64>>>();
     }
 }

@@ -31,9 +31,9 @@ impl<const N: usize> Groups for LinkGroups<N> {
 /// The host-wide context of an [`Endpoint`](super::Endpoint).
 ///
 /// `device` is the device the data path runs on; it must be one of
-/// `devices` (the list the handshake offers). Cheap to copy; build it where
-/// the endpoint runs, since `devices` holds `&dyn ClcDevice`, which is not
-/// `Send`.
+/// `devices` (the list the handshake offers). Cheap to copy; `Send` and
+/// `Sync` when `D` is `Sync` (every listed device is), so endpoints built
+/// from it may move to other threads.
 ///
 /// ```
 /// use smcd_core::clc::testing::FakeDevice;

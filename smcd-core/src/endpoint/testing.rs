@@ -45,7 +45,7 @@ pub struct Fixture<'d, D> {
     pub pipe: Pipe<PIPE_BYTES>,
 }
 
-impl<'d, D: SmcdOps> Fixture<'d, D> {
+impl<'d, D: SmcdOps + Sync> Fixture<'d, D> {
     /// A host on `dev` with `config`.
     pub fn new(dev: &'d D, config: ClcConfig) -> Self {
         Self {
