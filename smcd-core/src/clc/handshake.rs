@@ -36,6 +36,9 @@ enum State {
 /// given back on every path except [`Outcome::Established`], which hands
 /// them to the caller; dropping the engine before taking the outcome gives
 /// them back too.
+///
+/// Every outcome is counted, by role, in the link-group table's
+/// [`ClcStats`](crate::stats::ClcStats) ([`LinkGroups::clc_stats`](super::LinkGroups::clc_stats)).
 #[derive(Debug)]
 pub struct Handshake<'a> {
     session: Session<'a>,
@@ -51,7 +54,7 @@ impl<'a> Handshake<'a> {
         lgrs: &'a dyn LinkGroupTable,
         now_ms: u64,
     ) -> Self {
-        let mut session = Session::new(config, devices, lgrs);
+        let mut session = Session::new(Role::Client, config, devices, lgrs);
         let state = State::Client(ClientState::start(&mut session, now_ms));
         Self { session, state }
     }
@@ -63,7 +66,7 @@ impl<'a> Handshake<'a> {
         lgrs: &'a dyn LinkGroupTable,
         now_ms: u64,
     ) -> Self {
-        let mut session = Session::new(config, devices, lgrs);
+        let mut session = Session::new(Role::Server, config, devices, lgrs);
         session.wait(now_ms);
         Self {
             session,
@@ -74,10 +77,7 @@ impl<'a> Handshake<'a> {
     /// Our role.
     #[must_use]
     pub fn role(&self) -> Role {
-        match self.state {
-            State::Client(_) => Role::Client,
-            State::Server(_) => Role::Server,
-        }
+        self.session.role
     }
 
     /// Feed bytes received on the TCP stream at `now_ms`, in any split.

@@ -30,7 +30,9 @@ use spin::Mutex;
 
 use super::devices::ClcDevice;
 use super::messages::wire_gid;
+use super::outcome::{Outcome, Role};
 use crate::dmb::{Chid, Gid};
+use crate::stats::ClcStats;
 
 /// Opaque 4-byte link-group id (`linkid` of Accept/Confirm); never interpreted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -142,6 +144,10 @@ impl<const N: usize> Inner<N> {
 
 /// A fixed-capacity table of up to `N` link groups, shareable between threads.
 ///
+/// Every handshake engine of a host shares this table, so it also counts how
+/// their handshakes ended: [`clc_stats`](Self::clc_stats) (under a lock of
+/// its own; no global state).
+///
 /// ```
 /// use smcd_core::clc::LinkGroups;
 ///
@@ -151,6 +157,7 @@ impl<const N: usize> Inner<N> {
 #[derive(Debug)]
 pub struct LinkGroups<const N: usize> {
     inner: Mutex<Inner<N>>,
+    stats: Mutex<ClcStats>,
 }
 
 impl<const N: usize> Default for LinkGroups<N> {
@@ -167,7 +174,20 @@ impl<const N: usize> LinkGroups<N> {
                 slots: [None; N],
                 last_id: 0,
             }),
+            stats: Mutex::new(ClcStats::new()),
         }
+    }
+
+    /// A snapshot of how the handshakes using this table ended, by role.
+    ///
+    /// ```
+    /// use smcd_core::clc::LinkGroups;
+    ///
+    /// let groups = LinkGroups::<4>::new();
+    /// assert_eq!(groups.clc_stats().client.established(), 0);
+    /// ```
+    pub fn clc_stats(&self) -> ClcStats {
+        *self.stats.lock()
     }
 
     /// Number of link groups in the table (idle ones included).
@@ -230,7 +250,7 @@ impl<const N: usize> LinkGroupTable for LinkGroups<N> {}
 // named nor implemented outside this crate.
 #[allow(private_interfaces)]
 pub(crate) mod sealed {
-    use super::{LgrInfo, LgrKey, LinkGroup};
+    use super::{LgrInfo, LgrKey, LinkGroup, Outcome, Role};
 
     /// The engine's view of a link-group table.
     pub trait Table {
@@ -243,6 +263,8 @@ pub(crate) mod sealed {
         fn release(&self, lgr: LinkGroup);
         /// Mark out of sync (removed after the last release).
         fn terminate(&self, lgr: LinkGroup);
+        /// Count a handshake of `role` that ended with `outcome`.
+        fn record(&self, role: Role, outcome: &Outcome);
     }
 }
 
@@ -289,6 +311,10 @@ impl<const N: usize> sealed::Table for LinkGroups<N> {
 
     fn terminate(&self, lgr: LinkGroup) {
         LinkGroups::terminate(self, lgr);
+    }
+
+    fn record(&self, role: Role, outcome: &Outcome) {
+        self.stats.lock().record(role, outcome);
     }
 }
 

@@ -6,7 +6,7 @@ use super::claim::Claim;
 use super::config::ClcConfig;
 use super::devices::Devices;
 use super::lgr::LinkGroupTable;
-use super::outcome::{DeclinedBy, Fallback, HandshakeError, Outcome, ProtocolError};
+use super::outcome::{DeclinedBy, Fallback, HandshakeError, Outcome, ProtocolError, Role};
 use super::reader::{Read, Reader};
 use super::transmit::Transmit;
 use crate::wire::clc::{
@@ -39,6 +39,7 @@ enum End {
 
 /// State shared by [`Client`](super::Client) and [`Server`](super::Server).
 pub(crate) struct Session<'a> {
+    pub(crate) role: Role,
     pub(crate) config: &'a ClcConfig,
     pub(crate) devices: Devices<'a>,
     pub(crate) lgrs: &'a dyn LinkGroupTable,
@@ -53,6 +54,7 @@ pub(crate) struct Session<'a> {
 impl core::fmt::Debug for Session<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Session")
+            .field("role", &self.role)
             .field("devices", &self.devices)
             .field("claim", &self.claim)
             .field("deadline", &self.deadline)
@@ -63,11 +65,13 @@ impl core::fmt::Debug for Session<'_> {
 
 impl<'a> Session<'a> {
     pub(crate) fn new(
+        role: Role,
         config: &'a ClcConfig,
         devices: Devices<'a>,
         lgrs: &'a dyn LinkGroupTable,
     ) -> Self {
         Self {
+            role,
             config,
             devices,
             lgrs,
@@ -186,12 +190,15 @@ impl<'a> Session<'a> {
         self.finish(Outcome::Failed(error));
     }
 
-    /// End the handshake. Resources still claimed are given back, except
-    /// for an established connection, which carries them to the caller.
+    /// End the handshake and count how it ended in the link-group table's
+    /// [`ClcStats`](crate::stats::ClcStats). Resources still claimed are
+    /// given back, except for an established connection, which carries them
+    /// to the caller.
     pub(crate) fn finish(&mut self, outcome: Outcome) {
         if !self.is_running() {
             return;
         }
+        self.lgrs.record(self.role, &outcome);
         match outcome {
             Outcome::Established(_) => self.claim.disown(),
             _ => self.claim.release(self.devices, self.lgrs),

@@ -5,6 +5,7 @@
 use core::fmt;
 
 use crate::clc::{ClcConfig, ClcDevice, Devices, LinkGroup, LinkGroupTable, LinkGroups};
+use crate::stats::ClcStats;
 
 /// A link-group table endpoints can hand connection references back to.
 ///
@@ -16,6 +17,8 @@ pub trait Groups: Sync {
     fn table(&self) -> &dyn LinkGroupTable;
     /// Drop one connection's reference ([`LinkGroups::release`]).
     fn release(&self, lgr: LinkGroup);
+    /// How the handshakes of this host ended ([`LinkGroups::clc_stats`]).
+    fn clc_stats(&self) -> ClcStats;
 }
 
 impl<const N: usize> Groups for LinkGroups<N> {
@@ -25,6 +28,10 @@ impl<const N: usize> Groups for LinkGroups<N> {
 
     fn release(&self, lgr: LinkGroup) {
         LinkGroups::release(self, lgr);
+    }
+
+    fn clc_stats(&self) -> ClcStats {
+        LinkGroups::clc_stats(self)
     }
 }
 
