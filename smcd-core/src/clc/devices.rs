@@ -34,7 +34,8 @@ use crate::ops::{Dmb, Error as _, ErrorKind, SmcdOps};
 ///
 /// Implemented for every [`SmcdOps`] type; there is no reason to implement it
 /// by hand. The method names differ from [`SmcdOps`]'s so that both traits
-/// can be in scope at once. `Sync`: see [Threads](self#threads).
+/// can be in scope at once. `Sync`, so that endpoints may move between
+/// threads.
 pub trait ClcDevice: Sync {
     /// [`SmcdOps::local_gid`].
     fn gid(&self) -> Gid;
