@@ -32,7 +32,7 @@ use crate::ops::{Dmb, Error as _, ErrorKind, SmcdOps};
 /// What the handshake needs from a device: [`SmcdOps`] without the data path
 /// and with errors reduced to their [`ErrorKind`].
 ///
-/// Implemented for every [`SmcdOps`] type; there is no reason to implement it
+/// Implemented for every `Sync` [`SmcdOps`] type; there is no reason to implement it
 /// by hand. The method names differ from [`SmcdOps`]'s so that both traits
 /// can be in scope at once. `Sync`, so that endpoints may move between
 /// threads.
