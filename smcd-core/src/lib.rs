@@ -31,6 +31,7 @@
 //! panics: every parser returns a typed error, every cursor read from a DMB is
 //! validated before use.
 #![no_std]
+#![deny(unsafe_code)]
 #![cfg_attr(
     not(test),
     deny(

@@ -73,6 +73,7 @@ impl<T: ?Sized> UnsafeCell<T> {
 }
 
 #[cfg(all(test, not(smcd_loom)))]
+#[allow(unsafe_code)] // test fixtures over local buffers
 mod tests {
     use super::*;
 

@@ -210,6 +210,7 @@ impl<M: DmbMemory, R: RngCore, D: Doorbell, const N: usize> LoopbackDevice<M, R,
         }
     }
 
+    #[allow(unsafe_code)] // audited: frees only memory allocated here and never handed out
     fn try_register(&self, size: usize) -> Result<Dmb, LoError> {
         if !(DMB_MIN_SIZE_BYTES..=DMB_MAX_SIZE_BYTES).contains(&size) {
             return Err(LoError::UnsupportedSize(size));
@@ -242,6 +243,7 @@ impl<M: DmbMemory, R: RngCore, D: Doorbell, const N: usize> LoopbackDevice<M, R,
     }
 
     /// Free the memory of an entry the table gave back (last reference).
+    #[allow(unsafe_code)] // audited: the table hands each entry back exactly once
     fn release(&self, freed: Option<DmbEntry<()>>) {
         if let Some(entry) = freed {
             // SAFETY: the table returns an entry exactly once, when its last

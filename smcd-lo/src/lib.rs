@@ -18,6 +18,7 @@
 //! (for [`HeapMemory`]) is on. On targets without compare-and-swap
 //! (thumbv6m) enable `smcd-core/critical-section`.
 #![no_std]
+#![deny(unsafe_code)]
 
 #[cfg(test)]
 extern crate std;

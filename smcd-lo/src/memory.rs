@@ -27,5 +27,6 @@ pub trait DmbMemory {
     ///
     /// `mem` was returned by [`allocate`](Self::allocate) of this provider,
     /// has not been freed since, and no view of it is used any more.
+    #[allow(unsafe_code)] // the contract above is the provider seam's whole point
     unsafe fn free(&mut self, mem: DmbMem);
 }

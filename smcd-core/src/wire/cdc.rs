@@ -377,6 +377,7 @@ pub fn snapshot(mem: &DmbMem, offset: usize) -> Result<CdcHeader, MemError> {
 }
 
 #[cfg(test)]
+#[allow(unsafe_code)] // test fixtures over local buffers
 mod tests {
     use super::*;
 
