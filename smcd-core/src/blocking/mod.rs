@@ -139,8 +139,7 @@ impl<'a, D: SmcdOps, S: ByteStream, T: Pause> Blocking<'a, D, S, T> {
     /// As [`connect`](Self::connect).
     pub fn handshake(&mut self) -> Result<Transport, EndpointError> {
         while self.ep.is_handshaking() {
-            let progress = self.ep.poll(self.now_ms())?;
-            self.idle(progress);
+            self.wait(false)?;
         }
         match self.ep.transport() {
             Transport::Failed(f) => Err(EndpointError::Failed(f)),
@@ -209,8 +208,7 @@ impl<'a, D: SmcdOps, S: ByteStream, T: Pause> Blocking<'a, D, S, T> {
                 Err(e) => return Err(e),
             };
             rest = rest.get(sent..).unwrap_or_default();
-            let progress = self.ep.poll(self.now_ms())?;
-            self.idle(progress || sent > 0);
+            self.wait(sent > 0)?;
         }
         Ok(())
     }
@@ -231,8 +229,7 @@ impl<'a, D: SmcdOps, S: ByteStream, T: Pause> Blocking<'a, D, S, T> {
                     return done;
                 }
             }
-            let progress = self.ep.poll(self.now_ms())?;
-            self.idle(progress);
+            self.wait(false)?;
         }
     }
 
@@ -248,8 +245,7 @@ impl<'a, D: SmcdOps, S: ByteStream, T: Pause> Blocking<'a, D, S, T> {
                 Err(EndpointError::WouldBlock) => {}
                 done => return done,
             }
-            let progress = self.ep.poll(self.now_ms())?;
-            self.idle(progress);
+            self.wait(false)?;
         }
     }
 
