@@ -1,6 +1,7 @@
 //! Reading the JSON schema of `spec/clc.md` §10 with errors that name the key.
 
 use serde_json::{Map, Value};
+use smcd_core::wire::hex;
 
 use super::text::{self, Empty};
 
@@ -76,8 +77,11 @@ pub(crate) fn bytes<const N: usize>(path: &str, value: &Value) -> Result<[u8; N]
     let mut out = [0u8; N];
     for (slot, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
         let pair = std::str::from_utf8(pair).unwrap_or("");
-        *slot = u8::from_str_radix(pair, 16)
-            .map_err(|_| err(path, format!("{:?} is not a hex byte", pair)))?;
+        // Two hex digits, nothing else: `from_str_radix` would also take a
+        // sign (`"+f"`), and a `#` leaves no digit pair here.
+        if hex::decode(pair, core::slice::from_mut(slot)) != Ok(1) {
+            return Err(err(path, format!("{pair:?} is not a hex byte")));
+        }
     }
     Ok(out)
 }
@@ -263,6 +267,9 @@ mod tests {
                 .unwrap_err()
                 .starts_with("key `a.c`: \"zz\" is not a hex byte")
         );
+        for sign in ["+f", "#f", "f#"] {
+            assert!(bytes::<1>("s", &json!(sign)).is_err(), "{sign}");
+        }
         assert_eq!(
             a.list("d", 2).err().unwrap(),
             "key `a.d`: 3 entries, at most 2 allowed"
