@@ -155,6 +155,14 @@ fn give_back<D>(host: &Host<'_, D>, e: &Established) {
     host.groups.release(e.link_group);
 }
 
+/// Give back what a connection holds: its DMBs (through the data device) and
+/// its link-group reference. Nothing more can be done about a device that
+/// refuses to take its DMB back.
+fn release_conn<D: SmcdOps>(host: &Host<'_, D>, est: &Established, conn: Connection) {
+    let _ = conn.release(host.device);
+    host.groups.release(est.link_group);
+}
+
 /// The handshake, connection and stream of one application connection.
 /// See the [module documentation](self).
 #[derive(Debug)]
@@ -435,13 +443,9 @@ impl<'a, D: SmcdOps, S: ByteStream> Endpoint<'a, D, S> {
         if !self.app_closed {
             return;
         }
-        let dev = self.host.device;
         if let Phase::Smc { est, conn } = &mut self.phase {
             if let Some(c) = conn.take_if(|c| c.is_closed()) {
-                // Nothing more can be done about a device that refuses to
-                // take its DMB back.
-                let _ = c.release(dev);
-                self.host.groups.release(est.link_group);
+                release_conn(&self.host, est, c);
             }
         }
     }
@@ -602,8 +606,7 @@ impl<D: SmcdOps, S: ByteStream> Drop for Endpoint<'_, D, S> {
         if let Phase::Smc { est, conn } = &mut self.phase {
             if let Some(mut c) = conn.take() {
                 c.abort(dev);
-                let _ = c.release(dev);
-                self.host.groups.release(est.link_group);
+                release_conn(&self.host, est, c);
             }
         }
     }
