@@ -274,14 +274,14 @@ impl<M: DmbMemory, R: RngCore, D: Doorbell, const N: usize> LoopbackDevice<M, R,
     }
 }
 
-/// Store `data` at `offset`: the 32-byte header at offset 0 as a CDC header
-/// publication, anything else as ring data behind the header.
-fn store(mem: DmbMem, offset: usize, data: &[u8]) -> Result<(), LoError> {
+/// Store `data` at `offset`: a `header` write (the 32 bytes at offset 0) as
+/// a CDC header publication, anything else as ring data behind the header.
+fn store(mem: DmbMem, offset: usize, data: &[u8], header: bool) -> Result<(), LoError> {
     let bad = LoError::BadHeaderWrite {
         offset,
         len: data.len(),
     };
-    if offset == 0 && data.len() == CDC_HEADER_LEN_BYTES {
+    if header {
         return cdc::publish(&mem, 0, data).map_err(|e| match e {
             CdcError::Mem(m) => LoError::OutOfBounds(m),
             _ => bad,
@@ -355,7 +355,7 @@ impl<M: DmbMemory, R: RngCore, D: Doorbell, const N: usize> SmcdOps for Loopback
                 len: data.len(),
             });
         }
-        self.with_live_dmb(token, |mem| store(mem, offset, data))?;
+        self.with_live_dmb(token, |mem| store(mem, offset, data, header))?;
         bump(&self.counters.bytes_moved, data.len() as u64);
         if signal {
             self.ring(token);
