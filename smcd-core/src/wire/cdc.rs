@@ -216,6 +216,11 @@ fn pack(c: Cursor, prod_flags: u8, conn_state_flags: u8) -> u64 {
         prod_flags,
         conn_state_flags,
     };
+    word_of(g)
+}
+
+/// The native-endian `u64` of one cursor group's eight bytes.
+fn word_of(g: SmcdCdcCursor) -> u64 {
     u64::from_ne_bytes(zerocopy::transmute!(g))
 }
 
@@ -271,10 +276,7 @@ impl CdcHeader {
 
     /// The header of a raw message.
     pub fn from_msg(msg: &SmcdCdcMsg) -> Self {
-        Self::from_words(
-            u64::from_ne_bytes(zerocopy::transmute!(msg.prod)),
-            u64::from_ne_bytes(zerocopy::transmute!(msg.cons)),
-        )
+        Self::from_words(word_of(msg.prod), word_of(msg.cons))
     }
 
     /// The raw message for this header (type 0xFE, reserved bytes 0).
@@ -348,12 +350,12 @@ pub fn publish(mem: &DmbMem, offset: usize, header: &[u8]) -> Result<(), CdcErro
     mem.write(offset + 24, bytes.get(24..).unwrap_or_default())?;
     mem.store_u64(
         offset + PROD_WORD_OFFSET,
-        u64::from_ne_bytes(zerocopy::transmute!(msg.prod)),
+        word_of(msg.prod),
         Ordering::Release,
     )?;
     mem.store_u64(
         offset + CONS_WORD_OFFSET,
-        u64::from_ne_bytes(zerocopy::transmute!(msg.cons)),
+        word_of(msg.cons),
         Ordering::Release,
     )?;
     Ok(())
