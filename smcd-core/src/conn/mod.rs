@@ -346,7 +346,12 @@ impl Connection {
 
     /// Bytes we produced that the peer has not consumed yet.
     pub fn bytes_in_flight(&self) -> usize {
-        self.peer_ring.saturating_sub(self.peer_space) as usize
+        self.in_flight() as usize
+    }
+
+    /// Bytes we produced that the peer has not consumed yet, in ring units.
+    fn in_flight(&self) -> u32 {
+        self.peer_ring.saturating_sub(self.peer_space)
     }
 
     /// Whether the peer has ended its sending (done-writing, close or abort):

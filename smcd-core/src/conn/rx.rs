@@ -45,7 +45,7 @@ impl Connection {
             rx_prod: self.rx_prod,
             rx_cons: self.rx_cons,
             bytes_to_rcv: self.bytes_to_rcv,
-            in_flight: self.peer_ring.saturating_sub(self.peer_space),
+            in_flight: self.in_flight(),
             peer_flags: self.peer_conn_flags,
         };
         let moved = match validate::check(&view, &hdr) {
