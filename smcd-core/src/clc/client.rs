@@ -178,14 +178,7 @@ fn setup<'a>(
     // and features of the FCE; else join the existing group or SYNCERR.
     let (lgr, info) = match a.fce {
         Some(f) if a.first_contact => {
-            let info = LgrInfo {
-                release: f.release,
-                features: if f.release >= 1 {
-                    f.feature_mask & FEATURE_MASK
-                } else {
-                    0
-                },
-            };
+            let info = LgrInfo::negotiated(f.release, f.feature_mask);
             let lgr = s
                 .lgrs
                 .create(key, info)

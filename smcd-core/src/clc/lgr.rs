@@ -29,7 +29,7 @@ use core::fmt;
 use spin::Mutex;
 
 use super::devices::ClcDevice;
-use super::messages::wire_gid;
+use super::messages::{FEATURE_MASK, wire_gid};
 use super::outcome::{Outcome, Role};
 use crate::dmb::{Chid, Gid};
 use crate::stats::ClcStats;
@@ -84,6 +84,21 @@ pub(crate) struct LgrInfo {
     pub(crate) release: u8,
     /// Negotiated feature mask.
     pub(crate) features: u16,
+}
+
+impl LgrInfo {
+    /// The group's terms for a negotiated `release`: the feature mask is the
+    /// `offered` bits this engine supports, and only exists from release 1.
+    pub(crate) fn negotiated(release: u8, offered: u16) -> Self {
+        Self {
+            release,
+            features: if release >= 1 {
+                offered & FEATURE_MASK
+            } else {
+                0
+            },
+        }
+    }
 }
 
 impl LgrKey {

@@ -188,10 +188,7 @@ fn accept(
     let (lgr, info, first_contact) = match s.lgrs.join(key) {
         Some((lgr, info)) => (lgr, info, false),
         None => {
-            let info = LgrInfo {
-                release: terms.release,
-                features: if terms.release >= 1 { FEATURE_MASK } else { 0 },
-            };
+            let info = LgrInfo::negotiated(terms.release, FEATURE_MASK);
             let lgr = s.lgrs.create(key, info).ok_or(claim::LGR_TABLE_FULL)?;
             (lgr, info, true)
         }
