@@ -199,9 +199,6 @@ impl Connection {
     pub(super) fn send_window_update<D: SmcdOps>(&mut self, dev: &D) -> Result<(), ConnError> {
         self.write_header(dev)?;
         crate::stats::bump(&mut self.stats.window_updates_sent);
-        if self.bytes_to_rcv == 0 {
-            self.peer_prod_flags.remove(ProducerFlags::WRITE_BLOCKED);
-        }
         Ok(())
     }
 }
