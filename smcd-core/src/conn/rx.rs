@@ -158,7 +158,7 @@ impl Connection {
     }
 
     /// Bytes available, `Ok(0)` at EOF, or why receiving is not possible.
-    pub(super) fn recv_ready(&self) -> Result<u32, ConnError> {
+    fn recv_ready(&self) -> Result<u32, ConnError> {
         if let Some(e) = self.recv_blocked_by() {
             Err(e)
         } else if self.bytes_to_rcv == 0 && !self.peer_done_writing() {
@@ -169,7 +169,7 @@ impl Connection {
     }
 
     /// The application consumed `n` bytes (`spec/cdc.md` §7).
-    pub(super) fn consume<D: SmcdOps>(&mut self, dev: &D, n: u32) {
+    fn consume<D: SmcdOps>(&mut self, dev: &D, n: u32) {
         if n == 0 {
             return;
         }
@@ -196,7 +196,7 @@ impl Connection {
     }
 
     /// A consumer-cursor-only header (`spec/cdc.md` §5 steps 5–6).
-    pub(super) fn send_window_update<D: SmcdOps>(&mut self, dev: &D) -> Result<(), ConnError> {
+    fn send_window_update<D: SmcdOps>(&mut self, dev: &D) -> Result<(), ConnError> {
         self.write_header(dev)?;
         crate::stats::bump(&mut self.stats.window_updates_sent);
         Ok(())

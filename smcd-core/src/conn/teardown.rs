@@ -13,11 +13,7 @@ impl Connection {
     }
 
     /// Set a close flag and write it (a close-state-machine action).
-    pub(super) fn perform<D: SmcdOps>(
-        &mut self,
-        dev: &D,
-        action: CloseAction,
-    ) -> Result<(), ConnError> {
+    fn perform<D: SmcdOps>(&mut self, dev: &D, action: CloseAction) -> Result<(), ConnError> {
         let flag = match action {
             CloseAction::SendDoneWriting => ConnStateFlags::PEER_DONE_WRITING,
             CloseAction::SendClose if self.bytes_to_rcv == 0 => ConnStateFlags::PEER_CONN_CLOSED,
@@ -95,7 +91,7 @@ impl Connection {
 
     /// Record `e` (unless an error is already recorded), set our abort flag
     /// and try to tell the peer, unless it aborted itself or the device failed.
-    pub(super) fn abort_with<D: SmcdOps>(&mut self, dev: &D, e: ConnError) {
+    fn abort_with<D: SmcdOps>(&mut self, dev: &D, e: ConnError) {
         let tell_peer = !matches!(self.error, Some(ConnError::Device(_)))
             && !self
                 .peer_conn_flags

@@ -88,7 +88,7 @@ impl Connection {
 
     /// Common start of a send (`spec/cdc.md` §5 step 1): the number of
     /// bytes to write (`None` = nothing: empty, or the ring is full).
-    pub(super) fn send_len(&mut self, to_send: usize) -> Result<Option<u32>, ConnError> {
+    fn send_len(&mut self, to_send: usize) -> Result<Option<u32>, ConnError> {
         crate::stats::bump(&mut self.stats.send_calls);
         if let Some(e) = self.send_blocked_by() {
             return Err(e);
@@ -106,14 +106,14 @@ impl Connection {
 
     /// §5 step 2: `write_blocked` when the bytes to send fill or exceed the
     /// peer's free space (equality counts, `spec/cdc.md` §8 #14).
-    pub(super) fn set_write_blocked(&mut self, to_send: usize) {
+    fn set_write_blocked(&mut self, to_send: usize) {
         let blocked = to_send >= self.peer_space as usize;
         self.local_prod_flags
             .set(ProducerFlags::WRITE_BLOCKED, blocked);
     }
 
     /// Write ring bytes of the peer at ring offset `at`.
-    pub(super) fn put<D: SmcdOps>(&self, dev: &D, at: u32, data: &[u8]) -> Result<(), ConnError> {
+    fn put<D: SmcdOps>(&self, dev: &D, at: u32, data: &[u8]) -> Result<(), ConnError> {
         match &self.peer_mem {
             Some(peer) => peer
                 .mem
@@ -126,7 +126,7 @@ impl Connection {
     }
 
     /// `len` bytes are in place: advance `prod` and announce them (§5 steps 4–6).
-    pub(super) fn produce<D: SmcdOps>(&mut self, dev: &D, len: u32) -> Result<usize, ConnError> {
+    fn produce<D: SmcdOps>(&mut self, dev: &D, len: u32) -> Result<usize, ConnError> {
         self.prod = self.prod.add(self.peer_ring, len);
         self.peer_space -= len;
         self.write_header(dev)?;
