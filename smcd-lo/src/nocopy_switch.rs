@@ -25,7 +25,12 @@ use smcd_core::ops::{Dmb, Error as _, ErrorKind, ErrorType, SmcdOps};
 /// assert!(!copy.supports_nocopy());
 /// let dmb = copy.register_dmb(16 * 1024)?;
 /// assert!(copy.attach_dmb(dmb.token).is_err());
+/// let mut switch = NocopySwitch::new(&lo, true);
+/// switch.attach_dmb(dmb.token)?;
+/// switch.nocopy = false; // an attachment made before is still given back
+/// switch.detach_dmb(dmb.token)?;
 /// copy.unregister_dmb(dmb.token)?;
+/// assert_eq!(lo.stats().dmbs_in_use, 0);
 /// assert!(NocopySwitch::new(&lo, true).supports_nocopy());
 /// # Ok::<(), smcd_core::ops::ErrorKind>(())
 /// ```
@@ -95,10 +100,10 @@ impl<D: SmcdOps> SmcdOps for NocopySwitch<'_, D> {
         }
         self.dev.attach_dmb(token).map_err(|e| e.kind())
     }
+    /// Always forwarded: only attaching is switched off, so that a DMB
+    /// attached while `nocopy` was set can still be given back after it was
+    /// cleared; without an attachment the device itself refuses.
     fn detach_dmb(&self, token: DmbToken) -> Result<(), ErrorKind> {
-        if !self.nocopy {
-            return Err(ErrorKind::Unsupported);
-        }
         self.dev.detach_dmb(token).map_err(|e| e.kind())
     }
 }
