@@ -5,6 +5,7 @@
 //! functions and performs the returned [`CloseAction`]; keeping them pure
 //! lets every row of the spec's tables be tested on its own.
 
+use super::ANY_CLOSE;
 use crate::wire::cdc::ConnStateFlags;
 
 /// Connection states (`spec/close.md`). The Linux-internal numbers are
@@ -89,11 +90,10 @@ pub struct CloseFacts {
 impl CloseFacts {
     /// The facts of our own sticky flags and the peer's.
     pub fn new(local: ConnStateFlags, peer: ConnStateFlags, app_closed: bool) -> Self {
-        let any_close = ConnStateFlags::PEER_CONN_CLOSED | ConnStateFlags::PEER_CONN_ABORT;
         Self {
             sent_done_writing: local.contains(ConnStateFlags::PEER_DONE_WRITING),
-            sent_close: local.intersects(any_close),
-            rxed_close: peer.intersects(any_close),
+            sent_close: local.intersects(ANY_CLOSE),
+            rxed_close: peer.intersects(ANY_CLOSE),
             app_closed,
         }
     }
