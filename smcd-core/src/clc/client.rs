@@ -6,7 +6,7 @@ use super::claim;
 use super::config::ClcConfig;
 use super::devices::{ClcDevice, Devices};
 use super::lgr::{LgrInfo, LgrKey};
-use super::messages::{FEATURE_MASK, OwnSide, fce, wire_gid};
+use super::messages::{FEATURE_MASK, OwnSide, fce, peer_hostname, wire_gid};
 use super::outcome::{Established, Outcome, ProtocolError, Role};
 use super::session::{Received, Session};
 use crate::dmb::{Chid, Gid};
@@ -208,7 +208,7 @@ fn setup<'a>(
         link_group: lgr,
         release: info.release,
         features: info.features,
-        peer_hostname: a.fce.map(|f| f.hostname).filter(|h| h.is_ascii()),
+        peer_hostname: peer_hostname(a.fce),
     };
     Ok((e, dev, dmbe_size))
 }

@@ -4,7 +4,7 @@ use super::config::ClcConfig;
 use super::devices::ClcDevice;
 use super::lgr::LinkGroup;
 use crate::dmb::{Chid, DmbToken, Gid};
-use crate::wire::clc::{AcceptKind, AcceptRepr, Eid, Eyecatcher, Fce, OS_TYPE_LINUX};
+use crate::wire::clc::{AcceptKind, AcceptRepr, Eid, Eyecatcher, Fce, Hostname, OS_TYPE_LINUX};
 
 /// Feature bits this engine supports and sends (`feature_mask`): bit 0,
 /// emulated ISM devices with 128-bit GIDs.
@@ -35,6 +35,12 @@ pub(crate) fn fce(config: &ClcConfig, release: u8, features: u16) -> Fce {
         feature_mask: if release >= 1 { features } else { 0 },
         vendor_exp_options: 0,
     }
+}
+
+/// The peer's hostname from its first-contact extension; a name that is
+/// not ASCII is dropped.
+pub(crate) fn peer_hostname(fce: Option<Fce>) -> Option<Hostname> {
+    fce.map(|f| f.hostname).filter(Hostname::is_ascii)
 }
 
 /// What one side says about itself in its Accept or Confirm.

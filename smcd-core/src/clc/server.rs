@@ -6,7 +6,7 @@ use super::claim;
 use super::config::ClcConfig;
 use super::devices::Devices;
 use super::lgr::{LgrInfo, LgrKey, LinkGroup};
-use super::messages::{FEATURE_MASK, OwnSide, fce};
+use super::messages::{FEATURE_MASK, OwnSide, fce, peer_hostname};
 use super::outcome::{Established, Outcome, ProtocolError, Role};
 use super::session::{Received, Session};
 use crate::dmb::{Chid, Gid};
@@ -260,6 +260,6 @@ fn confirm(s: &mut Session<'_>, a: &Accepted, c: &AcceptRepr) {
         link_group: a.lgr,
         release: a.info.release,
         features: a.info.features,
-        peer_hostname: c.fce.map(|f| f.hostname).filter(|h| h.is_ascii()),
+        peer_hostname: peer_hostname(c.fce),
     }));
 }
