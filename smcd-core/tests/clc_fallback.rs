@@ -375,6 +375,59 @@ fn smcr_accept_declines_modeunsupp() {
 }
 
 #[test]
+fn confirm_naming_our_own_dmb_declines_interr() {
+    let (lo, devices) = one(FakeDevice::loopback(LO_GID));
+    let lgrs = LinkGroups::<8>::new();
+    let config = config();
+    let mut client = Handshake::client(&config, devices, &lgrs, 0);
+    let mut server = Handshake::server(&config, devices, &lgrs, 0);
+    let proposal = drain(&mut client);
+    assert_eq!(server.handle_input(0, &proposal), proposal.len());
+    let accept = match &clc_common::messages(&drain(&mut server))[..] {
+        [ClcMessage::AcceptConfirm(a)] => *a,
+        other => panic!("{other:?}"),
+    };
+    // A well-formed Confirm that hands the server its own token back: the
+    // server would write into its own receive ring.
+    let confirm = AcceptRepr {
+        kind: AcceptKind::Confirm,
+        ..accept
+    };
+    let mut bytes = vec![0u8; confirm.buffer_len()];
+    confirm.emit(&mut bytes).unwrap();
+    assert_declines(&mut server, &bytes, DeclineReason::IntErr, 2);
+    assert_eq!(lo.live_dmbs(), 0, "the server gave back its DMB");
+    assert_eq!(lo.attachments(), 0, "and attached nothing");
+}
+
+#[test]
+fn accept_with_a_dmb_over_1_mib_declines_interr() {
+    let (client_dev, client_devices) = one(FakeDevice::loopback(LO_GID));
+    let (_, server_devices) = one(FakeDevice::loopback(LO_GID));
+    let lgrs = LinkGroups::<8>::new();
+    let config = config();
+    let mut client = Handshake::client(&config, client_devices, &lgrs, 0);
+    let mut server = Handshake::server(&config, server_devices, &lgrs, 0);
+    let proposal = drain(&mut client);
+    assert_eq!(server.handle_input(0, &proposal), proposal.len());
+    let accept = match &clc_common::messages(&drain(&mut server))[..] {
+        [ClcMessage::AcceptConfirm(a)] => *a,
+        other => panic!("{other:?}"),
+    };
+    // dmbe_size 7 decodes to 2 MiB, beyond the largest SMC-D DMB.
+    let oversized = AcceptRepr {
+        dmbe_size: 7,
+        ..accept
+    };
+    assert_eq!(oversized.dmbe_size_bytes(), 2 << 20);
+    let mut bytes = vec![0u8; oversized.buffer_len()];
+    oversized.emit(&mut bytes).unwrap();
+    assert_declines(&mut client, &bytes, DeclineReason::IntErr, 2);
+    assert_eq!(client_dev.live_dmbs(), 0, "the client gave back its DMB");
+    assert_eq!(client_dev.attachments(), 0, "and attached nothing");
+}
+
+#[test]
 fn confirm_with_other_release_declines_releaseerr() {
     let (lo, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::<8>::new();

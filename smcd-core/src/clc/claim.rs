@@ -5,7 +5,7 @@ use super::devices::{ClcDevice, Devices};
 use super::lgr::{LinkGroup, LinkGroupTable};
 use super::outcome::Established;
 use crate::conn::SendMode;
-use crate::dmb::{DMB_MIN_SIZE_BYTES, DmbToken};
+use crate::dmb::{DMB_MAX_SIZE_BYTES, DMB_MIN_SIZE_BYTES, DmbToken};
 use crate::ops::{Dmb, ErrorKind};
 use crate::wire::clc::{DeclineReason, bufsize};
 
@@ -26,6 +26,12 @@ pub(crate) const ATTACH_FAILURE: DeclineReason = DeclineReason::Mem;
 /// Decline reason when the link-group table has no free or idle slot; Linux
 /// fails the group's allocation, which it reports as MEM.
 pub(crate) const LGR_TABLE_FULL: DeclineReason = DeclineReason::Mem;
+
+/// Decline reason for a peer DMB we must not write into: our own token sent
+/// back to us, or a size outside 16 KiB … 1 MiB. A conforming peer never
+/// does either (Linux has no check of its own; smcd refuses before any byte
+/// moves, so the handshake falls back instead of failing after it).
+pub(crate) const PEER_DMB_INVALID: DeclineReason = DeclineReason::IntErr;
 
 /// Register our DMB of `size` bytes (a size class) on `dev`; on "no memory"
 /// retry with the next smaller class down to 16 KiB (`spec/clc.md` §9).
@@ -89,13 +95,22 @@ impl Claim {
         }
     }
 
-    /// Attach the peer's DMB if `dev` supports nocopy (client step 15,
-    /// server step 13), keeping it in the claim.
+    /// Check the peer's DMB (`peer_token`, `peer_size` bytes) and attach it
+    /// if `dev` supports nocopy (client step 15, server step 13), keeping it
+    /// in the claim. A token equal to our own DMB's, or a size outside
+    /// 16 KiB … 1 MiB, is refused with [`PEER_DMB_INVALID`].
     pub(crate) fn attach(
         &mut self,
         dev: &dyn ClcDevice,
         peer_token: DmbToken,
+        peer_size: usize,
     ) -> Result<SendMode, DeclineReason> {
+        let own = self.dmb.map(|d| d.token);
+        if own == Some(peer_token)
+            || !(DMB_MIN_SIZE_BYTES..=DMB_MAX_SIZE_BYTES).contains(&peer_size)
+        {
+            return Err(PEER_DMB_INVALID);
+        }
         if !dev.nocopy() {
             return Ok(SendMode::Copy);
         }

@@ -192,7 +192,10 @@ fn setup<'a>(
     let (dmb, dmbe_size) = claim::register_dmb(dev, s.config.dmb_size()).map_err(|r| (r, false))?;
     s.claim.dmb = Some(dmb);
     // Step 15: nocopy attach of the peer's DMB.
-    let mode = s.claim.attach(dev, a.token).map_err(|r| (r, false))?;
+    let mode = s
+        .claim
+        .attach(dev, a.token, a.dmbe_size_bytes())
+        .map_err(|r| (r, false))?;
     let e = Established {
         role: Role::Client,
         device: s.claim.device,

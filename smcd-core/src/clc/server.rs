@@ -238,7 +238,7 @@ fn confirm(s: &mut Session<'_>, a: &Accepted, c: &AcceptRepr) {
     }
     // Step 13: nocopy attach of the peer's DMB.
     let mode = match s.devices.get(s.claim.device) {
-        Some(dev) => s.claim.attach(dev, c.token),
+        Some(dev) => s.claim.attach(dev, c.token, c.dmbe_size_bytes()),
         None => Err(DeclineReason::IntErr),
     };
     let mode = match mode {
