@@ -229,9 +229,10 @@ impl DmbMem {
         self.check(offset, src.len())?;
         match self.store {
             // SAFETY: the range lies inside the DMB (checked above), which is
-            // valid for writes per the constructor's contract; `src` is a Rust
-            // slice and therefore cannot overlap memory only reachable through
-            // raw views.
+            // valid for writes per the constructor's contract. `src` cannot
+            // overlap it: other memory is a Rust slice elsewhere, and a slice
+            // of this DMB (`with_slice`) bars writes to its range while it
+            // lives.
             Store::Raw(ptr) => unsafe {
                 core::ptr::copy_nonoverlapping(src.as_ptr(), ptr.as_ptr().add(offset), src.len());
             },
@@ -250,8 +251,9 @@ impl DmbMem {
         self.check(offset, dst.len())?;
         match self.store {
             // SAFETY: the range lies inside the DMB (checked above), valid for
-            // reads per the constructor's contract; `dst` is a unique Rust
-            // borrow and cannot overlap the raw DMB memory.
+            // reads per the constructor's contract. `dst` cannot overlap it:
+            // other memory is a Rust slice elsewhere, and a slice of this DMB
+            // (`with_slice_mut`) bars reads of its range while it lives.
             Store::Raw(ptr) => unsafe {
                 core::ptr::copy_nonoverlapping(
                     ptr.as_ptr().add(offset),
