@@ -65,6 +65,22 @@ fn emit(p: &ProposalRepr) -> Vec<u8> {
     buf
 }
 
+fn emit_accept(a: &AcceptRepr) -> Vec<u8> {
+    let mut buf = vec![0u8; a.buffer_len()];
+    a.emit(&mut buf).unwrap();
+    buf
+}
+
+/// The Accept `server` answers to `client`'s Proposal.
+fn accept_for(client: &mut Handshake<'_>, server: &mut Handshake<'_>) -> AcceptRepr {
+    let proposal = drain(client);
+    assert_eq!(server.handle_input(0, &proposal), proposal.len());
+    match &clc_common::messages(&drain(server))[..] {
+        [ClcMessage::AcceptConfirm(a)] => *a,
+        other => panic!("{other:?}"),
+    }
+}
+
 /// A server with loopback at the vectors' GID.
 fn lo_server_declines(msg: &[u8], reason: DeclineReason, version: u8) {
     let (lo, devices) = one(FakeDevice::loopback(LO_GID));
@@ -381,21 +397,19 @@ fn confirm_naming_our_own_dmb_declines_interr() {
     let config = config();
     let mut client = Handshake::client(&config, devices, &lgrs, 0);
     let mut server = Handshake::server(&config, devices, &lgrs, 0);
-    let proposal = drain(&mut client);
-    assert_eq!(server.handle_input(0, &proposal), proposal.len());
-    let accept = match &clc_common::messages(&drain(&mut server))[..] {
-        [ClcMessage::AcceptConfirm(a)] => *a,
-        other => panic!("{other:?}"),
-    };
+    let accept = accept_for(&mut client, &mut server);
     // A well-formed Confirm that hands the server its own token back: the
     // server would write into its own receive ring.
     let confirm = AcceptRepr {
         kind: AcceptKind::Confirm,
         ..accept
     };
-    let mut bytes = vec![0u8; confirm.buffer_len()];
-    confirm.emit(&mut bytes).unwrap();
-    assert_declines(&mut server, &bytes, DeclineReason::IntErr, 2);
+    assert_declines(
+        &mut server,
+        &emit_accept(&confirm),
+        DeclineReason::IntErr,
+        2,
+    );
     assert_eq!(lo.live_dmbs(), 0, "the server gave back its DMB");
     assert_eq!(lo.attachments(), 0, "and attached nothing");
 }
@@ -408,21 +422,19 @@ fn accept_with_a_dmb_over_1_mib_declines_interr() {
     let config = config();
     let mut client = Handshake::client(&config, client_devices, &lgrs, 0);
     let mut server = Handshake::server(&config, server_devices, &lgrs, 0);
-    let proposal = drain(&mut client);
-    assert_eq!(server.handle_input(0, &proposal), proposal.len());
-    let accept = match &clc_common::messages(&drain(&mut server))[..] {
-        [ClcMessage::AcceptConfirm(a)] => *a,
-        other => panic!("{other:?}"),
-    };
+    let accept = accept_for(&mut client, &mut server);
     // dmbe_size 7 decodes to 2 MiB, beyond the largest SMC-D DMB.
     let oversized = AcceptRepr {
         dmbe_size: 7,
         ..accept
     };
     assert_eq!(oversized.dmbe_size_bytes(), 2 << 20);
-    let mut bytes = vec![0u8; oversized.buffer_len()];
-    oversized.emit(&mut bytes).unwrap();
-    assert_declines(&mut client, &bytes, DeclineReason::IntErr, 2);
+    assert_declines(
+        &mut client,
+        &emit_accept(&oversized),
+        DeclineReason::IntErr,
+        2,
+    );
     assert_eq!(client_dev.live_dmbs(), 0, "the client gave back its DMB");
     assert_eq!(client_dev.attachments(), 0, "and attached nothing");
 }
@@ -434,12 +446,7 @@ fn confirm_with_other_release_declines_releaseerr() {
     let config = config();
     let mut client = Handshake::client(&config, devices, &lgrs, 0);
     let mut server = Handshake::server(&config, devices, &lgrs, 0);
-    let proposal = drain(&mut client);
-    assert_eq!(server.handle_input(0, &proposal), proposal.len());
-    let accept = match &clc_common::messages(&drain(&mut server))[..] {
-        [ClcMessage::AcceptConfirm(a)] => *a,
-        other => panic!("{other:?}"),
-    };
+    let accept = accept_for(&mut client, &mut server);
     assert_eq!(accept.fce.unwrap().release, 1);
     // A Confirm that answers the first contact with release 0.
     let confirm = AcceptRepr {
@@ -451,8 +458,11 @@ fn confirm_with_other_release_declines_releaseerr() {
         }),
         ..accept
     };
-    let mut bytes = vec![0u8; confirm.buffer_len()];
-    confirm.emit(&mut bytes).unwrap();
-    assert_declines(&mut server, &bytes, DeclineReason::ReleaseErr, 2);
+    assert_declines(
+        &mut server,
+        &emit_accept(&confirm),
+        DeclineReason::ReleaseErr,
+        2,
+    );
     assert_eq!(lo.live_dmbs(), 0, "the server gave back its DMB");
 }
