@@ -7,7 +7,6 @@
 
 use core::fmt;
 
-mod lock;
 mod table;
 
 pub use table::{DmbEntry, DmbError, DmbTable};

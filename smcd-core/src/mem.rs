@@ -21,7 +21,7 @@
 //! [`read`](DmbMem::read) or the slice accessors, and vice versa. The CDC
 //! header follows that rule anyway: bytes 8–15 and 16–23 are only ever
 //! accessed as atomics. `with_slice(_mut)` run their closure on a temporary
-//! copy. Views made by [`from_raw_parts`](DmbMem::from_raw_parts) keep working
+//! copy. Views made by [`from_region`](DmbMem::from_region) of a raw region keep working
 //! under loom but are outside the model (untracked).
 #![allow(unsafe_code)]
 
@@ -81,37 +81,37 @@ impl fmt::Display for MemError {
 
 impl core::error::Error for MemError {}
 
-/// A bounds-checked view of one DMB: base pointer and length.
+/// Where one DMB lies: its base and length, without any access to it.
 ///
-/// Cheap to copy. Validity is guaranteed by the device that handed it out:
-/// the memory stays mapped until the DMB is unregistered (owner) or detached
-/// (nocopy attacher), whichever is last.
-#[derive(Clone, Copy)]
-pub struct DmbMem {
+/// A region is what devices and memory providers pass around to describe
+/// DMB memory (a table entry, a block to free). It is `Copy` and carries no
+/// right to touch the bytes: reading or writing takes a [`DmbMem`], which
+/// only `unsafe` code (or [`DmbMem::from_static`]) can make from a region.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct DmbRegion {
     store: Store,
     len: usize,
 }
 
-/// Where the bytes of a [`DmbMem`] live.
-#[derive(Clone, Copy)]
+/// Where the bytes of a [`DmbRegion`] live.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Store {
     /// Plain memory at a raw pointer (every real DMB).
     Raw(NonNull<u8>),
-    /// loom-tracked cells (models only).
+    /// loom-tracked cells starting at a byte offset (models only).
     #[cfg(smcd_loom)]
-    Tracked(&'static tracked::Tracked),
+    Tracked(&'static tracked::Tracked, usize),
 }
 
-// SAFETY: `DmbMem` is a view of memory that is by design shared between
-// threads (and processes); every access goes through bounds-checked copies or
-// atomics, so moving the handle to another thread adds no new hazard.
-unsafe impl Send for DmbMem {}
-// SAFETY: as above; `&DmbMem` only offers the same bounds-checked accesses.
-unsafe impl Sync for DmbMem {}
+// SAFETY: a region is an address and a length; it grants no access, so it
+// may be sent and shared freely.
+unsafe impl Send for DmbRegion {}
+// SAFETY: as above.
+unsafe impl Sync for DmbRegion {}
 
-impl fmt::Debug for DmbMem {
+impl fmt::Debug for DmbRegion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DmbMem")
+        f.debug_struct("DmbRegion")
             .field("ptr", &self.as_ptr())
             .field("len", &self.len)
             .finish()
@@ -119,31 +119,24 @@ impl fmt::Debug for DmbMem {
 }
 
 #[cfg(feature = "defmt")]
-impl defmt::Format for DmbMem {
+impl defmt::Format for DmbRegion {
     fn format(&self, f: defmt::Formatter<'_>) {
         defmt::write!(
             f,
-            "DmbMem {{ ptr: {=usize:#x}, len: {=usize} }}",
+            "DmbRegion {{ ptr: {=usize:#x}, len: {=usize} }}",
             self.as_ptr() as usize,
             self.len
         );
     }
 }
 
-impl DmbMem {
-    /// A view of `len` bytes at `ptr`.
+impl DmbRegion {
+    /// The region of `len` bytes at `ptr`.
     ///
     /// # Errors
     ///
-    /// [`MemError::Misaligned`] if `ptr` is not 8-byte aligned.
-    ///
-    /// # Safety
-    ///
-    /// `ptr` must be valid for reads and writes of `len` bytes for as long as
-    /// this view or any copy of it is used, and must not be accessed through
-    /// Rust references (`&`/`&mut`) by anyone else meanwhile — only through
-    /// `DmbMem` views or raw pointers (another process's mapping counts as raw).
-    pub unsafe fn from_raw_parts(ptr: NonNull<u8>, len: usize) -> Result<Self, MemError> {
+    /// [`MemError::Misaligned`] if `ptr` is not [`DMB_ALIGN_BYTES`]-aligned.
+    pub fn new(ptr: NonNull<u8>, len: usize) -> Result<Self, MemError> {
         if (ptr.as_ptr() as usize) % DMB_ALIGN_BYTES != 0 {
             return Err(MemError::Misaligned);
         }
@@ -153,9 +146,97 @@ impl DmbMem {
         })
     }
 
-    /// A view of memory that is handed over for good (e.g. a leaked buffer or
+    /// A loom-tracked region of `len` zeroed bytes, for loom models.
+    ///
+    /// The storage is leaked (a few dozen bytes per DMB byte), so models keep
+    /// their DMBs small. See the module docs for the separate-words rule.
+    #[cfg(smcd_loom)]
+    pub fn loom_new(len: usize) -> Self {
+        Self {
+            store: Store::Tracked(tracked::Tracked::leak(len), 0),
+            len,
+        }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the region has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The base address, for identity checks and diagnostics only.
+    pub fn as_ptr(&self) -> *const u8 {
+        match self.store {
+            Store::Raw(ptr) => ptr.as_ptr(),
+            #[cfg(smcd_loom)]
+            Store::Tracked(t, base) => t.as_ptr().wrapping_add(base),
+        }
+    }
+
+    /// The part of the region from byte `offset` on (e.g. the data ring
+    /// behind a DMB's CDC header); `None` unless `offset` is a multiple of
+    /// [`DMB_ALIGN_BYTES`] within the region.
+    pub fn tail(self, offset: usize) -> Option<Self> {
+        if offset > self.len || offset % DMB_ALIGN_BYTES != 0 {
+            return None;
+        }
+        let store = match self.store {
+            // SAFETY: `offset <= len`, so the result stays inside (or one
+            // past the end of) the region and is not null.
+            Store::Raw(ptr) => Store::Raw(unsafe { ptr.add(offset) }),
+            #[cfg(smcd_loom)]
+            Store::Tracked(t, base) => Store::Tracked(t, base + offset),
+        };
+        Some(Self {
+            store,
+            len: self.len - offset,
+        })
+    }
+}
+
+/// Access to one DMB's bytes: bounds-checked copies and aligned atomic words.
+///
+/// A `DmbMem` is neither `Copy` nor `Clone`. It lives inside the handle a
+/// device hands out ([`Dmb`](crate::ops::Dmb), [`PeerDmb`](crate::ops::PeerDmb)),
+/// and every use borrows from that handle; giving the handle back to the
+/// device consumes it, so no view outlives the memory.
+pub struct DmbMem {
+    region: DmbRegion,
+}
+
+impl fmt::Debug for DmbMem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("DmbMem").field(&self.region).finish()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for DmbMem {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "DmbMem({})", self.region);
+    }
+}
+
+impl DmbMem {
+    /// Access to the memory of `region`.
+    ///
+    /// # Safety
+    ///
+    /// The region must be valid for reads and writes for as long as this
+    /// view exists, and must not be accessed through Rust references
+    /// (`&`/`&mut`) by anyone else meanwhile — only through `DmbMem` views or
+    /// raw pointers (another process's mapping counts as raw).
+    pub unsafe fn from_region(region: DmbRegion) -> Self {
+        Self { region }
+    }
+
+    /// Access to memory that is handed over for good (e.g. a leaked buffer or
     /// a `static` region): the safe counterpart of
-    /// [`from_raw_parts`](Self::from_raw_parts).
+    /// [`from_region`](Self::from_region).
     ///
     /// ```
     /// use smcd_core::mem::DmbMem;
@@ -172,50 +253,48 @@ impl DmbMem {
     ///
     /// [`MemError::Misaligned`] if the slice is not 8-byte aligned.
     pub fn from_static(buf: &'static mut [u8]) -> Result<Self, MemError> {
-        let len = buf.len();
+        let region = DmbRegion::new(NonNull::from(&mut *buf).cast(), buf.len())?;
         // SAFETY: the exclusive `'static` borrow is consumed here, so the
         // memory is valid forever and reachable only through this view.
-        unsafe { Self::from_raw_parts(NonNull::from(buf).cast(), len) }
+        Ok(unsafe { Self::from_region(region) })
     }
 
-    /// A loom-tracked DMB of `len` zeroed bytes, for loom models.
-    ///
-    /// The storage is leaked (a few dozen bytes per DMB byte), so models keep
-    /// their DMBs small. See the module docs for the separate-words rule.
+    /// A loom-tracked DMB of `len` zeroed bytes, for loom models (leaked, so
+    /// always valid).
     #[cfg(smcd_loom)]
     pub fn loom_new(len: usize) -> Self {
         Self {
-            store: Store::Tracked(tracked::Tracked::leak(len)),
-            len,
+            region: DmbRegion::loom_new(len),
         }
+    }
+
+    /// Where this memory lies (for a device's table and identity checks).
+    pub fn region(&self) -> DmbRegion {
+        self.region
     }
 
     /// Length of the DMB in bytes.
     pub fn len(&self) -> usize {
-        self.len
+        self.region.len
     }
 
     /// Whether the DMB has no bytes.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.region.len == 0
     }
 
     /// The base address, for identity checks and diagnostics only.
     pub fn as_ptr(&self) -> *const u8 {
-        match self.store {
-            Store::Raw(ptr) => ptr.as_ptr(),
-            #[cfg(smcd_loom)]
-            Store::Tracked(t) => t.as_ptr(),
-        }
+        self.region.as_ptr()
     }
 
     fn check(&self, offset: usize, len: usize) -> Result<(), MemError> {
         match offset.checked_add(len) {
-            Some(end) if end <= self.len => Ok(()),
+            Some(end) if end <= self.region.len => Ok(()),
             _ => Err(MemError::OutOfBounds {
                 offset,
                 len,
-                dmb_len: self.len,
+                dmb_len: self.region.len,
             }),
         }
     }
@@ -227,7 +306,7 @@ impl DmbMem {
     /// [`MemError::OutOfBounds`] if the range does not fit; nothing is written then.
     pub fn write(&self, offset: usize, src: &[u8]) -> Result<(), MemError> {
         self.check(offset, src.len())?;
-        match self.store {
+        match self.region.store {
             // SAFETY: the range lies inside the DMB (checked above), which is
             // valid for writes per the constructor's contract. `src` cannot
             // overlap it: other memory is a Rust slice elsewhere, and a slice
@@ -237,7 +316,7 @@ impl DmbMem {
                 core::ptr::copy_nonoverlapping(src.as_ptr(), ptr.as_ptr().add(offset), src.len());
             },
             #[cfg(smcd_loom)]
-            Store::Tracked(t) => t.write(offset, src),
+            Store::Tracked(t, base) => t.write(base + offset, src),
         }
         Ok(())
     }
@@ -249,7 +328,7 @@ impl DmbMem {
     /// [`MemError::OutOfBounds`] if the range does not fit; `dst` is untouched then.
     pub fn read(&self, offset: usize, dst: &mut [u8]) -> Result<(), MemError> {
         self.check(offset, dst.len())?;
-        match self.store {
+        match self.region.store {
             // SAFETY: the range lies inside the DMB (checked above), valid for
             // reads per the constructor's contract. `dst` cannot overlap it:
             // other memory is a Rust slice elsewhere, and a slice of this DMB
@@ -262,7 +341,7 @@ impl DmbMem {
                 );
             },
             #[cfg(smcd_loom)]
-            Store::Tracked(t) => t.read(offset, dst),
+            Store::Tracked(t, base) => t.read(base + offset, dst),
         }
         Ok(())
     }
@@ -274,14 +353,14 @@ impl DmbMem {
     /// [`MemError::OutOfBounds`] if the range does not fit.
     pub fn zero(&self, offset: usize, len: usize) -> Result<(), MemError> {
         self.check(offset, len)?;
-        match self.store {
+        match self.region.store {
             // SAFETY: in bounds (checked above) and valid for writes per the
             // constructor's contract.
             Store::Raw(ptr) => unsafe {
                 core::ptr::write_bytes(ptr.as_ptr().add(offset), 0, len);
             },
             #[cfg(smcd_loom)]
-            Store::Tracked(t) => t.zero(offset, len),
+            Store::Tracked(t, base) => t.zero(base + offset, len),
         }
         Ok(())
     }
@@ -312,10 +391,10 @@ impl DmbMem {
     /// [`MemError::OutOfBounds`] or [`MemError::Misaligned`].
     pub fn load_u64(&self, offset: usize, order: Ordering) -> Result<u64, MemError> {
         self.check_word(offset)?;
-        Ok(match self.store {
+        Ok(match self.region.store {
             Store::Raw(ptr) => self.raw_word(ptr, offset).load(order),
             #[cfg(smcd_loom)]
-            Store::Tracked(t) => t.load_u64(offset / WORD_BYTES, order),
+            Store::Tracked(t, base) => t.load_u64((base + offset) / WORD_BYTES, order),
         })
     }
 
@@ -326,10 +405,10 @@ impl DmbMem {
     /// [`MemError::OutOfBounds`] or [`MemError::Misaligned`].
     pub fn store_u64(&self, offset: usize, value: u64, order: Ordering) -> Result<(), MemError> {
         self.check_word(offset)?;
-        match self.store {
+        match self.region.store {
             Store::Raw(ptr) => self.raw_word(ptr, offset).store(value, order),
             #[cfg(smcd_loom)]
-            Store::Tracked(t) => t.store_u64(offset / WORD_BYTES, value, order),
+            Store::Tracked(t, base) => t.store_u64((base + offset) / WORD_BYTES, value, order),
         }
         Ok(())
     }
@@ -353,7 +432,7 @@ impl DmbMem {
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, MemError> {
         self.check(offset, len)?;
-        Ok(match self.store {
+        Ok(match self.region.store {
             Store::Raw(ptr) => {
                 // SAFETY: in bounds (checked above), valid per the
                 // constructor's contract; no local writer exists for the
@@ -361,7 +440,7 @@ impl DmbMem {
                 f(unsafe { core::slice::from_raw_parts(ptr.as_ptr().add(offset), len) })
             }
             #[cfg(smcd_loom)]
-            Store::Tracked(t) => t.with_copy(offset, len, f),
+            Store::Tracked(t, base) => t.with_copy(base + offset, len, f),
         })
     }
 
@@ -383,7 +462,7 @@ impl DmbMem {
         f: impl FnOnce(&mut [u8]) -> R,
     ) -> Result<R, MemError> {
         self.check(offset, len)?;
-        Ok(match self.store {
+        Ok(match self.region.store {
             Store::Raw(ptr) => {
                 // SAFETY: in bounds (checked above), valid per the
                 // constructor's contract; exclusive for the duration per this
@@ -391,55 +470,22 @@ impl DmbMem {
                 f(unsafe { core::slice::from_raw_parts_mut(ptr.as_ptr().add(offset), len) })
             }
             #[cfg(smcd_loom)]
-            Store::Tracked(t) => t.with_copy_mut(offset, len, f),
+            Store::Tracked(t, base) => t.with_copy_mut(base + offset, len, f),
         })
     }
 }
 
-/// A zeroed, 8-aligned heap buffer that owns the memory behind its
-/// [`DmbMem`] views and frees it on drop (test doubles and unit tests; views
-/// must not be used after the drop).
-#[cfg(any(test, feature = "test-util"))]
-#[derive(Debug)]
-pub(crate) struct OwnedDmb {
-    words: NonNull<[u64]>,
-    len: usize,
-}
-
-#[cfg(any(test, feature = "test-util"))]
-impl OwnedDmb {
-    /// `len` zeroed bytes.
-    pub(crate) fn new(len: usize) -> Self {
-        let words = std::vec![0u64; len.div_ceil(WORD_BYTES)].into_boxed_slice();
-        Self {
-            // Owned through a raw pointer (not a `Box`), so that moving
-            // `self` does not invalidate the views derived from it.
-            words: NonNull::from(std::boxed::Box::leak(words)),
-            len,
-        }
-    }
-
-    /// A view of the whole buffer.
-    pub(crate) fn mem(&self) -> DmbMem {
-        DmbMem {
-            store: Store::Raw(self.words.cast()),
-            len: self.len,
-        }
-    }
-}
-
-// SAFETY: `OwnedDmb` uniquely owns its heap buffer, as a `Box<[u64]>`
-// would; freeing it on another thread is fine, and what it hands out are
-// `DmbMem` views, which are `Send` and `Sync` themselves. This makes test
-// doubles holding DMBs (`MockSmcd`) `Sync` behind their mutex.
-#[cfg(any(test, feature = "test-util"))]
-unsafe impl Send for OwnedDmb {}
-
-#[cfg(any(test, feature = "test-util"))]
-impl Drop for OwnedDmb {
-    fn drop(&mut self) {
-        // SAFETY: `words` came from `Box::leak` in `new` and is freed only here.
-        drop(unsafe { std::boxed::Box::from_raw(self.words.as_ptr()) });
+/// `len` zeroed bytes that stay valid forever (leaked), for unit tests.
+#[cfg(test)]
+pub(crate) fn leaked(len: usize) -> DmbMem {
+    let words: &'static mut [u64] =
+        std::boxed::Box::leak(std::vec![0u64; len.div_ceil(WORD_BYTES)].into_boxed_slice());
+    let bytes = zerocopy::IntoBytes::as_mut_bytes(words);
+    let bytes = bytes.get_mut(..len).unwrap_or_default();
+    match DmbMem::from_static(bytes) {
+        Ok(mem) => mem,
+        // A `u64` buffer is always 8-aligned.
+        Err(_) => unreachable!("u64 buffers are 8-aligned"),
     }
 }
 
@@ -453,7 +499,9 @@ mod tests {
     fn view(buf: &mut Buf) -> DmbMem {
         // SAFETY: `buf` outlives every use in the test and is only accessed
         // through the view.
-        unsafe { DmbMem::from_raw_parts(NonNull::from(&mut buf.0).cast(), 64) }.unwrap()
+        unsafe {
+            DmbMem::from_region(DmbRegion::new(NonNull::from(&mut buf.0).cast(), 64).unwrap())
+        }
     }
 
     #[test]
@@ -497,10 +545,18 @@ mod tests {
     fn misaligned_base_is_rejected() {
         let mut b = Buf([0; 64]);
         let p = NonNull::from(&mut b.0[1]);
-        assert_eq!(
-            // SAFETY: never dereferenced: construction must fail.
-            unsafe { DmbMem::from_raw_parts(p, 8) }.unwrap_err(),
-            MemError::Misaligned
-        );
+        assert_eq!(DmbRegion::new(p, 8).unwrap_err(), MemError::Misaligned);
+    }
+
+    #[test]
+    fn tail_is_an_aligned_suffix() {
+        let mut b = Buf([0; 64]);
+        let m = view(&mut b);
+        let ring = m.region().tail(32).unwrap();
+        assert_eq!(ring.len(), 32);
+        assert_eq!(ring.as_ptr(), m.as_ptr().wrapping_add(32));
+        assert!(m.region().tail(4).is_none());
+        assert!(m.region().tail(72).is_none());
+        assert_eq!(m.region().tail(64).map(|r| r.len()), Some(0));
     }
 }

@@ -10,6 +10,10 @@
 //! `critical-section` feature, which forwards to portable-atomic's backend; the
 //! final binary then provides a `critical-section` implementation.
 
+mod spin_lock;
+
+pub use spin_lock::SpinLock;
+
 #[cfg(not(smcd_loom))]
 pub use core::hint::spin_loop;
 #[cfg(not(smcd_loom))]

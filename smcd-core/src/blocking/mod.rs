@@ -70,8 +70,7 @@ mod pause;
 pub use backoff::{BACKOFF_MAX_NS, BACKOFF_MIN_NS, Backoff, BackoffPolicy, SPIN_ROUNDS};
 pub use pause::Pause;
 
-use crate::endpoint::{ByteStream, Endpoint, EndpointError, Host, Transport};
-use crate::ops::SmcdOps;
+use crate::endpoint::{ByteStream, Endpoint, EndpointError, HostRef, Transport};
 
 /// How long [`Blocking::close`] waits for pending CLC bytes and for the
 /// peer's close before it aborts: 2 s, the close flush time Linux uses
@@ -82,18 +81,18 @@ const NS_PER_MS: u64 = 1_000_000;
 
 /// An [`Endpoint`] with blocking calls. See the [module documentation](self).
 #[derive(Debug)]
-pub struct Blocking<'a, D: SmcdOps, S: ByteStream, T: Pause> {
-    ep: Endpoint<'a, D, S>,
+pub struct Blocking<H: HostRef, S: ByteStream, T: Pause> {
+    ep: Endpoint<H, S>,
     pause: T,
     backoff: Backoff,
     elapsed_ns: u64,
 }
 
-impl<'a, D: SmcdOps, S: ByteStream, T: Pause> Blocking<'a, D, S, T> {
+impl<H: HostRef, S: ByteStream, T: Pause> Blocking<H, S, T> {
     /// Drive `ep`, which must have been created at time 0 (the driver's
     /// clock starts there), pausing with `pause` and the default
     /// [`BackoffPolicy`]. Nothing is waited for yet.
-    pub fn new(ep: Endpoint<'a, D, S>, pause: T) -> Self {
+    pub fn new(ep: Endpoint<H, S>, pause: T) -> Self {
         Self {
             ep,
             pause,
@@ -114,7 +113,7 @@ impl<'a, D: SmcdOps, S: ByteStream, T: Pause> Blocking<'a, D, S, T> {
     ///
     /// [`EndpointError::Failed`]: CLC timeout (no Accept within 6 s of
     /// accumulated pauses), protocol error, stream closed or broken.
-    pub fn connect(host: Host<'a, D>, stream: S, pause: T) -> Result<Self, EndpointError> {
+    pub fn connect(host: H, stream: S, pause: T) -> Result<Self, EndpointError> {
         let mut b = Self::new(Endpoint::client(host, stream, 0), pause);
         b.handshake()?;
         Ok(b)
@@ -126,7 +125,7 @@ impl<'a, D: SmcdOps, S: ByteStream, T: Pause> Blocking<'a, D, S, T> {
     /// # Errors
     ///
     /// As [`connect`](Self::connect).
-    pub fn accept(host: Host<'a, D>, stream: S, pause: T) -> Result<Self, EndpointError> {
+    pub fn accept(host: H, stream: S, pause: T) -> Result<Self, EndpointError> {
         let mut b = Self::new(Endpoint::server(host, stream, 0), pause);
         b.handshake()?;
         Ok(b)
@@ -159,12 +158,12 @@ impl<'a, D: SmcdOps, S: ByteStream, T: Pause> Blocking<'a, D, S, T> {
     }
 
     /// The endpoint (for queries).
-    pub fn endpoint(&self) -> &Endpoint<'a, D, S> {
+    pub fn endpoint(&self) -> &Endpoint<H, S> {
         &self.ep
     }
 
     /// The endpoint, for non-blocking calls between blocking ones.
-    pub fn endpoint_mut(&mut self) -> &mut Endpoint<'a, D, S> {
+    pub fn endpoint_mut(&mut self) -> &mut Endpoint<H, S> {
         &mut self.ep
     }
 

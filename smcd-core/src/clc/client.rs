@@ -4,10 +4,11 @@ use heapless::Vec;
 
 use super::claim;
 use super::config::ClcConfig;
-use super::devices::{ClcDevice, Devices};
+use super::context::ClcContext;
+use super::devices::Devices;
 use super::lgr::{LgrInfo, LgrKey};
 use super::messages::{FEATURE_MASK, OwnSide, fce, peer_hostname, wire_gid};
-use super::outcome::{Established, Outcome, ProtocolError, Role};
+use super::outcome::{Outcome, ProtocolError, Role, SmcdInfo};
 use super::session::{Received, Session};
 use crate::dmb::{Chid, Gid};
 use crate::wire::clc::{
@@ -92,15 +93,16 @@ pub(crate) struct ClientState {
 impl ClientState {
     /// Send the first message: the Proposal, or Decline NOSMCDEV when there
     /// is nothing to offer (step 7).
-    pub(crate) fn start(s: &mut Session<'_>, now_ms: u64) -> Self {
+    pub(crate) fn start(s: &mut Session<impl ClcContext>, now_ms: u64) -> Self {
+        let devices = s.ctx.devices();
         let client = Self {
-            offered: offer(s.devices),
-            decline_version: if s.devices.any_v2() { 2 } else { 1 },
+            offered: offer(devices),
+            decline_version: if devices.any_v2() { 2 } else { 1 },
         };
         if client.offered.is_empty() {
             s.decline(DeclineReason::NoSmcDev, client.decline_version, false);
         } else {
-            let p = proposal(s.config, &client.offered);
+            let p = proposal(s.ctx.config(), &client.offered);
             match s.send(|buf| p.emit(buf)) {
                 Ok(()) => s.wait(now_ms),
                 Err(e) => s.fail(e.into()),
@@ -110,7 +112,7 @@ impl ClientState {
     }
 
     /// A message arrived in answer to the Proposal.
-    pub(crate) fn handle(&mut self, s: &mut Session<'_>, received: Received) {
+    pub(crate) fn handle(&mut self, s: &mut Session<impl ClcContext>, received: Received) {
         match received {
             Received::Rejected { version, error } => {
                 // Once an Accept arrived, Declines carry its version.
@@ -125,7 +127,7 @@ impl ClientState {
     }
 
     /// Steps 10–17 for a received Accept.
-    fn accept(&self, s: &mut Session<'_>, a: &AcceptRepr) {
+    fn accept(&self, s: &mut Session<impl ClcContext>, a: &AcceptRepr) {
         let version = a.version;
         // Step 10: we offer SMC-D v2 only (typev1 N, typev2 D).
         if version < 2 {
@@ -137,41 +139,30 @@ impl ClientState {
         };
         s.claim.device = o.index;
         match setup(s, a) {
-            Ok((e, dev, dmbe_size)) => {
-                let confirm = OwnSide {
-                    kind: AcceptKind::Confirm,
-                    version,
-                    device: dev,
-                    token: e.dmb.token,
-                    dmbe_size,
-                    lgr: e.link_group,
-                    eid: a.eid,
-                    fce: e
-                        .first_contact
-                        .then(|| fce(s.config, e.release, e.features)),
-                }
-                .repr();
-                match s.send(|buf| confirm.emit(buf)) {
-                    Ok(()) => s.finish(Outcome::Established(e)),
-                    Err(err) => s.fail(err.into()),
-                }
-            }
+            Ok((e, confirm)) => match s.send(|buf| confirm.emit(buf)) {
+                Ok(()) => s.finish(Outcome::Established(e)),
+                Err(err) => s.fail(err.into()),
+            },
             Err((reason, out_of_sync)) => s.decline(reason, version, out_of_sync),
         }
     }
 }
 
-/// Steps 11 and 13–15 on the device of `s.claim`: link group, DMB, nocopy
-/// attach. Resources go to the claim as they are taken, so a failure gives
-/// them back. Errors are the Decline to send and its `out_of_sync` flag.
-fn setup<'a>(
-    s: &mut Session<'a>,
+/// Steps 11 and 13–15 on the device of `s.claim`: link group, DMB, peer
+/// binding (nocopy: mapping), and the Confirm to send. Resources go to the
+/// claim as they are taken, so a failure gives them back. Errors are the
+/// Decline to send and its `out_of_sync` flag.
+fn setup(
+    s: &mut Session<impl ClcContext>,
     a: &AcceptRepr,
-) -> Result<(Established, &'a dyn ClcDevice, u8), (DeclineReason, bool)> {
+) -> Result<(SmcdInfo, AcceptRepr), (DeclineReason, bool)> {
     let dev = s
-        .devices
+        .ctx
+        .devices()
         .get(s.claim.device)
         .ok_or((DeclineReason::IntErr, false))?;
+    let lgrs = s.ctx.link_groups();
+    let config = s.ctx.config();
     let peer_gid = wire_gid(a.gid, a.chid);
     let key = LgrKey::of(dev, peer_gid);
     // Steps 11 and 13: first contact ⇒ always a new group with the release
@@ -179,39 +170,49 @@ fn setup<'a>(
     let (lgr, info) = match a.fce {
         Some(f) if a.first_contact => {
             let info = LgrInfo::negotiated(f.release, f.feature_mask);
-            let lgr = s
-                .lgrs
+            let lgr = lgrs
                 .create(key, info)
                 .ok_or((claim::LGR_TABLE_FULL, false))?;
             (lgr, info)
         }
-        _ => s.lgrs.join(key).ok_or((DeclineReason::SyncErr, true))?,
+        _ => lgrs.join(key).ok_or((DeclineReason::SyncErr, true))?,
     };
     s.claim.lgr = Some(lgr);
     // Step 14: our DMB.
-    let (dmb, dmbe_size) = claim::register_dmb(dev, s.config.dmb_size()).map_err(|r| (r, false))?;
+    let (dmb, dmbe_size) = claim::register_dmb(dev, config.dmb_size()).map_err(|r| (r, false))?;
+    let (token, own_dmb_size) = (dmb.token(), dmb.len());
     s.claim.dmb = Some(dmb);
-    // Step 15: nocopy attach of the peer's DMB.
+    // Step 15: bind (nocopy: map) the peer's DMB.
     let mode = s
         .claim
         .attach(dev, a.token, a.dmbe_size_bytes())
         .map_err(|r| (r, false))?;
-    let e = Established {
+    let e = SmcdInfo {
         role: Role::Client,
         device: s.claim.device,
         version: a.version,
         peer_gid,
         chid: a.chid,
-        peer_token: a.token,
+        own_dmb_size,
         peer_dmb_size: a.dmbe_size_bytes(),
-        dmb,
         mode,
         eid: a.eid,
         first_contact: a.first_contact,
-        link_group: lgr,
+        link_id: lgr.id(),
         release: info.release,
         features: info.features,
         peer_hostname: peer_hostname(a.fce),
     };
-    Ok((e, dev, dmbe_size))
+    let confirm = OwnSide {
+        kind: AcceptKind::Confirm,
+        version: a.version,
+        device: dev,
+        token,
+        dmbe_size,
+        lgr,
+        eid: a.eid,
+        fce: e.first_contact.then(|| fce(config, e.release, e.features)),
+    }
+    .repr();
+    Ok((e, confirm))
 }

@@ -10,6 +10,12 @@ use crate::wire::clc::{Eid, Hostname, bufsize};
 /// UEIDs a local table holds at most (Linux: 4).
 pub const MAX_LOCAL_UEIDS: usize = 4;
 
+/// The UEID every smcd instance offers unless configured otherwise
+/// ([`ClcConfig::default`]): SMC-Dv2 needs a shared EID, and a host has
+/// none by default, so two smcd endpoints on one host negotiate v2 out of
+/// the box. [`ClcConfig::empty`] starts without it.
+pub const DEFAULT_UEID: &str = "SMCD-LOOPBACK";
+
 /// DMB size used unless configured otherwise.
 pub const DMB_DEFAULT_SIZE_BYTES: usize = 64 * 1024;
 
@@ -94,14 +100,29 @@ pub struct ClcConfig {
 }
 
 impl Default for ClcConfig {
+    /// [`DEFAULT_UEID`], blank hostname, [`DMB_DEFAULT_SIZE_BYTES`].
     fn default() -> Self {
         Self::new()
     }
 }
 
 impl ClcConfig {
-    /// No EIDs, blank hostname, [`DMB_DEFAULT_SIZE_BYTES`].
-    pub const fn new() -> Self {
+    /// [`DEFAULT_UEID`], blank hostname, [`DMB_DEFAULT_SIZE_BYTES`]: what
+    /// two smcd endpoints need to negotiate SMC-Dv2 with each other.
+    pub fn new() -> Self {
+        let mut ueids = Vec::new();
+        if let Ok(eid) = ueid(DEFAULT_UEID) {
+            let _ = ueids.push(eid);
+        }
+        Self {
+            ueids,
+            ..Self::empty()
+        }
+    }
+
+    /// No EIDs at all (a peer then declines NOUEID), blank hostname,
+    /// [`DMB_DEFAULT_SIZE_BYTES`].
+    pub const fn empty() -> Self {
         Self {
             ueids: Vec::new(),
             seid: None,

@@ -27,7 +27,7 @@
 //! lock instead (a spin mutex costs nothing without contention).
 
 use crate::dmb::{Chid, DmbToken, Gid};
-use crate::ops::{Dmb, Error as _, ErrorKind, SmcdOps};
+use crate::ops::{Dmb, Error as _, ErrorKind, PeerDmb, SmcdOps};
 
 /// What the handshake needs from a device: [`SmcdOps`] without the data path
 /// and with errors reduced to their [`ErrorKind`].
@@ -51,12 +51,6 @@ pub trait ClcDevice: Sync {
     ///
     /// The device error's kind.
     fn register(&self, size: usize) -> Result<Dmb, ErrorKind>;
-    /// [`SmcdOps::unregister_dmb`].
-    ///
-    /// # Errors
-    ///
-    /// The device error's kind.
-    fn unregister(&self, token: DmbToken) -> Result<(), ErrorKind>;
     /// [`SmcdOps::supports_nocopy`].
     fn nocopy(&self) -> bool;
     /// [`SmcdOps::attach_dmb`].
@@ -64,13 +58,19 @@ pub trait ClcDevice: Sync {
     /// # Errors
     ///
     /// The device error's kind.
-    fn attach(&self, token: DmbToken) -> Result<Dmb, ErrorKind>;
-    /// [`SmcdOps::detach_dmb`].
+    fn attach(
+        &self,
+        own: &Dmb,
+        peer: DmbToken,
+        len: usize,
+        map: bool,
+    ) -> Result<PeerDmb, ErrorKind>;
+    /// [`give_back`](crate::ops::give_back) through this device.
     ///
     /// # Errors
     ///
     /// The device error's kind.
-    fn detach(&self, token: DmbToken) -> Result<(), ErrorKind>;
+    fn give_back(&self, own: Option<Dmb>, peer: Option<PeerDmb>) -> Result<(), ErrorKind>;
 }
 
 impl<T: SmcdOps + Sync> ClcDevice for T {
@@ -89,32 +89,42 @@ impl<T: SmcdOps + Sync> ClcDevice for T {
     fn register(&self, size: usize) -> Result<Dmb, ErrorKind> {
         self.register_dmb(size).map_err(|e| e.kind())
     }
-    fn unregister(&self, token: DmbToken) -> Result<(), ErrorKind> {
-        self.unregister_dmb(token).map_err(|e| e.kind())
-    }
     fn nocopy(&self) -> bool {
         self.supports_nocopy()
     }
-    fn attach(&self, token: DmbToken) -> Result<Dmb, ErrorKind> {
-        self.attach_dmb(token).map_err(|e| e.kind())
+    fn attach(
+        &self,
+        own: &Dmb,
+        peer: DmbToken,
+        len: usize,
+        map: bool,
+    ) -> Result<PeerDmb, ErrorKind> {
+        self.attach_dmb(own, peer, len, map).map_err(|e| e.kind())
     }
-    fn detach(&self, token: DmbToken) -> Result<(), ErrorKind> {
-        self.detach_dmb(token).map_err(|e| e.kind())
+    fn give_back(&self, own: Option<Dmb>, peer: Option<PeerDmb>) -> Result<(), ErrorKind> {
+        crate::ops::give_back(self, own, peer).map_err(|e| e.kind())
     }
 }
 
-/// The caller's devices, borrowed for the life of a handshake.
+/// The devices of a handshake's context: one, or a list in the caller's
+/// order.
 ///
 /// Cheap to copy; many handshakes may share one list.
 #[derive(Clone, Copy)]
 pub struct Devices<'a> {
-    list: &'a [&'a dyn ClcDevice],
+    inner: Inner<'a>,
+}
+
+#[derive(Clone, Copy)]
+enum Inner<'a> {
+    One(&'a dyn ClcDevice),
+    List(&'a [&'a dyn ClcDevice]),
 }
 
 impl core::fmt::Debug for Devices<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_list()
-            .entries(self.list.iter().map(|d| (d.channel(), d.gid())))
+            .entries(self.iter().map(|d| (d.channel(), d.gid())))
             .finish()
     }
 }
@@ -122,36 +132,55 @@ impl core::fmt::Debug for Devices<'_> {
 impl<'a> Devices<'a> {
     /// A device list; indices in outcomes refer to positions in `list`.
     pub const fn new(list: &'a [&'a dyn ClcDevice]) -> Self {
-        Self { list }
+        Self {
+            inner: Inner::List(list),
+        }
+    }
+
+    /// A single device (index 0).
+    pub const fn one(device: &'a dyn ClcDevice) -> Self {
+        Self {
+            inner: Inner::One(device),
+        }
     }
 
     /// The device at slice position `index`.
     pub fn get(&self, index: usize) -> Option<&'a dyn ClcDevice> {
-        self.list.get(index).copied()
+        match self.inner {
+            Inner::One(d) => (index == 0).then_some(d),
+            Inner::List(list) => list.get(index).copied(),
+        }
     }
 
     /// Number of devices.
     pub fn len(&self) -> usize {
-        self.list.len()
+        match self.inner {
+            Inner::One(_) => 1,
+            Inner::List(list) => list.len(),
+        }
     }
 
     /// Whether the list is empty.
     pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
+        self.len() == 0
+    }
+
+    /// The devices in list order.
+    fn iter(self) -> impl Iterator<Item = &'a dyn ClcDevice> + 'a {
+        (0..self.len()).filter_map(move |i| self.get(i))
     }
 
     /// Whether any device can do SMC-Dv2 (Linux: the host is "ISMv2 capable").
     pub fn any_v2(&self) -> bool {
-        self.list.iter().any(|d| d.v2_capable())
+        self.iter().any(|d| d.v2_capable())
     }
 
     /// `(slice index, device)` in priority order: native ISM-like devices
     /// first, then emulated ones (see the module documentation).
     pub fn by_priority(&self) -> impl Iterator<Item = (usize, &'a dyn ClcDevice)> + 'a {
-        let list = self.list;
+        let this = *self;
         let class = move |emulated: bool| {
-            list.iter()
-                .copied()
+            this.iter()
                 .enumerate()
                 .filter(move |(_, d)| d.channel().is_emulated() == emulated)
         };
@@ -165,7 +194,6 @@ mod tests {
     use crate::clc::Handshake;
     use crate::clc::testing::FakeDevice;
     use crate::endpoint::{Endpoint, Host, PipeEnd};
-    use crate::ops::mock::MockSmcd;
 
     fn assert_send_sync<T: Send + Sync>() {}
     fn assert_send<T: Send>() {}
@@ -173,10 +201,9 @@ mod tests {
     #[test]
     fn lists_engines_and_endpoints_cross_threads() {
         assert_send_sync::<FakeDevice>();
-        assert_send_sync::<MockSmcd>();
         assert_send_sync::<Devices<'static>>();
-        assert_send::<Handshake<'static>>();
-        assert_send_sync::<Host<'static, MockSmcd>>();
-        assert_send::<Endpoint<'static, FakeDevice, PipeEnd<'static, 64>>>();
+        assert_send::<Handshake<&'static Host<FakeDevice>>>();
+        assert_send_sync::<Host<FakeDevice>>();
+        assert_send::<Endpoint<&'static Host<FakeDevice>, PipeEnd<'static, 64>>>();
     }
 }

@@ -1,10 +1,8 @@
 //! [`Handshake`]: one connection's CLC engine, client or server.
 
 use super::client::ClientState;
-use super::config::ClcConfig;
-use super::devices::Devices;
-use super::lgr::LinkGroupTable;
-use super::outcome::{Outcome, Role};
+use super::context::ClcContext;
+use super::outcome::{Established, Outcome, Role};
 use super::server::ServerState;
 use super::session::Session;
 use crate::wire::clc::ClcType;
@@ -32,41 +30,35 @@ enum State {
 /// same stream carries the application's bytes. Time is any monotonic clock
 /// in milliseconds.
 ///
-/// Resources the engine took (DMB, attachment, link-group reference) are
-/// given back on every path except [`Outcome::Established`], which hands
-/// them to the caller; dropping the engine before taking the outcome gives
-/// them back too.
+/// Resources the engine took (DMB, peer binding, link-group reference) are
+/// given back on every path except [`Outcome::Established`]; then
+/// [`take_established`](Self::take_established) hands them to the caller.
+/// Dropping the engine gives back whatever it still holds.
+///
+/// The engine owns its context `C` ([`ClcContext`]: a `&Host`, an
+/// `Arc<Host>`, a `&'static Host`, a [`Context`](super::Context) of
+/// borrowed parts), so it needs no borrowed lifetime of its own.
 ///
 /// Every outcome is counted, by role, in the link-group table's
 /// [`ClcStats`](crate::stats::ClcStats) ([`LinkGroups::clc_stats`](super::LinkGroups::clc_stats)).
 #[derive(Debug)]
-pub struct Handshake<'a> {
-    session: Session<'a>,
+pub struct Handshake<C: ClcContext> {
+    session: Session<C>,
     state: State,
 }
 
-impl<'a> Handshake<'a> {
+impl<C: ClcContext> Handshake<C> {
     /// The client side, started at `now_ms`: queues the Proposal (or, with
     /// no SMC-Dv2 device to offer, Decline NOSMCDEV).
-    pub fn client(
-        config: &'a ClcConfig,
-        devices: Devices<'a>,
-        lgrs: &'a dyn LinkGroupTable,
-        now_ms: u64,
-    ) -> Self {
-        let mut session = Session::new(Role::Client, config, devices, lgrs);
+    pub fn client(ctx: C, now_ms: u64) -> Self {
+        let mut session = Session::new(Role::Client, ctx);
         let state = State::Client(ClientState::start(&mut session, now_ms));
         Self { session, state }
     }
 
     /// The server side, started at `now_ms`: waits for the Proposal.
-    pub fn server(
-        config: &'a ClcConfig,
-        devices: Devices<'a>,
-        lgrs: &'a dyn LinkGroupTable,
-        now_ms: u64,
-    ) -> Self {
-        let mut session = Session::new(Role::Server, config, devices, lgrs);
+    pub fn server(ctx: C, now_ms: u64) -> Self {
+        let mut session = Session::new(Role::Server, ctx);
         session.wait(now_ms);
         Self {
             session,
@@ -136,6 +128,19 @@ impl<'a> Handshake<'a> {
     #[must_use]
     pub fn poll_outcome(&mut self) -> Option<Outcome> {
         self.session.poll_outcome()
+    }
+
+    /// After [`Outcome::Established`]: the connection's resources (our DMB,
+    /// the bound peer DMB, the link-group reference), once. `None` before,
+    /// after any other outcome, and on later calls.
+    #[must_use = "an established connection holds DMBs and a link-group reference"]
+    pub fn take_established(&mut self) -> Option<Established> {
+        self.session.take_established()
+    }
+
+    /// The context the engine runs in.
+    pub fn context(&self) -> &C {
+        &self.session.ctx
     }
 
     /// Whether the handshake still waits for CLC input.

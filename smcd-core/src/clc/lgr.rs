@@ -26,7 +26,7 @@
 
 use core::fmt;
 
-use spin::Mutex;
+use crate::sync::SpinLock;
 
 use super::devices::ClcDevice;
 use super::messages::{FEATURE_MASK, wire_gid};
@@ -171,8 +171,8 @@ impl<const N: usize> Inner<N> {
 /// ```
 #[derive(Debug)]
 pub struct LinkGroups<const N: usize> {
-    inner: Mutex<Inner<N>>,
-    stats: Mutex<ClcStats>,
+    inner: SpinLock<Inner<N>>,
+    stats: SpinLock<ClcStats>,
 }
 
 impl<const N: usize> Default for LinkGroups<N> {
@@ -185,11 +185,11 @@ impl<const N: usize> LinkGroups<N> {
     /// An empty table.
     pub const fn new() -> Self {
         Self {
-            inner: Mutex::new(Inner {
+            inner: SpinLock::new(Inner {
                 slots: [None; N],
                 last_id: 0,
             }),
-            stats: Mutex::new(ClcStats::new()),
+            stats: SpinLock::new(ClcStats::new()),
         }
     }
 
@@ -202,12 +202,12 @@ impl<const N: usize> LinkGroups<N> {
     /// assert_eq!(groups.clc_stats().client.established(), 0);
     /// ```
     pub fn clc_stats(&self) -> ClcStats {
-        *self.stats.lock()
+        self.stats.with(|s| *s)
     }
 
     /// Number of link groups in the table (idle ones included).
     pub fn len(&self) -> usize {
-        self.inner.lock().slots.iter().flatten().count()
+        self.inner.with(|i| i.slots.iter().flatten().count())
     }
 
     /// Whether the table holds no link group.
@@ -218,17 +218,12 @@ impl<const N: usize> LinkGroups<N> {
     /// Number of link groups with at least one connection.
     pub fn in_use(&self) -> usize {
         self.inner
-            .lock()
-            .slots
-            .iter()
-            .flatten()
-            .filter(|e| e.conns > 0)
-            .count()
+            .with(|i| i.slots.iter().flatten().filter(|e| e.conns > 0).count())
     }
 
     /// Connections currently counted on `lgr`, or `None` if the group is gone.
     pub fn connections(&self, lgr: LinkGroup) -> Option<u32> {
-        self.inner.lock().entry(lgr).map(|e| e.conns)
+        self.inner.with(|i| i.entry(lgr).map(|e| e.conns))
     }
 
     /// Drop one connection's reference (call when that connection ends).
@@ -236,22 +231,24 @@ impl<const N: usize> LinkGroups<N> {
     /// The group stays for reuse unless it was terminated. Releasing a
     /// reference to a group that is gone does nothing.
     pub fn release(&self, lgr: LinkGroup) {
-        let mut inner = self.inner.lock();
-        if let Some(e) = inner.entry(lgr) {
-            e.conns = e.conns.saturating_sub(1);
-        }
-        inner.free_if_dead(lgr.slot);
+        self.inner.with(|inner| {
+            if let Some(e) = inner.entry(lgr) {
+                e.conns = e.conns.saturating_sub(1);
+            }
+            inner.free_if_dead(lgr.slot);
+        });
     }
 
     /// Mark `lgr` out of sync: no handshake joins it again, and it is removed
     /// once its last connection is released (`spec/handshake.md` §5,
     /// "out-of-sync Decline received").
     pub fn terminate(&self, lgr: LinkGroup) {
-        let mut inner = self.inner.lock();
-        if let Some(e) = inner.entry(lgr) {
-            e.out_of_sync = true;
-        }
-        inner.free_if_dead(lgr.slot);
+        self.inner.with(|inner| {
+            if let Some(e) = inner.entry(lgr) {
+                e.out_of_sync = true;
+            }
+            inner.free_if_dead(lgr.slot);
+        });
     }
 }
 
@@ -286,38 +283,40 @@ pub(crate) mod sealed {
 #[allow(private_interfaces)] // see `sealed`
 impl<const N: usize> sealed::Table for LinkGroups<N> {
     fn join(&self, key: LgrKey) -> Option<(LinkGroup, LgrInfo)> {
-        let mut inner = self.inner.lock();
-        inner
-            .slots
-            .iter_mut()
-            .enumerate()
-            .find_map(|(slot, s)| match s {
-                Some(e) if e.key == key && !e.out_of_sync => {
-                    e.conns = e.conns.saturating_add(1);
-                    Some((LinkGroup { slot, id: e.id }, e.info))
-                }
-                _ => None,
-            })
+        self.inner.with(|inner| {
+            inner
+                .slots
+                .iter_mut()
+                .enumerate()
+                .find_map(|(slot, s)| match s {
+                    Some(e) if e.key == key && !e.out_of_sync => {
+                        e.conns = e.conns.saturating_add(1);
+                        Some((LinkGroup { slot, id: e.id }, e.info))
+                    }
+                    _ => None,
+                })
+        })
     }
 
     fn create(&self, key: LgrKey, info: LgrInfo) -> Option<LinkGroup> {
-        let mut inner = self.inner.lock();
-        let slot = inner.slots.iter().position(Option::is_none).or_else(|| {
-            inner
-                .slots
-                .iter()
-                .position(|s| matches!(s, Some(e) if e.conns == 0))
-        })?;
-        let id = inner.fresh_id();
-        let s = inner.slots.get_mut(slot)?;
-        *s = Some(Entry {
-            key,
-            info,
-            id,
-            conns: 1,
-            out_of_sync: false,
-        });
-        Some(LinkGroup { slot, id })
+        self.inner.with(|inner| {
+            let slot = inner.slots.iter().position(Option::is_none).or_else(|| {
+                inner
+                    .slots
+                    .iter()
+                    .position(|s| matches!(s, Some(e) if e.conns == 0))
+            })?;
+            let id = inner.fresh_id();
+            let s = inner.slots.get_mut(slot)?;
+            *s = Some(Entry {
+                key,
+                info,
+                id,
+                conns: 1,
+                out_of_sync: false,
+            });
+            Some(LinkGroup { slot, id })
+        })
     }
 
     fn release(&self, lgr: LinkGroup) {
@@ -329,7 +328,7 @@ impl<const N: usize> sealed::Table for LinkGroups<N> {
     }
 
     fn record(&self, role: Role, outcome: &Outcome) {
-        self.stats.lock().record(role, outcome);
+        self.stats.with(|s| s.record(role, outcome));
     }
 }
 
@@ -416,7 +415,7 @@ mod tests {
     #[test]
     fn ids_stay_unique_across_counter_wrap() {
         let t = LinkGroups::<2>::new();
-        t.inner.lock().last_id = u32::MAX - 255 - 256;
+        t.inner.with(|i| i.last_id = u32::MAX - 255 - 256);
         let a = t.create(key(1), INFO).unwrap();
         let b = t.create(key(2), INFO).unwrap();
         assert_ne!(a.id(), b.id());

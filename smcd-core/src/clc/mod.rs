@@ -49,7 +49,7 @@
 //!
 //! ```
 //! # use smcd_core::dmb::{Chid, DmbToken, Gid};
-//! # use smcd_core::ops::{Dmb, ErrorKind, ErrorType, SmcdOps};
+//! # use smcd_core::ops::{Dmb, ErrorKind, ErrorType, PeerDmb, SmcdOps};
 //! # struct Lo;
 //! # impl ErrorType for Lo { type Error = ErrorKind; }
 //! # impl SmcdOps for Lo {
@@ -60,21 +60,24 @@
 //! #         if gid == self.local_gid() { Ok(()) } else { Err(ErrorKind::Unreachable) }
 //! #     }
 //! #     fn register_dmb(&self, _size: usize) -> Result<Dmb, ErrorKind> { Err(ErrorKind::NoSpace) }
-//! #     fn unregister_dmb(&self, _t: DmbToken) -> Result<(), ErrorKind> { Ok(()) }
+//! #     fn unregister_dmb(&self, _d: Dmb) -> Result<(), ErrorKind> { Ok(()) }
 //! #     fn move_data(&self, _t: DmbToken, _o: usize, _d: &[u8], _s: bool) -> Result<(), ErrorKind> { Ok(()) }
 //! #     fn signal_dmb(&self, _t: DmbToken) -> Result<(), ErrorKind> { Ok(()) }
-//! #     fn attach_dmb(&self, _t: DmbToken) -> Result<Dmb, ErrorKind> { Err(ErrorKind::Unsupported) }
-//! #     fn detach_dmb(&self, _t: DmbToken) -> Result<(), ErrorKind> { Ok(()) }
+//! #     fn attach_dmb(&self, _o: &Dmb, _t: DmbToken, _l: usize, _m: bool) -> Result<PeerDmb, ErrorKind> {
+//! #         Err(ErrorKind::Unsupported)
+//! #     }
+//! #     fn detach_dmb(&self, _p: PeerDmb) -> Result<(), ErrorKind> { Ok(()) }
 //! # }
-//! use smcd_core::clc::{ClcConfig, ClcDevice, Devices, Handshake, LinkGroups, Outcome};
+//! use smcd_core::clc::{ClcConfig, ClcDevice, Context, Devices, Handshake, LinkGroups, Outcome};
 //!
 //! let lo = Lo; // a device whose DMB table is full
 //! let list: [&dyn ClcDevice; 1] = [&lo];
 //! let devices = Devices::new(&list);
-//! let config = ClcConfig::new().with_ueid("SMCD-TEST")?;
+//! let config = ClcConfig::default();
 //! let lgrs = LinkGroups::<4>::new();
-//! let mut client = Handshake::client(&config, devices, &lgrs, 0);
-//! let mut server = Handshake::server(&config, devices, &lgrs, 0);
+//! let ctx = Context::new(&config, devices, &lgrs);
+//! let mut client = Handshake::client(ctx, 0);
+//! let mut server = Handshake::server(ctx, 0);
 //!
 //! let mut buf = [0u8; 512];
 //! let n = client.poll_transmit(&mut buf).unwrap(); // Proposal
@@ -85,12 +88,13 @@
 //!     Some(Outcome::Fallback(f)) => assert_eq!(f.reason.code(), 0x030d_0000),
 //!     other => panic!("{other:?}"),
 //! }
-//! # Ok::<(), smcd_core::clc::EidError>(())
+//! # Ok::<(), core::convert::Infallible>(())
 //! ```
 
 mod claim;
 mod client;
 mod config;
+mod context;
 mod devices;
 mod handshake;
 mod lgr;
@@ -103,13 +107,17 @@ mod session;
 pub mod testing;
 mod transmit;
 
-pub use config::{ClcConfig, DMB_DEFAULT_SIZE_BYTES, EidError, MAX_LOCAL_UEIDS, ueid};
+pub(crate) use claim::release_parts;
+pub use config::{
+    ClcConfig, DEFAULT_UEID, DMB_DEFAULT_SIZE_BYTES, EidError, MAX_LOCAL_UEIDS, ueid,
+};
+pub use context::{ClcContext, Context};
 pub use devices::{ClcDevice, Devices};
 pub use handshake::Handshake;
 pub use lgr::{LinkGroup, LinkGroupTable, LinkGroups, LinkId};
 pub use messages::FEATURE_MASK;
 pub use outcome::{
-    DeclinedBy, Established, Fallback, HandshakeError, Outcome, ProtocolError, Role,
+    DeclinedBy, Established, Fallback, HandshakeError, Outcome, ProtocolError, Role, SmcdInfo,
 };
 
 /// How long a side waits for each CLC message (Proposal, Accept, Confirm):

@@ -2,10 +2,10 @@
 
 use core::fmt;
 
-use super::lgr::LinkGroup;
-use crate::conn::{ConnParams, SendMode};
-use crate::dmb::{Chid, DmbToken, Gid};
-use crate::ops::Dmb;
+use super::lgr::{LinkGroup, LinkId};
+use crate::conn::{Connection, SendMode};
+use crate::dmb::{Chid, Gid};
+use crate::ops::{Dmb, PeerDmb};
 use crate::wire::clc::{DeclineReason, Eid, EmitError, Hostname, WireError};
 
 /// Which end of the TCP connection an engine plays.
@@ -18,18 +18,14 @@ pub enum Role {
     Server,
 }
 
-/// Everything an SMC-D connection needs, handed over by the engine.
-///
-/// [`conn_params`](Self::conn_params) gives what [`Connection::new`](crate::conn::Connection::new)
-/// needs. The caller owns the resources from here on: unregister
-/// [`dmb`](Self::dmb), detach the DMB of [`SendMode::NoCopy`] and release
-/// [`link_group`](Self::link_group) (`LinkGroups::release`) when the
-/// connection ends.
-#[derive(Debug, Clone, Copy)]
-pub struct Established {
+/// What an SMC-D handshake settled on: information only, no memory and no
+/// tokens ([`Outcome::Established`], and the endpoint's transport).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SmcdInfo {
     /// Our role.
     pub role: Role,
-    /// Index of the chosen device in the caller's device slice.
+    /// Index of the chosen device in the context's device list.
     pub device: usize,
     /// CLC version of the connection (2).
     pub version: u8,
@@ -37,20 +33,18 @@ pub struct Established {
     pub peer_gid: Gid,
     /// CHID of the chosen device (same on both ends).
     pub chid: Chid,
-    /// Token of the peer's DMB (we write into it).
-    pub peer_token: DmbToken,
+    /// Size in bytes of our DMB, 32-byte CDC header included.
+    pub own_dmb_size: usize,
     /// Size in bytes of the peer's DMB, 32-byte CDC header included.
     pub peer_dmb_size: usize,
-    /// Our own DMB (registered by the engine; the peer writes into it).
-    pub dmb: Dmb,
-    /// Copy or nocopy, with the attached peer DMB.
+    /// Copy or nocopy.
     pub mode: SendMode,
     /// Negotiated EID (zero if none).
     pub eid: Eid,
     /// Whether this side created the link group (the `first_contact` it sent).
     pub first_contact: bool,
-    /// The link group, with one reference held for this connection.
-    pub link_group: LinkGroup,
+    /// The link group's wire id.
+    pub link_id: LinkId,
     /// Negotiated release (0 = v2.0, 1 = v2.1); learnt on first contact,
     /// else the highest this engine speaks.
     pub release: u8,
@@ -61,16 +55,39 @@ pub struct Established {
     pub peer_hostname: Option<Hostname>,
 }
 
+/// The resources of an established SMC-D connection, taken from the engine
+/// with [`Handshake::take_established`](super::Handshake::take_established):
+/// our DMB, the bound peer DMB and one link-group reference.
+///
+/// The handles are linear ([`Dmb`], [`PeerDmb`]): build the
+/// [`Connection`] with [`into_connection`](Self::into_connection), and give
+/// everything back through the device when it ends. An `Established` that is
+/// dropped instead leaks its DMBs (they stay registered); it never frees
+/// memory in use.
+#[derive(Debug)]
+#[must_use = "an established connection holds DMBs and a link-group reference"]
+pub struct Established {
+    pub(crate) info: SmcdInfo,
+    pub(crate) own: Dmb,
+    pub(crate) peer: PeerDmb,
+    pub(crate) link_group: LinkGroup,
+}
+
 impl Established {
-    /// The inputs of [`Connection::new`](crate::conn::Connection::new) for this
-    /// connection.
-    pub fn conn_params(&self) -> ConnParams {
-        ConnParams {
-            own: self.dmb,
-            peer_token: self.peer_token,
-            peer_dmb_len: self.peer_dmb_size,
-            mode: self.mode,
-        }
+    /// What the handshake settled on.
+    pub fn info(&self) -> SmcdInfo {
+        self.info
+    }
+
+    /// The link group, with one reference held for this connection.
+    pub fn link_group(&self) -> LinkGroup {
+        self.link_group
+    }
+
+    /// The connection over the two DMBs, and the link-group reference the
+    /// caller releases when the connection ends.
+    pub fn into_connection(self) -> (Connection, LinkGroup) {
+        (Connection::new(self.own, self.peer), self.link_group)
     }
 }
 
@@ -180,10 +197,11 @@ impl From<ProtocolError> for HandshakeError {
 }
 
 /// The end of a handshake.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// SMC-D is up.
-    Established(Established),
+    /// SMC-D is up; the resources wait in the engine for
+    /// [`Handshake::take_established`](super::Handshake::take_established).
+    Established(SmcdInfo),
     /// Plain TCP on the same connection.
     Fallback(Fallback),
     /// Close the connection.

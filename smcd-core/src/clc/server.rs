@@ -4,13 +4,13 @@ use heapless::Vec;
 
 use super::claim;
 use super::config::ClcConfig;
+use super::context::ClcContext;
 use super::devices::Devices;
 use super::lgr::{LgrInfo, LgrKey, LinkGroup};
 use super::messages::{FEATURE_MASK, OwnSide, fce, peer_hostname};
-use super::outcome::{Established, Outcome, ProtocolError, Role};
+use super::outcome::{Outcome, ProtocolError, Role, SmcdInfo};
 use super::session::{Received, Session};
 use crate::dmb::{Chid, Gid};
-use crate::ops::Dmb;
 use crate::wire::clc::{
     AcceptKind, AcceptRepr, ClcMessage, ClcType, DeclineReason, Eid, MAX_GIDCHID_ENTRIES,
     ProposalRepr, SmcdV2Offer, server_precheck,
@@ -66,7 +66,7 @@ pub(crate) struct Accepted {
     chid: Chid,
     eid: Eid,
     info: LgrInfo,
-    dmb: Dmb,
+    own_dmb_size: usize,
     lgr: LinkGroup,
 }
 
@@ -89,7 +89,12 @@ impl ServerState {
     }
 
     /// A message arrived.
-    pub(crate) fn handle(&mut self, s: &mut Session<'_>, now_ms: u64, received: Received) {
+    pub(crate) fn handle(
+        &mut self,
+        s: &mut Session<impl ClcContext>,
+        now_ms: u64,
+        received: Received,
+    ) {
         match (&*self, received) {
             (Self::WaitProposal, Received::Rejected { version, error }) => {
                 s.rejected(error, decline_version(version.unwrap_or(1)));
@@ -100,7 +105,7 @@ impl ServerState {
             }
             (Self::WaitConfirm(a), Received::Message(ClcMessage::Decline(d))) => {
                 if d.out_of_sync {
-                    s.lgrs.terminate(a.lgr);
+                    s.ctx.link_groups().terminate(a.lgr);
                 }
                 s.declined(d.peer_diagnosis);
             }
@@ -135,9 +140,9 @@ struct Terms {
 }
 
 /// Steps 3–11: choose a device and send the Accept, or decline.
-fn proposal(s: &mut Session<'_>, p: &ProposalRepr) -> Option<Accepted> {
+fn proposal(s: &mut Session<impl ClcContext>, p: &ProposalRepr) -> Option<Accepted> {
     let decline_version = decline_version(p.version);
-    let pre = match server_precheck(p, s.devices.any_v2()) {
+    let pre = match server_precheck(p, s.ctx.devices().any_v2()) {
         Ok(pre) => pre,
         Err(rc) => {
             s.decline(rc, decline_version, false);
@@ -147,10 +152,10 @@ fn proposal(s: &mut Session<'_>, p: &ProposalRepr) -> Option<Accepted> {
     // The first reason recorded while trying; Linux declines with it.
     let mut recorded = None;
     if let Some(offer) = &pre.smcd_v2 {
-        let matches = match_devices(s.devices, offer);
+        let matches = match_devices(s.ctx.devices(), offer);
         if matches.is_empty() {
             recorded = Some(DeclineReason::NoSmcd2Dev);
-        } else if let Some(eid) = negotiate_eid(s.config, offer) {
+        } else if let Some(eid) = negotiate_eid(s.ctx.config(), offer) {
             let terms = Terms {
                 eid,
                 release: offer.release,
@@ -162,7 +167,7 @@ fn proposal(s: &mut Session<'_>, p: &ProposalRepr) -> Option<Accepted> {
                 match accept(s, m, terms) {
                     Ok(accepted) => return Some(accepted),
                     Err(reason) => {
-                        s.claim.release(s.devices, s.lgrs);
+                        s.release();
                         recorded.get_or_insert(reason);
                     }
                 }
@@ -179,34 +184,37 @@ fn proposal(s: &mut Session<'_>, p: &ProposalRepr) -> Option<Accepted> {
 /// Steps 8 and 11 on the device of `s.claim`: link group, DMB, Accept.
 /// Resources go to the claim as they are taken.
 fn accept(
-    s: &mut Session<'_>,
+    s: &mut Session<impl ClcContext>,
     (index, peer_gid, chid): (usize, Gid, Chid),
     terms: Terms,
 ) -> Result<Accepted, DeclineReason> {
-    let dev = s.devices.get(index).ok_or(DeclineReason::IntErr)?;
+    let dev = s.ctx.devices().get(index).ok_or(DeclineReason::IntErr)?;
+    let lgrs = s.ctx.link_groups();
+    let config = s.ctx.config();
     let key = LgrKey::of(dev, peer_gid);
-    let (lgr, info, first_contact) = match s.lgrs.join(key) {
+    let (lgr, info, first_contact) = match lgrs.join(key) {
         Some((lgr, info)) => (lgr, info, false),
         None => {
             let info = LgrInfo::negotiated(terms.release, FEATURE_MASK);
-            let lgr = s.lgrs.create(key, info).ok_or(claim::LGR_TABLE_FULL)?;
+            let lgr = lgrs.create(key, info).ok_or(claim::LGR_TABLE_FULL)?;
             (lgr, info, true)
         }
     };
     s.claim.lgr = Some(lgr);
-    let (dmb, dmbe_size) = claim::register_dmb(dev, s.config.dmb_size())?;
-    s.claim.dmb = Some(dmb);
+    let (dmb, dmbe_size) = claim::register_dmb(dev, config.dmb_size())?;
     let accept = OwnSide {
         kind: AcceptKind::Accept,
         version: ACCEPT_VERSION,
         device: dev,
-        token: dmb.token,
+        token: dmb.token(),
         dmbe_size,
         lgr,
         eid: terms.eid,
-        fce: first_contact.then(|| fce(s.config, info.release, info.features)),
+        fce: first_contact.then(|| fce(config, info.release, info.features)),
     }
     .repr();
+    let own_dmb_size = dmb.len();
+    s.claim.dmb = Some(dmb);
     s.send(|buf| accept.emit(buf))
         .map_err(|_| DeclineReason::IntErr)?;
     Ok(Accepted {
@@ -216,13 +224,13 @@ fn accept(
         chid,
         eid: terms.eid,
         info,
-        dmb,
+        own_dmb_size,
         lgr,
     })
 }
 
 /// Steps 12–14 for a received Confirm.
-fn confirm(s: &mut Session<'_>, a: &Accepted, c: &AcceptRepr) {
+fn confirm(s: &mut Session<impl ClcContext>, a: &Accepted, c: &AcceptRepr) {
     if c.version != ACCEPT_VERSION {
         return s.fail(
             ProtocolError::VersionMismatch {
@@ -237,7 +245,7 @@ fn confirm(s: &mut Session<'_>, a: &Accepted, c: &AcceptRepr) {
         return s.decline(DeclineReason::ReleaseErr, a.decline_version, false);
     }
     // Step 13: nocopy attach of the peer's DMB.
-    let mode = match s.devices.get(s.claim.device) {
+    let mode = match s.ctx.devices().get(s.claim.device) {
         Some(dev) => s.claim.attach(dev, c.token, c.dmbe_size_bytes()),
         None => Err(DeclineReason::IntErr),
     };
@@ -245,19 +253,18 @@ fn confirm(s: &mut Session<'_>, a: &Accepted, c: &AcceptRepr) {
         Ok(mode) => mode,
         Err(reason) => return s.decline(reason, a.decline_version, false),
     };
-    s.finish(Outcome::Established(Established {
+    s.finish(Outcome::Established(SmcdInfo {
         role: Role::Server,
         device: s.claim.device,
         version: ACCEPT_VERSION,
         peer_gid: a.peer_gid,
         chid: a.chid,
-        peer_token: c.token,
+        own_dmb_size: a.own_dmb_size,
         peer_dmb_size: c.dmbe_size_bytes(),
-        dmb: a.dmb,
         mode,
         eid: a.eid,
         first_contact: a.first_contact,
-        link_group: a.lgr,
+        link_id: a.lgr.id(),
         release: a.info.release,
         features: a.info.features,
         peer_hostname: peer_hostname(c.fce),

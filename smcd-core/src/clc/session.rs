@@ -3,10 +3,10 @@
 
 use super::CLC_WAIT_MS;
 use super::claim::Claim;
-use super::config::ClcConfig;
-use super::devices::Devices;
-use super::lgr::LinkGroupTable;
-use super::outcome::{DeclinedBy, Fallback, HandshakeError, Outcome, ProtocolError, Role};
+use super::context::ClcContext;
+use super::outcome::{
+    DeclinedBy, Established, Fallback, HandshakeError, Outcome, ProtocolError, Role, SmcdInfo,
+};
 use super::reader::{Read, Reader};
 use super::transmit::Transmit;
 use crate::wire::clc::{
@@ -37,25 +37,27 @@ enum End {
     Taken,
 }
 
-/// State shared by [`Client`](super::Client) and [`Server`](super::Server).
-pub(crate) struct Session<'a> {
+/// State shared by the client and the server role.
+pub(crate) struct Session<C: ClcContext> {
     pub(crate) role: Role,
-    pub(crate) config: &'a ClcConfig,
-    pub(crate) devices: Devices<'a>,
-    pub(crate) lgrs: &'a dyn LinkGroupTable,
+    /// The host: configuration, devices, link groups.
+    pub(crate) ctx: C,
     /// Resources held for the connection being set up.
     pub(crate) claim: Claim,
     reader: Reader,
     tx: Transmit,
     deadline: Option<u64>,
     end: End,
+    /// What an established handshake settled on, until its resources are
+    /// taken.
+    established: Option<SmcdInfo>,
 }
 
-impl core::fmt::Debug for Session<'_> {
+impl<C: ClcContext> core::fmt::Debug for Session<C> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Session")
             .field("role", &self.role)
-            .field("devices", &self.devices)
+            .field("devices", &self.ctx.devices())
             .field("claim", &self.claim)
             .field("deadline", &self.deadline)
             .field("end", &self.end)
@@ -63,23 +65,17 @@ impl core::fmt::Debug for Session<'_> {
     }
 }
 
-impl<'a> Session<'a> {
-    pub(crate) fn new(
-        role: Role,
-        config: &'a ClcConfig,
-        devices: Devices<'a>,
-        lgrs: &'a dyn LinkGroupTable,
-    ) -> Self {
+impl<C: ClcContext> Session<C> {
+    pub(crate) fn new(role: Role, ctx: C) -> Self {
         Self {
             role,
-            config,
-            devices,
-            lgrs,
+            ctx,
             claim: Claim::default(),
             reader: Reader::new(),
             tx: Transmit::new(),
             deadline: None,
             end: End::Running,
+            established: None,
         }
     }
 
@@ -192,16 +188,18 @@ impl<'a> Session<'a> {
 
     /// End the handshake and count how it ended in the link-group table's
     /// [`ClcStats`](crate::stats::ClcStats). Resources still claimed are
-    /// given back, except for an established connection, which carries them
-    /// to the caller.
+    /// given back, except for an established connection, whose resources
+    /// wait for [`take_established`](Self::take_established).
     pub(crate) fn finish(&mut self, outcome: Outcome) {
         if !self.is_running() {
             return;
         }
-        self.lgrs.record(self.role, &outcome);
-        match outcome {
-            Outcome::Established(_) => self.claim.disown(),
-            _ => self.claim.release(self.devices, self.lgrs),
+        self.ctx.link_groups().record(self.role, &outcome);
+        if !matches!(outcome, Outcome::Established(_)) {
+            self.release();
+        }
+        if let Outcome::Established(info) = outcome {
+            self.established = Some(info);
         }
         self.deadline = None;
         self.reader.reset();
@@ -226,6 +224,19 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Give back whatever the claim holds.
+    pub(crate) fn release(&mut self) {
+        self.claim
+            .release(self.ctx.devices(), self.ctx.link_groups());
+    }
+
+    /// The resources of an established connection, once.
+    pub(crate) fn take_established(&mut self) -> Option<Established> {
+        self.established
+            .take()
+            .and_then(|info| self.claim.take(info))
+    }
+
     pub(crate) fn poll_outcome(&mut self) -> Option<Outcome> {
         match core::mem::replace(&mut self.end, End::Taken) {
             End::Ready(outcome) => Some(outcome),
@@ -237,11 +248,10 @@ impl<'a> Session<'a> {
     }
 }
 
-impl Drop for Session<'_> {
+impl<C: ClcContext> Drop for Session<C> {
+    /// Resources not taken (a running handshake, an established connection
+    /// nobody took) go back.
     fn drop(&mut self) {
-        if let End::Ready(Outcome::Established(e)) = &self.end {
-            self.claim = Claim::of(e);
-        }
-        self.claim.release(self.devices, self.lgrs);
+        self.release();
     }
 }

@@ -10,10 +10,11 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::vec::Vec;
 
+use super::context::ClcContext;
 use super::handshake::Handshake;
 use crate::dmb::{Chid, DmbToken, Gid};
-use crate::mem::DmbMem;
-use crate::ops::{Dmb, ErrorKind, ErrorType, SmcdOps};
+use crate::mem::{DmbMem, DmbRegion};
+use crate::ops::{Dmb, ErrorKind, ErrorType, PeerDmb, SmcdOps};
 use crate::wire::clc::bufsize;
 
 /// Number of DMB size classes (16 KiB … 1 MiB).
@@ -22,8 +23,9 @@ const SIZE_CLASSES: usize = 7;
 /// One zeroed, leaked region per size class, shared by every fake DMB of
 /// that size. The handshake never touches DMB memory, so sharing is fine and
 /// keeps fuzzing from leaking per iteration.
+#[allow(unsafe_code)] // views of leaked memory, shared on purpose
 fn pool(size: usize) -> Option<DmbMem> {
-    static POOL: OnceLock<Vec<DmbMem>> = OnceLock::new();
+    static POOL: OnceLock<Vec<DmbRegion>> = OnceLock::new();
     let pool = POOL.get_or_init(|| {
         (0..SIZE_CLASSES)
             .map(|c| {
@@ -31,17 +33,25 @@ fn pool(size: usize) -> Option<DmbMem> {
                 let words: &'static mut [u64] = Vec::leak(std::vec![0u64; words]);
                 DmbMem::from_static(zerocopy::IntoBytes::as_mut_bytes(words))
                     .expect("u64 storage is 8-byte aligned")
+                    .region()
             })
             .collect()
     });
-    pool.iter().find(|m| m.len() == size).copied()
+    let region = *pool.iter().find(|r| r.len() == size)?;
+    // SAFETY: the region is leaked (valid for the rest of the process) and
+    // only ever reached through `DmbMem` views, never through references.
+    Some(unsafe { DmbMem::from_region(region) })
 }
 
 #[derive(Debug, Default)]
 struct State {
     last_token: u64,
-    /// Live DMBs: token → references (owner + attachers).
+    /// Live DMBs: token → (size, references: owner + mappers).
     dmbs: BTreeMap<u64, (usize, u32)>,
+    /// Pairings: own DMB → the peer DMB it sends into.
+    peer_of: BTreeMap<u64, u64>,
+    /// Pairings: peer DMB → the own DMB that sends into it.
+    bound_by: BTreeMap<u64, u64>,
     attachments: usize,
     max_dmbs: Option<usize>,
     max_size: Option<usize>,
@@ -59,7 +69,7 @@ struct State {
 /// let lo = FakeDevice::loopback(Gid::new(1, 2)).max_dmbs(1);
 /// let dmb = lo.register_dmb(16 * 1024).unwrap();
 /// assert!(lo.register_dmb(16 * 1024).is_err());
-/// lo.unregister_dmb(dmb.token).unwrap();
+/// lo.unregister_dmb(dmb).unwrap();
 /// assert_eq!(lo.live_dmbs(), 0);
 /// ```
 #[derive(Debug)]
@@ -108,7 +118,7 @@ impl FakeDevice {
         self
     }
 
-    /// With nocopy support (attach works for DMBs of this device only).
+    /// With nocopy support (mapping works for DMBs of this device only).
     pub fn with_nocopy(mut self) -> Self {
         self.nocopy = true;
         self
@@ -132,7 +142,7 @@ impl FakeDevice {
         self
     }
 
-    /// `attach_dmb` fails with `kind`.
+    /// `attach_dmb` (the peer binding, mapped or not) fails with `kind`.
     pub fn failing_attach(self, kind: ErrorKind) -> Self {
         self.lock().attach_fault = Some(kind);
         self
@@ -143,7 +153,7 @@ impl FakeDevice {
         self.lock().dmbs.len()
     }
 
-    /// Attachments not yet detached.
+    /// Nocopy mappings not yet detached.
     pub fn attachments(&self) -> usize {
         self.lock().attachments
     }
@@ -214,11 +224,19 @@ impl SmcdOps for FakeDevice {
         );
         s.dmbs.insert(token.0, (size, 1));
         s.registered.push(size);
-        Ok(Dmb { token, mem })
+        Dmb::new(token, mem).map_err(|_| ErrorKind::NoMemory)
     }
 
-    fn unregister_dmb(&self, token: DmbToken) -> Result<(), ErrorKind> {
-        Self::put(&mut self.lock(), token)
+    fn unregister_dmb(&self, dmb: Dmb) -> Result<(), ErrorKind> {
+        let mut s = self.lock();
+        let token = dmb.token().0;
+        if let Some(peer) = s.peer_of.remove(&token) {
+            s.bound_by.remove(&peer);
+        }
+        if let Some(sender) = s.bound_by.remove(&token) {
+            s.peer_of.remove(&sender);
+        }
+        Self::put(&mut s, dmb.token())
     }
 
     fn move_data(&self, _: DmbToken, _: usize, _: &[u8], _: bool) -> Result<(), ErrorKind> {
@@ -233,22 +251,61 @@ impl SmcdOps for FakeDevice {
         self.nocopy
     }
 
-    fn attach_dmb(&self, token: DmbToken) -> Result<Dmb, ErrorKind> {
+    /// The pairing rules of the loopback device's table for DMBs of this
+    /// device; a token it does not know is a remote peer's (copy only).
+    fn attach_dmb(
+        &self,
+        own: &Dmb,
+        peer: DmbToken,
+        len: usize,
+        map: bool,
+    ) -> Result<PeerDmb, ErrorKind> {
         let mut s = self.lock();
         if let Some(kind) = s.attach_fault {
             return Err(kind);
         }
-        let (size, refs) = s.dmbs.get_mut(&token.0).ok_or(ErrorKind::InvalidToken)?;
-        *refs += 1;
-        let mem = pool(*size).ok_or(ErrorKind::NoMemory)?;
-        s.attachments += 1;
-        Ok(Dmb { token, mem })
+        let (o, p) = (own.token().0, peer.0);
+        let local = s.dmbs.get(&p).copied();
+        let paired_elsewhere = s.bound_by.contains_key(&p)
+            || s.peer_of.get(&p).is_some_and(|&t| t != o)
+            || s.peer_of.contains_key(&o);
+        if o == p || paired_elsewhere || local.is_some_and(|(size, _)| size != len) {
+            return Err(ErrorKind::InvalidToken);
+        }
+        let ring = match (map, local) {
+            (false, _) => None,
+            (true, None) => return Err(ErrorKind::InvalidToken),
+            (true, Some((size, _))) => {
+                let mem = pool(size).ok_or(ErrorKind::NoMemory)?;
+                let ring = mem.region().tail(crate::dmb::CDC_HEADER_LEN_BYTES);
+                // SAFETY: a part of a leaked pool region (see `pool`).
+                #[allow(unsafe_code)]
+                let ring = ring.map(|r| unsafe { DmbMem::from_region(r) });
+                if let Some((_, refs)) = s.dmbs.get_mut(&p) {
+                    *refs += 1;
+                }
+                s.attachments += 1;
+                ring
+            }
+        };
+        s.peer_of.insert(o, p);
+        s.bound_by.insert(p, o);
+        PeerDmb::new(own.token(), peer, len, ring).map_err(|_| ErrorKind::InvalidToken)
     }
 
-    fn detach_dmb(&self, token: DmbToken) -> Result<(), ErrorKind> {
+    fn detach_dmb(&self, peer: PeerDmb) -> Result<(), ErrorKind> {
         let mut s = self.lock();
-        Self::put(&mut s, token)?;
-        s.attachments -= 1;
+        let (o, p) = (peer.own_token().0, peer.token().0);
+        if s.peer_of.get(&o) == Some(&p) {
+            s.peer_of.remove(&o);
+        }
+        if s.bound_by.get(&p) == Some(&o) {
+            s.bound_by.remove(&p);
+        }
+        if peer.ring().is_some() {
+            Self::put(&mut s, peer.token())?;
+            s.attachments -= 1;
+        }
         Ok(())
     }
 }
@@ -275,11 +332,11 @@ impl Pipe {
 /// (the application data after its handshake ended) are collected in
 /// [`client_app`](Self::client_app) / [`server_app`](Self::server_app).
 #[derive(Debug)]
-pub struct Pair<'a> {
+pub struct Pair<C: ClcContext> {
     /// Client engine.
-    pub client: Handshake<'a>,
+    pub client: Handshake<C>,
     /// Server engine.
-    pub server: Handshake<'a>,
+    pub server: Handshake<C>,
     /// The fake clock, in milliseconds.
     pub now_ms: u64,
     /// Largest piece delivered or transmitted at once.
@@ -294,9 +351,9 @@ pub struct Pair<'a> {
     to_client: Pipe,
 }
 
-impl<'a> Pair<'a> {
+impl<C: ClcContext> Pair<C> {
     /// A pair of engines (created at `now_ms` = 0), delivering whole pieces.
-    pub fn new(client: Handshake<'a>, server: Handshake<'a>) -> Self {
+    pub fn new(client: Handshake<C>, server: Handshake<C>) -> Self {
         Self {
             client,
             server,
@@ -392,7 +449,7 @@ impl<'a> Pair<'a> {
 /// application data.
 fn deliver(
     pipe: &mut Pipe,
-    h: &mut Handshake<'_>,
+    h: &mut Handshake<impl ClcContext>,
     app: &mut Vec<u8>,
     chunk: usize,
     now_ms: u64,

@@ -1,6 +1,6 @@
 //! Errors of the data path: what a call reports ([`ConnError`]), why a
 //! connection was aborted because of the peer's shared memory
-//! ([`Violation`]), and why a connection could not be set up ([`SetupError`]).
+//! ([`Violation`]).
 
 use core::fmt;
 
@@ -128,7 +128,8 @@ impl core::error::Error for Violation {}
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ConnError {
-    /// Nothing to read yet (not EOF); wait for the peer's signal.
+    /// Nothing to read yet (not EOF), or no room in the peer's ring; wait for
+    /// the peer's signal.
     WouldBlock,
     /// Sending after our own `shutdown_write` or `close` (EPIPE).
     WriteShutdown,
@@ -175,29 +176,3 @@ impl core::error::Error for ConnError {
         }
     }
 }
-
-/// Why [`Connection::new`](super::Connection::new) refused its inputs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum SetupError {
-    /// Our own DMB's length is not a supported DMB size.
-    OwnDmbSize(usize),
-    /// The peer's advertised DMB length is not a supported DMB size.
-    PeerDmbSize(usize),
-    /// The attached peer DMB does not match the peer's token or size.
-    AttachedMismatch,
-}
-
-impl fmt::Display for SetupError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SetupError::OwnDmbSize(n) => write!(f, "own DMB of {n} bytes is not a valid size"),
-            SetupError::PeerDmbSize(n) => write!(f, "peer DMB of {n} bytes is not a valid size"),
-            SetupError::AttachedMismatch => {
-                f.write_str("attached DMB does not match the peer's token and size")
-            }
-        }
-    }
-}
-
-impl core::error::Error for SetupError {}

@@ -9,7 +9,8 @@
 //! doorbell, [`send`](Connection::send), [`recv`](Connection::recv), …),
 //! readiness is queried ([`readable`](Connection::readable),
 //! [`writable`](Connection::writable)), and nothing ever blocks: "would
-//! block" is `Ok(0)` for sends and [`ConnError::WouldBlock`] for receives.
+//! block" is [`ConnError::WouldBlock`], for sends and receives alike (as it
+//! is `EndpointError::WouldBlock` and `StreamErrorKind::WouldBlock` above).
 //!
 //! # Buffers
 //!
@@ -133,44 +134,26 @@ mod validate;
 mod window;
 
 pub use close::{CloseAction, CloseState};
-pub use error::{ConnError, CursorRole, SetupError, Violation};
+pub use error::{ConnError, CursorRole, Violation};
 pub use window::{SOCK_MIN_SNDBUF_HALF_BYTES, update_limit};
 
 use crate::cursor::Cursor;
-use crate::dmb::{CDC_HEADER_LEN_BYTES, DMB_MAX_SIZE_BYTES, DmbToken};
-use crate::ops::Dmb;
+use crate::dmb::{CDC_HEADER_LEN_BYTES, DmbToken};
+use crate::ops::{Dmb, PeerDmb};
 use crate::stats::ConnStats;
 use crate::wire::cdc::{ConnStateFlags, ProducerFlags};
 
-/// Smallest DMB a connection accepts: 16 KiB (`spec/cdc.md` §1).
-#[cfg(not(smcd_loom))]
-pub const MIN_DMB_LEN_BYTES: usize = crate::dmb::DMB_MIN_SIZE_BYTES;
-/// Smallest DMB a connection accepts: under `cfg(smcd_loom)` a header plus a
-/// 4-byte ring, so that loom models stay small.
-#[cfg(smcd_loom)]
-pub const MIN_DMB_LEN_BYTES: usize = CDC_HEADER_LEN_BYTES + 4;
-
-/// How we write into the peer's DMB.
-#[derive(Debug, Clone, Copy)]
+/// How we write into the peer's DMB (information; the [`PeerDmb`] handle
+/// decides: a mapped ring means nocopy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SendMode {
     /// Through [`SmcdOps::move_data`](crate::ops::SmcdOps::move_data) (any device).
     Copy,
-    /// Directly into the peer's DMB, attached with [`SmcdOps::attach_dmb`](crate::ops::SmcdOps::attach_dmb)
-    /// (devices with [`SmcdOps::supports_nocopy`](crate::ops::SmcdOps::supports_nocopy)).
-    NoCopy(Dmb),
-}
-
-/// Inputs of [`Connection::new`], from the handshake result.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnParams {
-    /// Our own DMB (registered by us; its token went to the peer).
-    pub own: Dmb,
-    /// The peer's DMB token (from its Accept / Confirm).
-    pub peer_token: DmbToken,
-    /// The peer's DMB length in bytes (decoded `dmbe_size`).
-    pub peer_dmb_len: usize,
-    /// How to write into the peer's DMB.
-    pub mode: SendMode,
+    /// Directly into the peer's ring, mapped by
+    /// [`SmcdOps::attach_dmb`](crate::ops::SmcdOps::attach_dmb) (devices with
+    /// [`SmcdOps::supports_nocopy`](crate::ops::SmcdOps::supports_nocopy)).
+    NoCopy,
 }
 
 /// Any connection-state flag that closes (`closed` or `abort`).
@@ -191,24 +174,21 @@ fn split(ring: u32, at: u32, len: u32) -> (u32, u32) {
     (first, len - first)
 }
 
-fn ring_of(dmb_len: usize) -> Option<u32> {
-    if (MIN_DMB_LEN_BYTES..=DMB_MAX_SIZE_BYTES).contains(&dmb_len) {
-        u32::try_from(dmb_len - CDC_HEADER_LEN_BYTES).ok()
-    } else {
-        None
-    }
+/// Ring bytes of a DMB of `len` bytes (a handle guarantees a DMB size).
+fn ring_of(len: usize) -> u32 {
+    u32::try_from(len.saturating_sub(CDC_HEADER_LEN_BYTES)).unwrap_or(u32::MAX)
 }
 
 /// One SMC-D connection: send and receive rings, window updates, and the
 /// close state machine. See the [module documentation](self).
 #[derive(Debug)]
 pub struct Connection {
+    /// Our DMB: the peer writes its header and our receive ring.
     own: Dmb,
     own_ring: u32,
-    peer_token: DmbToken,
+    /// The peer's DMB we send into (its ring mapped in nocopy mode).
+    peer: PeerDmb,
     peer_ring: u32,
-    /// The attached peer DMB in nocopy mode.
-    peer_mem: Option<Dmb>,
 
     // Sending (`spec/cdc.md` §5), counts in peer-ring units.
     /// Next ring offset to fill in the peer's ring.
@@ -248,39 +228,22 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// A connection in state [`CloseState::Active`] over `params`.
+    /// A connection in state [`CloseState::Active`] over our DMB `own` and
+    /// the peer's DMB `peer` (bound to `own` by the device); it owns both
+    /// until [`release`](Self::release) or [`into_dmbs`](Self::into_dmbs).
     ///
     /// The own DMB must be freshly registered (zeroed): its header is the
     /// peer's cursors at (0, 0). The peer may already have written into it
     /// before this call; the next [`handle_signal`](Self::handle_signal)
     /// picks that up.
-    ///
-    /// # Errors
-    ///
-    /// [`SetupError::OwnDmbSize`] / [`SetupError::PeerDmbSize`] unless the
-    /// lengths are DMB sizes (16 KiB … 1 MiB; smaller under `cfg(smcd_loom)`),
-    /// [`SetupError::AttachedMismatch`] if a nocopy DMB's token or length
-    /// differs from the peer's.
-    pub fn new(params: ConnParams) -> Result<Self, SetupError> {
-        let own_ring =
-            ring_of(params.own.mem.len()).ok_or(SetupError::OwnDmbSize(params.own.mem.len()))?;
-        let peer_ring =
-            ring_of(params.peer_dmb_len).ok_or(SetupError::PeerDmbSize(params.peer_dmb_len))?;
-        let peer_mem = match params.mode {
-            SendMode::Copy => None,
-            SendMode::NoCopy(d) => {
-                if d.token != params.peer_token || d.mem.len() != params.peer_dmb_len {
-                    return Err(SetupError::AttachedMismatch);
-                }
-                Some(d)
-            }
-        };
-        Ok(Self {
-            own: params.own,
+    pub fn new(own: Dmb, peer: PeerDmb) -> Self {
+        let own_ring = ring_of(own.len());
+        let peer_ring = ring_of(peer.len());
+        Self {
+            own,
             own_ring,
-            peer_token: params.peer_token,
+            peer,
             peer_ring,
-            peer_mem,
             prod: Cursor::ZERO,
             peer_space: peer_ring,
             rx_cons: Cursor::ZERO,
@@ -298,7 +261,7 @@ impl Connection {
             app_closed: false,
             error: None,
             stats: ConnStats::default(),
-        })
+        }
     }
 
     // ----- queries -------------------------------------------------------
@@ -326,12 +289,31 @@ impl Connection {
 
     /// Our own DMB's token.
     pub fn own_token(&self) -> DmbToken {
-        self.own.token
+        self.own.token()
     }
 
     /// The peer's DMB token.
     pub fn peer_token(&self) -> DmbToken {
-        self.peer_token
+        self.peer.token()
+    }
+
+    /// Copy or nocopy.
+    pub fn mode(&self) -> SendMode {
+        if self.peer.ring().is_some() {
+            SendMode::NoCopy
+        } else {
+            SendMode::Copy
+        }
+    }
+
+    /// Our DMB's length, CDC header included.
+    pub fn own_dmb_len(&self) -> usize {
+        self.own.len()
+    }
+
+    /// The peer DMB's length, CDC header included.
+    pub fn peer_dmb_len(&self) -> usize {
+        self.peer.len()
     }
 
     /// Received bytes ready for [`recv`](Self::recv).
@@ -367,7 +349,7 @@ impl Connection {
     }
 
     /// Whether [`send`](Self::send) would return something other than
-    /// `Ok(0)` (accept bytes, or fail).
+    /// [`ConnError::WouldBlock`] (accept bytes, or fail).
     pub fn writable(&self) -> bool {
         self.peer_space > 0 || self.send_blocked_by().is_some()
     }

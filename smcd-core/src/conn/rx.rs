@@ -31,7 +31,7 @@ impl Connection {
         if self.error.is_some() || self.state == CloseState::Closed {
             return Ok(());
         }
-        let hdr = match cdc::snapshot(&self.own.mem, 0) {
+        let hdr = match cdc::snapshot(self.own.mem(), 0) {
             Ok(h) => h,
             Err(_) => return Err(self.kill(ConnError::Device(ErrorKind::OutOfBounds))),
         };
@@ -114,9 +114,9 @@ impl Connection {
         let b = rest.get_mut(..second as usize).unwrap_or_default();
         let copied = self
             .own
-            .mem
+            .mem()
             .read(ring_offset(self.cons.count), a)
-            .and_then(|()| self.own.mem.read(ring_offset(0), b));
+            .and_then(|()| self.own.mem().read(ring_offset(0), b));
         if copied.is_err() {
             return Err(self.kill(ConnError::Device(ErrorKind::OutOfBounds)));
         }
@@ -149,7 +149,7 @@ impl Connection {
         }
         let (len, _) = split(self.own_ring, self.cons.count, avail);
         let at = ring_offset(self.cons.count);
-        let taken = match lend::readable(&self.own.mem, at, len as usize, f) {
+        let taken = match lend::readable(self.own.mem(), at, len as usize, f) {
             Ok(n) => u32::try_from(n).unwrap_or(u32::MAX).min(len),
             Err(_) => return Err(self.kill(ConnError::Device(ErrorKind::OutOfBounds))),
         };

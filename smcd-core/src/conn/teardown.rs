@@ -4,7 +4,7 @@
 use super::Connection;
 use super::close::{self, CloseAction, CloseFacts};
 use crate::conn::{ConnError, Violation};
-use crate::ops::{Error as _, SmcdOps};
+use crate::ops::{Dmb, Error as _, PeerDmb, SmcdOps};
 use crate::wire::cdc::ConnStateFlags;
 
 impl Connection {
@@ -124,22 +124,22 @@ impl Connection {
         e
     }
 
-    /// Give the buffers back to the device: detach the peer's DMB (nocopy)
-    /// and unregister our own. Call once the connection is finished —
-    /// normally when [`is_closed`](Self::is_closed) after [`close`](Self::close),
-    /// or right after [`abort`](Self::abort).
+    /// Give the buffers back to the device: detach the peer's DMB, then
+    /// unregister our own ([`ops::give_back`](crate::ops::give_back), the one
+    /// release path). Call once the connection is finished — normally when
+    /// [`is_closed`](Self::is_closed) after [`close`](Self::close), or right
+    /// after [`abort`](Self::abort).
     ///
     /// # Errors
     ///
     /// [`ConnError::Device`] with the first failure; both steps are attempted.
     pub fn release<D: SmcdOps>(self, dev: &D) -> Result<(), ConnError> {
-        let detached = match self.peer_mem {
-            Some(peer) => dev.detach_dmb(peer.token),
-            None => Ok(()),
-        };
-        let unregistered = dev.unregister_dmb(self.own.token);
-        detached
-            .and(unregistered)
-            .map_err(|e| ConnError::Device(e.kind()))
+        let (own, peer) = self.into_dmbs();
+        crate::ops::give_back(dev, Some(own), Some(peer)).map_err(|e| ConnError::Device(e.kind()))
+    }
+
+    /// The two DMB handles, for a caller that gives them back itself.
+    pub fn into_dmbs(self) -> (Dmb, PeerDmb) {
+        (self.own, self.peer)
     }
 }

@@ -10,13 +10,14 @@ impl Connection {
     /// Send as much of `data` as the peer's ring has room for.
     ///
     /// Returns the number of bytes accepted — written into the peer's ring
-    /// and announced with a CDC header before returning. `Ok(0)` means the
-    /// peer's ring is full (wait for [`writable`](Self::writable)) or `data`
-    /// is empty.
+    /// and announced with a CDC header before returning; `Ok(0)` only for an
+    /// empty `data`.
     ///
     /// # Errors
     ///
-    /// [`ConnError::WriteShutdown`] after our `shutdown_write`/`close`,
+    /// [`ConnError::WouldBlock`] when the peer's ring is full (wait for
+    /// [`writable`](Self::writable)), [`ConnError::WriteShutdown`] after our
+    /// `shutdown_write`/`close`,
     /// [`ConnError::PeerClosed`] after the peer closed, [`ConnError::Closed`]
     /// after [`close`](Self::close), the sticky error of a failed connection,
     /// or [`ConnError::Device`] if writing failed (the connection is then dead).
@@ -47,7 +48,8 @@ impl Connection {
     ///
     /// Because the ring wraps, `f` may get only the contiguous part of the
     /// free space; call again for the rest. When the ring is full `f` is not
-    /// called and `Ok(0)` is returned.
+    /// called and [`ConnError::WouldBlock`] is returned; `Ok(0)` means `f`
+    /// wrote nothing.
     ///
     /// # Errors
     ///
@@ -57,17 +59,21 @@ impl Connection {
         dev: &D,
         f: impl FnOnce(&mut [u8]) -> usize,
     ) -> Result<usize, ConnError> {
-        let Some(peer) = self.peer_mem else {
+        if self.peer.ring().is_none() {
             return Err(ConnError::NocopyRequired);
-        };
+        }
         let Some(space) = self.send_len(usize::MAX)? else {
             return Ok(0);
         };
         let (room, _) = split(self.peer_ring, self.prod.count, space);
-        let at = ring_offset(self.prod.count);
-        let written = match lend::writable(&peer.mem, at, room as usize, f) {
-            Ok(n) => u32::try_from(n).unwrap_or(u32::MAX).min(room),
-            Err(_) => return Err(self.kill(ConnError::Device(ErrorKind::OutOfBounds))),
+        let at = self.prod.count as usize;
+        let written = match self
+            .peer
+            .ring()
+            .map(|ring| lend::writable(ring, at, room as usize, f))
+        {
+            Some(Ok(n)) => u32::try_from(n).unwrap_or(u32::MAX).min(room),
+            _ => return Err(self.kill(ConnError::Device(ErrorKind::OutOfBounds))),
         };
         if written == 0 {
             return Ok(0);
@@ -87,7 +93,8 @@ impl Connection {
     }
 
     /// Common start of a send (`spec/cdc.md` §5 step 1): the number of
-    /// bytes to write (`None` = nothing: empty, or the ring is full).
+    /// bytes to write (`None` = nothing to send), or
+    /// [`ConnError::WouldBlock`] when the ring is full.
     fn send_len(&mut self, to_send: usize) -> Result<Option<u32>, ConnError> {
         crate::stats::bump(&mut self.stats.send_calls);
         if let Some(e) = self.send_blocked_by() {
@@ -98,7 +105,7 @@ impl Connection {
         }
         if self.peer_space == 0 {
             crate::stats::bump(&mut self.stats.buffer_full);
-            return Ok(None);
+            return Err(ConnError::WouldBlock);
         }
         let to_send = u32::try_from(to_send).unwrap_or(u32::MAX);
         Ok(Some(to_send.min(self.peer_space)))
@@ -114,13 +121,12 @@ impl Connection {
 
     /// Write ring bytes of the peer at ring offset `at`.
     fn put<D: SmcdOps>(&self, dev: &D, at: u32, data: &[u8]) -> Result<(), ConnError> {
-        match &self.peer_mem {
-            Some(peer) => peer
-                .mem
-                .write(ring_offset(at), data)
+        match self.peer.ring() {
+            Some(ring) => ring
+                .write(at as usize, data)
                 .map_err(|_| ConnError::Device(ErrorKind::OutOfBounds)),
             None => dev
-                .move_data(self.peer_token, ring_offset(at), data, false)
+                .move_data(self.peer.token(), ring_offset(at), data, false)
                 .map_err(|e| ConnError::Device(e.kind())),
         }
     }
@@ -143,7 +149,7 @@ impl Connection {
             prod_flags: self.local_prod_flags,
             conn_state_flags: self.local_conn_flags,
         };
-        match dev.move_data(self.peer_token, 0, &hdr.to_bytes(), true) {
+        match dev.move_data(self.peer.token(), 0, &hdr.to_bytes(), true) {
             Ok(()) => {
                 self.sent_conn_flags = self.local_conn_flags;
                 self.rx_confirmed = self.cons;

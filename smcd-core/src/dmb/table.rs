@@ -14,6 +14,16 @@
 //! ran before (and holds a reference, so the entry is not freed) or runs after
 //! and finds no entry.
 //!
+//! # Who may send into a DMB
+//!
+//! Every connection binds its peer's DMB ([`attach`](DmbTable::attach)),
+//! mapped or not, and the table keeps the binding in both entries. A DMB
+//! sends into at most one peer DMB and receives from at most one sender, and
+//! the two sides of a pair must name each other. So a peer that names one of
+//! our own DMBs — its own again, one of our other connections', one another
+//! sender already writes into — is refused before a byte moves, although in
+//! one address space both ends share the device and its table.
+//!
 //! Entries are kept sorted by token, so lookups (one per CDC header write)
 //! are a binary search; register and unregister shift the entries behind the
 //! slot (rare: once per connection).
@@ -22,10 +32,10 @@ use core::fmt;
 
 use heapless::Vec;
 
-use super::lock::SpinLock;
 use super::{CDC_HEADER_LEN_BYTES, DMB_MAX_SIZE_BYTES, DmbToken};
-use crate::mem::DmbMem;
+use crate::mem::DmbRegion;
 use crate::ops::{Error, ErrorKind};
+use crate::sync::SpinLock;
 
 /// Why a [`DmbTable`] operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +58,16 @@ pub enum DmbError {
     Unregistered,
     /// `detach` of a DMB nobody is attached to.
     NotAttached,
+    /// The handle's memory is not the memory registered under its token (a
+    /// handle of another device, or a forged one).
+    Foreign,
+    /// A DMB named as its own peer.
+    SelfBind,
+    /// The binding would give a DMB a second sender or a second peer, or
+    /// pair two DMBs that do not name each other.
+    Bound,
+    /// The peer DMB's registered length differs from the one announced.
+    LengthMismatch,
 }
 
 impl fmt::Display for DmbError {
@@ -61,6 +81,10 @@ impl fmt::Display for DmbError {
             DmbError::TooSmall => "DMB too small for the CDC header and a ring",
             DmbError::Unregistered => "DMB already unregistered by its owner",
             DmbError::NotAttached => "DMB is not attached",
+            DmbError::Foreign => "handle does not match the registered DMB",
+            DmbError::SelfBind => "a DMB cannot be its own peer",
+            DmbError::Bound => "DMB already paired with another connection",
+            DmbError::LengthMismatch => "peer DMB length differs from the announced one",
         })
     }
 }
@@ -79,7 +103,11 @@ impl Error for DmbError {
             | DmbError::InvalidToken
             | DmbError::TokenInUse
             | DmbError::Unregistered
-            | DmbError::NotAttached => ErrorKind::InvalidToken,
+            | DmbError::NotAttached
+            | DmbError::Foreign
+            | DmbError::SelfBind
+            | DmbError::Bound
+            | DmbError::LengthMismatch => ErrorKind::InvalidToken,
         }
     }
 }
@@ -90,15 +118,19 @@ impl Error for DmbError {
 pub struct DmbEntry<O> {
     /// The DMB's token.
     pub token: DmbToken,
-    /// The DMB's memory.
-    pub mem: DmbMem,
+    /// Where the DMB's memory lies (no access: see [`DmbRegion`]).
+    pub region: DmbRegion,
     /// What the registering party stored with the DMB (a connection id, a
     /// client handle, `()`): the table only keeps and returns it.
     pub owner: O,
     /// Whether the owner still holds its reference (has not unregistered).
     pub registered: bool,
-    /// Number of nocopy attachments (references besides the owner's).
+    /// Number of nocopy mappings (references besides the owner's).
     pub attached: u32,
+    /// The peer DMB this DMB's connection sends into, once bound.
+    pub peer: Option<DmbToken>,
+    /// The DMB whose connection sends into this one, once bound.
+    pub bound_by: Option<DmbToken>,
 }
 
 impl<O> DmbEntry<O> {
@@ -107,13 +139,15 @@ impl<O> DmbEntry<O> {
     }
 }
 
-/// Up to `N` DMBs by token, each with owner data `O` and a reference count.
+/// Up to `N` DMBs by token, each with owner data `O`, a reference count and
+/// the pairing of sender and receiver.
 ///
 /// The owner's reference is taken by [`register`](Self::register) and dropped
-/// by [`unregister`](Self::unregister); nocopy senders take and drop theirs
-/// with [`attach`](Self::attach) / [`detach`](Self::detach). The call that
-/// drops the last reference gets the entry back (`Ok(Some(entry))`) and must
-/// free its memory; that happens exactly once per DMB. Tokens come from the
+/// by [`unregister`](Self::unregister); connections bind their peer's DMB
+/// with [`attach`](Self::attach), which with `map` (nocopy) also takes a
+/// reference, and undo it with [`detach`](Self::detach). The call that drops
+/// the last reference gets the entry back (`Ok(Some(entry))`) and must free
+/// its memory; that happens exactly once per DMB. Tokens come from the
 /// caller (a device draws random ones and redraws on
 /// [`DmbError::TokenInUse`]), so the table needs no RNG.
 ///
@@ -121,19 +155,25 @@ impl<O> DmbEntry<O> {
 /// use smcd_core::dmb::{DmbError, DmbTable, DmbToken};
 /// use smcd_core::mem::DmbMem;
 ///
-/// let buf: &'static mut [u64] = Box::leak(vec![0u64; 2048].into_boxed_slice());
-/// let mem = DmbMem::from_static(zerocopy::IntoBytes::as_mut_bytes(buf)).unwrap();
+/// let leak = |n| Box::leak(vec![0u64; n].into_boxed_slice());
+/// let a = DmbMem::from_static(zerocopy::IntoBytes::as_mut_bytes(leak(2048))).unwrap();
+/// let b = DmbMem::from_static(zerocopy::IntoBytes::as_mut_bytes(leak(2048))).unwrap();
+/// let (ta, tb) = (DmbToken(0xa), DmbToken(0xb));
 ///
 /// let table: DmbTable<(), 4> = DmbTable::new();
-/// let t = DmbToken(0x5eed);
-/// table.register(t, mem, ()).unwrap();
-/// assert_eq!(table.register(t, mem, ()), Err(DmbError::TokenInUse));
+/// table.register(ta, a.region(), ()).unwrap();
+/// table.register(tb, b.region(), ()).unwrap();
+/// assert_eq!(table.register(ta, a.region(), ()), Err(DmbError::TokenInUse));
 ///
-/// table.attach(t).unwrap(); // a nocopy peer maps it
-/// assert!(table.unregister(t).unwrap().is_none()); // still attached: kept
-/// let freed = table.detach(t).unwrap(); // last reference
-/// assert_eq!(freed.map(|e| e.token), Some(t)); // the caller frees `mem` now
-/// assert_eq!(table.lookup(t).unwrap_err(), DmbError::NotFound);
+/// // `a`'s connection maps `b` (nocopy); `b`'s connection binds `a` (copy).
+/// table.attach(ta, a.region(), tb, 16 * 1024, true).unwrap();
+/// table.attach(tb, b.region(), ta, 16 * 1024, false).unwrap();
+/// assert_eq!(table.attach(ta, a.region(), ta, 16 * 1024, false), Err(DmbError::SelfBind));
+///
+/// assert!(table.unregister(tb, b.region()).unwrap().is_none()); // still mapped: kept
+/// let freed = table.detach(ta, tb, true).unwrap(); // last reference
+/// assert_eq!(freed.map(|e| e.token), Some(tb)); // the caller frees `b` now
+/// assert_eq!(table.lookup(tb).unwrap_err(), DmbError::NotFound);
 /// ```
 #[derive(Debug)]
 pub struct DmbTable<O, const N: usize> {
@@ -159,7 +199,7 @@ impl<O: Copy, const N: usize> DmbTable<O, N> {
         N
     }
 
-    /// Number of DMBs present (registered, or unregistered but still attached).
+    /// Number of DMBs present (registered, or unregistered but still mapped).
     pub fn len(&self) -> usize {
         self.entries.with(|e| e.len())
     }
@@ -169,7 +209,13 @@ impl<O: Copy, const N: usize> DmbTable<O, N> {
         self.len() == 0
     }
 
-    /// Add the DMB `mem` under `token`, holding the owner's reference.
+    /// Sum of the nocopy mappings of every DMB present.
+    pub fn attachments(&self) -> u64 {
+        self.entries
+            .with(|e| e.iter().map(|d| u64::from(d.attached)).sum())
+    }
+
+    /// Add the DMB at `region` under `token`, holding the owner's reference.
     ///
     /// # Errors
     ///
@@ -177,20 +223,22 @@ impl<O: Copy, const N: usize> DmbTable<O, N> {
     /// token is taken, [`DmbError::TooLarge`] / [`DmbError::TooSmall`] for a
     /// DMB over 1 MiB or not longer than the CDC header, [`DmbError::Full`]
     /// when `N` DMBs are present.
-    pub fn register(&self, token: DmbToken, mem: DmbMem, owner: O) -> Result<(), DmbError> {
+    pub fn register(&self, token: DmbToken, region: DmbRegion, owner: O) -> Result<(), DmbError> {
         valid(token)?;
-        if mem.len() > DMB_MAX_SIZE_BYTES {
+        if region.len() > DMB_MAX_SIZE_BYTES {
             return Err(DmbError::TooLarge);
         }
-        if mem.len() <= CDC_HEADER_LEN_BYTES {
+        if region.len() <= CDC_HEADER_LEN_BYTES {
             return Err(DmbError::TooSmall);
         }
         let entry = DmbEntry {
             token,
-            mem,
+            region,
             owner,
             registered: true,
             attached: 0,
+            peer: None,
+            bound_by: None,
         };
         self.entries.with(|entries| match search(entries, token) {
             Ok(_) => Err(DmbError::TokenInUse),
@@ -205,80 +253,138 @@ impl<O: Copy, const N: usize> DmbTable<O, N> {
     /// [`DmbError::InvalidToken`] for token 0, [`DmbError::NotFound`] if absent.
     pub fn lookup(&self, token: DmbToken) -> Result<DmbEntry<O>, DmbError> {
         valid(token)?;
-        self.entries.with(|entries| {
-            let at = search(entries, token).map_err(|_| DmbError::NotFound)?;
-            entries.get(at).copied().ok_or(DmbError::NotFound)
-        })
+        self.entries
+            .with(|entries| find(entries, token).map(|at| entries.get(at).copied()))?
+            .ok_or(DmbError::NotFound)
     }
 
-    /// Drop the owner's reference. `Ok(Some(entry))` when it was the last one:
-    /// the entry is gone and the caller must free `entry.mem`.
-    ///
-    /// # Errors
-    ///
-    /// [`DmbError::InvalidToken`], [`DmbError::NotFound`], or
-    /// [`DmbError::Unregistered`] if the owner already unregistered it.
-    pub fn unregister(&self, token: DmbToken) -> Result<Option<DmbEntry<O>>, DmbError> {
-        self.release(token, |e| {
-            if !e.registered {
-                return Err(DmbError::Unregistered);
-            }
-            e.registered = false;
-            Ok(())
-        })
-    }
-
-    /// Take an attacher's reference (nocopy: the peer's DMB becomes our send
-    /// buffer) and return the entry as it is after the attach.
+    /// Drop the owner's reference to the DMB `token` at `region`, and its
+    /// pairing. `Ok(Some(entry))` when it was the last reference: the entry
+    /// is gone and the caller must free `entry.region`.
     ///
     /// # Errors
     ///
     /// [`DmbError::InvalidToken`], [`DmbError::NotFound`],
-    /// [`DmbError::Unregistered`] once the owner has unregistered (the DMB is
-    /// being torn down), [`DmbError::Full`] if the counter is saturated.
-    pub fn attach(&self, token: DmbToken) -> Result<DmbEntry<O>, DmbError> {
-        valid(token)?;
-        self.entries.with(|entries| {
-            let at = search(entries, token).map_err(|_| DmbError::NotFound)?;
-            let e = entries.get_mut(at).ok_or(DmbError::NotFound)?;
-            if !e.registered {
-                return Err(DmbError::Unregistered);
-            }
-            e.attached = e.attached.checked_add(1).ok_or(DmbError::Full)?;
-            Ok(*e)
-        })
-    }
-
-    /// Drop an attacher's reference. `Ok(Some(entry))` when it was the last
-    /// one: the entry is gone and the caller must free `entry.mem`.
-    ///
-    /// # Errors
-    ///
-    /// [`DmbError::InvalidToken`], [`DmbError::NotFound`], or
-    /// [`DmbError::NotAttached`] if nobody is attached.
-    pub fn detach(&self, token: DmbToken) -> Result<Option<DmbEntry<O>>, DmbError> {
-        self.release(token, |e| {
-            e.attached = e.attached.checked_sub(1).ok_or(DmbError::NotAttached)?;
-            Ok(())
-        })
-    }
-
-    /// Drop one reference with `drop_ref`; remove and return the entry when
-    /// none is left.
-    fn release(
+    /// [`DmbError::Foreign`] if `region` is not the registered memory, or
+    /// [`DmbError::Unregistered`] if the owner already unregistered it.
+    pub fn unregister(
         &self,
         token: DmbToken,
-        drop_ref: impl FnOnce(&mut DmbEntry<O>) -> Result<(), DmbError>,
+        region: DmbRegion,
     ) -> Result<Option<DmbEntry<O>>, DmbError> {
         valid(token)?;
         self.entries.with(|entries| {
-            let at = search(entries, token).map_err(|_| DmbError::NotFound)?;
+            let at = find(entries, token)?;
             let e = entries.get_mut(at).ok_or(DmbError::NotFound)?;
-            drop_ref(e)?;
-            if e.references() > 0 {
-                return Ok(None);
+            if e.region != region {
+                return Err(DmbError::Foreign);
             }
-            Ok(Some(entries.remove(at)))
+            if !e.registered {
+                return Err(DmbError::Unregistered);
+            }
+            e.registered = false;
+            let (peer, sender) = (e.peer.take(), e.bound_by.take());
+            if let Some(p) = peer {
+                unlink(entries, p, |p| &mut p.bound_by, token);
+            }
+            if let Some(s) = sender {
+                unlink(entries, s, |s| &mut s.peer, token);
+            }
+            Ok(take_if_unused(entries, at))
+        })
+    }
+
+    /// Bind the DMB `peer` (announced as `len` bytes) as the send target of
+    /// our DMB `own` at `own_region`; with `map`, also take a mapping
+    /// reference on it. Returns the peer's entry as it is after the call.
+    ///
+    /// # Errors
+    ///
+    /// [`DmbError::InvalidToken`] for token 0, [`DmbError::SelfBind`] if the
+    /// two are the same, [`DmbError::NotFound`] / [`DmbError::Unregistered`]
+    /// if either is absent or dying, [`DmbError::Foreign`] if `own_region` is
+    /// not `own`'s memory, [`DmbError::LengthMismatch`] for a wrong `len`,
+    /// [`DmbError::Bound`] if either side is paired otherwise already, and
+    /// [`DmbError::Full`] if the mapping counter is saturated.
+    pub fn attach(
+        &self,
+        own: DmbToken,
+        own_region: DmbRegion,
+        peer: DmbToken,
+        len: usize,
+        map: bool,
+    ) -> Result<DmbEntry<O>, DmbError> {
+        valid(own)?;
+        valid(peer)?;
+        if own == peer {
+            return Err(DmbError::SelfBind);
+        }
+        self.entries.with(|entries| {
+            let o = find(entries, own)?;
+            let p = find(entries, peer)?;
+            let mine = entries.get(o).ok_or(DmbError::NotFound)?;
+            if mine.region != own_region {
+                return Err(DmbError::Foreign);
+            }
+            if !mine.registered {
+                return Err(DmbError::Unregistered);
+            }
+            if mine.peer.is_some() || mine.bound_by.is_some_and(|s| s != peer) {
+                return Err(DmbError::Bound);
+            }
+            let theirs = entries.get_mut(p).ok_or(DmbError::NotFound)?;
+            if !theirs.registered {
+                return Err(DmbError::Unregistered);
+            }
+            if theirs.region.len() != len {
+                return Err(DmbError::LengthMismatch);
+            }
+            if theirs.bound_by.is_some() || theirs.peer.is_some_and(|t| t != own) {
+                return Err(DmbError::Bound);
+            }
+            if map {
+                theirs.attached = theirs.attached.checked_add(1).ok_or(DmbError::Full)?;
+            }
+            theirs.bound_by = Some(own);
+            let snapshot = *theirs;
+            if let Some(mine) = entries.get_mut(o) {
+                mine.peer = Some(peer);
+            }
+            Ok(snapshot)
+        })
+    }
+
+    /// Undo [`attach`](Self::attach) of `peer` by `own` (`mapped`: it took a
+    /// mapping reference). `Ok(Some(entry))` when that was the peer DMB's
+    /// last reference: the entry is gone and the caller must free
+    /// `entry.region`.
+    ///
+    /// # Errors
+    ///
+    /// [`DmbError::InvalidToken`] for token 0; for a mapped binding
+    /// [`DmbError::NotFound`] if the peer DMB is gone and
+    /// [`DmbError::NotAttached`] if nobody maps it.
+    pub fn detach(
+        &self,
+        own: DmbToken,
+        peer: DmbToken,
+        mapped: bool,
+    ) -> Result<Option<DmbEntry<O>>, DmbError> {
+        valid(own)?;
+        valid(peer)?;
+        self.entries.with(|entries| {
+            let p = find(entries, peer);
+            if mapped {
+                let e = p
+                    .as_ref()
+                    .ok()
+                    .and_then(|&at| entries.get_mut(at))
+                    .ok_or(DmbError::NotFound)?;
+                e.attached = e.attached.checked_sub(1).ok_or(DmbError::NotAttached)?;
+            }
+            unlink(entries, peer, |e| &mut e.bound_by, own);
+            unlink(entries, own, |e| &mut e.peer, peer);
+            Ok(p.ok().and_then(|at| take_if_unused(entries, at)))
         })
     }
 }
@@ -296,161 +402,269 @@ fn search<O>(entries: &[DmbEntry<O>], token: DmbToken) -> Result<usize, usize> {
     entries.binary_search_by_key(&token, |e| e.token)
 }
 
+/// Position of `token`, or [`DmbError::NotFound`].
+fn find<O>(entries: &[DmbEntry<O>], token: DmbToken) -> Result<usize, DmbError> {
+    search(entries, token).map_err(|_| DmbError::NotFound)
+}
+
+/// Clear the link `field` of the entry `token` if it names `other`.
+fn unlink<O>(
+    entries: &mut [DmbEntry<O>],
+    token: DmbToken,
+    field: impl FnOnce(&mut DmbEntry<O>) -> &mut Option<DmbToken>,
+    other: DmbToken,
+) {
+    if let Some(e) = find(entries, token).ok().and_then(|at| entries.get_mut(at)) {
+        let link = field(e);
+        if *link == Some(other) {
+            *link = None;
+        }
+    }
+}
+
+/// Remove and return the entry at `at` if no reference is left on it.
+fn take_if_unused<O, const N: usize>(
+    entries: &mut Vec<DmbEntry<O>, N>,
+    at: usize,
+) -> Option<DmbEntry<O>> {
+    match entries.get(at) {
+        Some(e) if e.references() == 0 => Some(entries.remove(at)),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mem::OwnedDmb;
-    use std::vec::Vec;
+    use crate::mem::leaked;
 
-    /// Buffers of one test; views of them are valid until the end of the test.
-    #[derive(Default)]
-    struct Bufs(Vec<OwnedDmb>);
-
-    impl Bufs {
-        fn mem(&mut self, len: usize) -> DmbMem {
-            self.0.push(OwnedDmb::new(len));
-            self.0.last().unwrap().mem()
-        }
+    /// A fresh region of `len` bytes (leaked: valid for the whole test run).
+    fn region(len: usize) -> DmbRegion {
+        leaked(len).region()
     }
 
     const T1: DmbToken = DmbToken(0x1111);
     const T2: DmbToken = DmbToken(0x2222);
     const T3: DmbToken = DmbToken(0x3333);
+    const LEN: usize = 64;
 
     #[test]
     fn register_lookup_unregister() {
-        let mut b = Bufs::default();
         let t: DmbTable<u32, 4> = DmbTable::new();
-        let m = b.mem(64);
+        let m = region(LEN);
         t.register(T2, m, 7).unwrap();
-        t.register(T1, b.mem(64), 8).unwrap();
+        t.register(T1, region(LEN), 8).unwrap();
         assert_eq!(t.len(), 2);
         let e = t.lookup(T2).unwrap();
         assert_eq!(
             (e.token, e.owner, e.registered, e.attached),
             (T2, 7, true, 0)
         );
-        assert_eq!(e.mem.as_ptr(), m.as_ptr());
+        assert_eq!(e.region, m);
         assert_eq!(t.lookup(T1).unwrap().owner, 8);
-        let freed = t.unregister(T2).unwrap().unwrap();
-        assert_eq!(freed.mem.as_ptr(), m.as_ptr());
+        let freed = t.unregister(T2, m).unwrap().unwrap();
+        assert_eq!(freed.region, m);
         assert_eq!(t.lookup(T2).unwrap_err(), DmbError::NotFound);
-        assert_eq!(t.unregister(T2).unwrap_err(), DmbError::NotFound);
+        assert_eq!(t.unregister(T2, m).unwrap_err(), DmbError::NotFound);
         assert_eq!(t.len(), 1);
     }
 
     #[test]
+    fn unregister_checks_the_memory() {
+        let t: DmbTable<(), 4> = DmbTable::new();
+        let m = region(LEN);
+        t.register(T1, m, ()).unwrap();
+        // Someone who knows the token but holds other memory cannot free it.
+        assert_eq!(
+            t.unregister(T1, region(LEN)).unwrap_err(),
+            DmbError::Foreign
+        );
+        assert!(t.lookup(T1).unwrap().registered);
+        assert!(t.unregister(T1, m).unwrap().is_some());
+    }
+
+    #[test]
     fn capacity_and_token_errors() {
-        let mut b = Bufs::default();
         let t: DmbTable<(), 2> = DmbTable::new();
         assert_eq!(t.capacity(), 2);
         assert_eq!(
-            t.register(DmbToken(0), b.mem(64), ()),
+            t.register(DmbToken(0), region(LEN), ()),
             Err(DmbError::InvalidToken)
         );
-        t.register(T1, b.mem(64), ()).unwrap();
-        assert_eq!(t.register(T1, b.mem(64), ()), Err(DmbError::TokenInUse));
-        t.register(T3, b.mem(64), ()).unwrap();
-        assert_eq!(t.register(T2, b.mem(64), ()), Err(DmbError::Full));
+        let m1 = region(LEN);
+        t.register(T1, m1, ()).unwrap();
+        assert_eq!(t.register(T1, region(LEN), ()), Err(DmbError::TokenInUse));
+        t.register(T3, region(LEN), ()).unwrap();
+        assert_eq!(t.register(T2, region(LEN), ()), Err(DmbError::Full));
         assert_eq!(DmbError::Full.kind(), ErrorKind::NoSpace);
         // A freed slot is reusable.
-        assert!(t.unregister(T1).unwrap().is_some());
-        t.register(T2, b.mem(64), ()).unwrap();
+        assert!(t.unregister(T1, m1).unwrap().is_some());
+        t.register(T2, region(LEN), ()).unwrap();
         assert_eq!(t.lookup(DmbToken(0)).unwrap_err(), DmbError::InvalidToken);
-        assert_eq!(t.attach(DmbToken(0)).unwrap_err(), DmbError::InvalidToken);
-        assert_eq!(t.detach(DmbToken(0)).unwrap_err(), DmbError::InvalidToken);
+        assert_eq!(
+            t.attach(DmbToken(0), m1, T2, LEN, false).unwrap_err(),
+            DmbError::InvalidToken
+        );
+        assert_eq!(
+            t.detach(T2, DmbToken(0), true).unwrap_err(),
+            DmbError::InvalidToken
+        );
     }
 
     #[test]
     fn sizes_are_bounded() {
-        let mut b = Bufs::default();
         let t: DmbTable<(), 2> = DmbTable::new();
-        assert_eq!(t.register(T1, b.mem(32), ()), Err(DmbError::TooSmall));
-        assert_eq!(
-            t.register(T1, b.mem(DMB_MAX_SIZE_BYTES + 8), ()),
-            Err(DmbError::TooLarge)
-        );
-        t.register(T1, b.mem(DMB_MAX_SIZE_BYTES), ()).unwrap();
-        t.register(T2, b.mem(40), ()).unwrap();
+        assert_eq!(t.register(T1, region(32), ()), Err(DmbError::TooSmall));
+        let big = DmbRegion::new(
+            core::ptr::NonNull::<u64>::dangling().cast(),
+            DMB_MAX_SIZE_BYTES + 8,
+        )
+        .unwrap();
+        assert_eq!(t.register(T1, big, ()), Err(DmbError::TooLarge));
+        t.register(T2, region(40), ()).unwrap();
+    }
+
+    /// Two DMBs of one pair, registered.
+    fn pair(t: &DmbTable<(), 4>) -> (DmbRegion, DmbRegion) {
+        let (a, b) = (region(LEN), region(LEN));
+        t.register(T1, a, ()).unwrap();
+        t.register(T2, b, ()).unwrap();
+        (a, b)
     }
 
     #[test]
-    fn unregister_while_attached_frees_at_last_detach() {
-        let mut b = Bufs::default();
+    fn a_pair_binds_each_other_once() {
         let t: DmbTable<(), 4> = DmbTable::new();
-        t.register(T1, b.mem(64), ()).unwrap();
-        assert_eq!(t.attach(T1).unwrap().attached, 1);
-        assert_eq!(t.attach(T1).unwrap().attached, 2);
-        assert!(t.unregister(T1).unwrap().is_none());
-        // Owner gone: the DMB stays for the attachers, but takes no new ones.
+        let (a, b) = pair(&t);
+        let e = t.attach(T1, a, T2, LEN, false).unwrap();
+        assert_eq!((e.token, e.bound_by, e.attached), (T2, Some(T1), 0));
+        assert_eq!(t.attach(T2, b, T1, LEN, true).unwrap().attached, 1);
+        assert_eq!(t.lookup(T1).unwrap().peer, Some(T2));
+        // Neither side takes a second binding.
+        assert_eq!(
+            t.attach(T1, a, T2, LEN, false).unwrap_err(),
+            DmbError::Bound
+        );
+        assert!(t.detach(T2, T1, true).unwrap().is_none());
+        assert!(t.detach(T1, T2, false).unwrap().is_none());
+        let (e1, e2) = (t.lookup(T1).unwrap(), t.lookup(T2).unwrap());
+        assert_eq!((e1.peer, e1.bound_by, e1.attached), (None, None, 0));
+        assert_eq!((e2.peer, e2.bound_by, e2.attached), (None, None, 0));
+    }
+
+    #[test]
+    fn bindings_that_would_cross_connections_are_refused() {
+        let t: DmbTable<(), 4> = DmbTable::new();
+        let (a, b) = pair(&t);
+        let c = region(LEN);
+        t.register(T3, c, ()).unwrap();
+        assert_eq!(
+            t.attach(T1, a, T1, LEN, false).unwrap_err(),
+            DmbError::SelfBind
+        );
+        t.attach(T1, a, T2, LEN, false).unwrap();
+        t.attach(T2, b, T1, LEN, false).unwrap();
+        // A third DMB may send neither into T1 nor into T2: both have their sender.
+        assert_eq!(
+            t.attach(T3, c, T1, LEN, false).unwrap_err(),
+            DmbError::Bound
+        );
+        assert_eq!(t.attach(T3, c, T2, LEN, true).unwrap_err(), DmbError::Bound);
+        assert_eq!(t.lookup(T2).unwrap().attached, 0);
+        // Wrong memory for the own token, wrong announced length.
+        assert_eq!(
+            t.attach(T3, a, T1, LEN, false).unwrap_err(),
+            DmbError::Foreign
+        );
+        t.detach(T2, T1, false).unwrap();
+        assert_eq!(
+            t.attach(T3, c, T1, 2 * LEN, false).unwrap_err(),
+            DmbError::LengthMismatch
+        );
+        // T1 still names T2 as its peer: T3 cannot pair with it.
+        assert_eq!(
+            t.attach(T3, c, T1, LEN, false).unwrap_err(),
+            DmbError::Bound
+        );
+    }
+
+    #[test]
+    fn unregister_while_mapped_frees_at_last_detach() {
+        let t: DmbTable<(), 4> = DmbTable::new();
+        let (a, b) = pair(&t);
+        assert_eq!(t.attach(T2, b, T1, LEN, true).unwrap().attached, 1);
+        assert!(t.unregister(T1, a).unwrap().is_none());
+        // Owner gone: the DMB stays for its mapper, but takes no new binding.
         let e = t.lookup(T1).unwrap();
         assert!(!e.registered);
-        assert_eq!(t.attach(T1).unwrap_err(), DmbError::Unregistered);
-        assert_eq!(t.unregister(T1).unwrap_err(), DmbError::Unregistered);
-        assert!(t.detach(T1).unwrap().is_none());
-        let freed = t.detach(T1).unwrap().unwrap();
+        assert_eq!(e.bound_by, None);
+        assert_eq!(t.unregister(T1, a).unwrap_err(), DmbError::Unregistered);
+        let freed = t.detach(T2, T1, true).unwrap().unwrap();
         assert_eq!(
             (freed.token, freed.attached, freed.registered),
             (T1, 0, false)
         );
-        assert_eq!(t.detach(T1).unwrap_err(), DmbError::NotFound);
+        assert_eq!(t.detach(T2, T1, true).unwrap_err(), DmbError::NotFound);
+        assert_eq!(t.lookup(T2).unwrap().peer, None);
+        assert!(t.unregister(T2, b).unwrap().is_some());
         assert!(t.is_empty());
     }
 
     #[test]
-    fn detach_needs_an_attachment() {
-        let mut b = Bufs::default();
+    fn detach_needs_a_mapping() {
         let t: DmbTable<(), 4> = DmbTable::new();
-        t.register(T1, b.mem(64), ()).unwrap();
-        assert_eq!(t.detach(T1).unwrap_err(), DmbError::NotAttached);
-        t.attach(T1).unwrap();
-        assert!(t.detach(T1).unwrap().is_none());
+        let (a, b) = pair(&t);
+        assert_eq!(t.detach(T2, T1, true).unwrap_err(), DmbError::NotAttached);
+        t.attach(T2, b, T1, LEN, true).unwrap();
+        assert_eq!(t.attachments(), 1);
+        assert!(t.detach(T2, T1, true).unwrap().is_none());
+        assert_eq!(t.attachments(), 0);
         // The owner still holds it.
         assert!(t.lookup(T1).unwrap().registered);
-        assert!(t.unregister(T1).unwrap().is_some());
+        assert!(t.unregister(T1, a).unwrap().is_some());
     }
 
     #[test]
     fn many_tokens_stay_findable() {
-        let mut b = Bufs::default();
         let t: DmbTable<u64, 64> = DmbTable::new();
-        let m = b.mem(64);
+        let m = region(LEN);
+        let tok = |i: u64| DmbToken(i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
         // Insert in a scrambled order; every token must be found with its owner.
         for i in 0..64u64 {
-            let tok = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-            t.register(DmbToken(tok), m, i).unwrap();
+            t.register(tok(i), m, i).unwrap();
         }
         for i in 0..64u64 {
-            let tok = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-            assert_eq!(t.lookup(DmbToken(tok)).unwrap().owner, i);
+            assert_eq!(t.lookup(tok(i)).unwrap().owner, i);
         }
         for i in (0..64u64).step_by(2) {
-            let tok = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-            assert!(t.unregister(DmbToken(tok)).unwrap().is_some());
+            assert!(t.unregister(tok(i), m).unwrap().is_some());
         }
         for i in 0..64u64 {
-            let tok = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-            assert_eq!(t.lookup(DmbToken(tok)).is_ok(), i % 2 == 1);
+            assert_eq!(t.lookup(tok(i)).is_ok(), i % 2 == 1);
         }
     }
 
     #[test]
     fn two_threads_share_the_table() {
-        let mut b = Bufs::default();
-        let t: DmbTable<u8, 2> = DmbTable::new();
-        let mems = [(1u8, b.mem(64)), (2u8, b.mem(64))];
+        let t: DmbTable<u8, 4> = DmbTable::new();
+        let regions = [
+            (1u8, region(LEN), region(LEN)),
+            (2u8, region(LEN), region(LEN)),
+        ];
         std::thread::scope(|s| {
-            for (owner, m) in mems {
+            for (owner, mine, theirs) in regions {
                 let t = &t;
                 s.spawn(move || {
-                    let tok = DmbToken(u64::from(owner));
+                    let (a, b) = (DmbToken(u64::from(owner)), DmbToken(u64::from(owner) << 8));
                     for _ in 0..50 {
-                        t.register(tok, m, owner).unwrap();
-                        assert_eq!(t.lookup(tok).unwrap().owner, owner);
-                        t.attach(tok).unwrap();
-                        assert!(t.unregister(tok).unwrap().is_none());
-                        let freed = t.detach(tok).unwrap().unwrap();
-                        assert_eq!(freed.mem.as_ptr(), m.as_ptr());
+                        t.register(a, mine, owner).unwrap();
+                        t.register(b, theirs, owner).unwrap();
+                        assert_eq!(t.lookup(a).unwrap().owner, owner);
+                        t.attach(a, mine, b, LEN, true).unwrap();
+                        assert!(t.unregister(b, theirs).unwrap().is_none());
+                        let freed = t.detach(a, b, true).unwrap().unwrap();
+                        assert_eq!(freed.region, theirs);
+                        assert!(t.unregister(a, mine).unwrap().is_some());
                     }
                 });
             }
@@ -461,6 +675,7 @@ mod tests {
     #[test]
     fn errors_display_and_map_to_kinds() {
         assert_eq!(DmbError::NotFound.kind(), ErrorKind::InvalidToken);
+        assert_eq!(DmbError::Bound.kind(), ErrorKind::InvalidToken);
         assert_eq!(DmbError::TooLarge.kind(), ErrorKind::NoMemory);
         assert_eq!(
             std::format!("{}", DmbError::TokenInUse),

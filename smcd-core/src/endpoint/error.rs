@@ -5,7 +5,7 @@ use core::fmt;
 
 use super::stream::StreamErrorKind;
 use crate::clc::HandshakeError;
-use crate::conn::{ConnError, SetupError};
+use crate::conn::ConnError;
 
 /// Why an endpoint ended without a connection (SMC-D or TCP). The stream is
 /// shut down; the application should close it.
@@ -19,10 +19,8 @@ pub enum Failure {
     StreamClosed,
     /// The stream broke during the handshake.
     Stream(StreamErrorKind),
-    /// The handshake's result was not a usable connection (a bug on one side).
-    Setup(SetupError),
-    /// The handshake chose a device other than [`Host::device`](super::Host::device).
-    ForeignDevice,
+    /// The handshake reported SMC-D but handed over no resources (a bug).
+    NoResources,
 }
 
 impl fmt::Display for Failure {
@@ -31,10 +29,7 @@ impl fmt::Display for Failure {
             Self::Handshake(e) => write!(f, "{e}"),
             Self::StreamClosed => f.write_str("stream closed during the CLC handshake"),
             Self::Stream(k) => write!(f, "stream failed during the CLC handshake: {k}"),
-            Self::Setup(e) => write!(f, "cannot set up the SMC-D connection: {e}"),
-            Self::ForeignDevice => {
-                f.write_str("handshake chose a device the endpoint has no data path for")
-            }
+            Self::NoResources => f.write_str("handshake established SMC-D without its DMBs"),
         }
     }
 }
@@ -44,8 +39,7 @@ impl core::error::Error for Failure {
         match self {
             Self::Handshake(e) => Some(e),
             Self::Stream(k) => Some(k),
-            Self::Setup(e) => Some(e),
-            Self::StreamClosed | Self::ForeignDevice => None,
+            Self::StreamClosed | Self::NoResources => None,
         }
     }
 }

@@ -1,114 +1,117 @@
 //! [`Host`]: what every endpoint of one host shares — handshake
-//! configuration, the device list, the link-group table and the device the
-//! data path runs on.
+//! configuration, the device and the link-group table — and [`HostRef`],
+//! the handle an endpoint owns to reach it.
 
 use core::fmt;
+use core::ops::Deref;
 
-use crate::clc::{ClcConfig, ClcDevice, Devices, LinkGroup, LinkGroupTable, LinkGroups};
+use crate::clc::{ClcConfig, ClcContext, Devices, LinkGroupTable, LinkGroups};
+use crate::ops::SmcdOps;
 use crate::stats::ClcStats;
 
-/// A link-group table endpoints can hand connection references back to.
+/// Link groups a [`Host`] keeps unless told otherwise.
+pub const DEFAULT_LINK_GROUPS: usize = 16;
+
+/// One host: its handshake configuration, its SMC-D device and its
+/// link-group table, owned in one place.
 ///
-/// The engine's [`LinkGroupTable`] is sealed; this trait adds the one
-/// operation an endpoint needs when its connection ends. Implemented by
-/// [`LinkGroups`]; there is no reason to implement it by hand.
-pub trait Groups: Sync {
-    /// The table as the handshake engines use it.
-    fn table(&self) -> &dyn LinkGroupTable;
-    /// Drop one connection's reference ([`LinkGroups::release`]).
-    fn release(&self, lgr: LinkGroup);
-    /// How the handshakes of this host ended ([`LinkGroups::clc_stats`]).
-    fn clc_stats(&self) -> ClcStats;
-}
-
-impl<const N: usize> Groups for LinkGroups<N> {
-    fn table(&self) -> &dyn LinkGroupTable {
-        self
-    }
-
-    fn release(&self, lgr: LinkGroup) {
-        LinkGroups::release(self, lgr);
-    }
-
-    fn clc_stats(&self) -> ClcStats {
-        LinkGroups::clc_stats(self)
-    }
-}
-
-/// The host-wide context of an [`Endpoint`](super::Endpoint).
-///
-/// `device` is the device the data path runs on; it must be one of
-/// `devices` (the list the handshake offers). Cheap to copy; `Send` and
-/// `Sync` when `D` is `Sync` (every listed device is), so endpoints built
-/// from it may move to other threads.
+/// Endpoints reach it through a [`HostRef`] — `&Host` on the stack,
+/// `Arc<Host>` shared between threads, `&'static Host` in firmware — so an
+/// endpoint can live in a struct without a borrowed lifetime of its own.
 ///
 /// ```
 /// use smcd_core::clc::testing::FakeDevice;
-/// use smcd_core::clc::{ClcConfig, ClcDevice, Devices, LinkGroups};
 /// use smcd_core::dmb::Gid;
 /// use smcd_core::endpoint::Host;
 ///
-/// let lo = FakeDevice::loopback(Gid::new(1, 2));
-/// let list: [&dyn ClcDevice; 1] = [&lo];
-/// let config = ClcConfig::new().with_ueid("SMCD-TEST")?;
-/// let groups = LinkGroups::<4>::new();
-/// let host = Host::new(&config, Devices::new(&list), &groups, &lo);
-/// assert!(host.lists_device());
-/// # Ok::<(), smcd_core::clc::EidError>(())
+/// let host: Host<_> = Host::new(FakeDevice::loopback(Gid::new(1, 2)));
+/// assert_eq!(host.config().ueids().len(), 1); // the default UEID
+/// assert_eq!(host.clc_stats().client.established(), 0);
 /// ```
-pub struct Host<'a, D> {
-    /// EIDs, hostname, DMB size.
-    pub config: &'a ClcConfig,
-    /// Devices the handshake may offer and accept, in the caller's order.
-    pub devices: Devices<'a>,
-    /// Link groups of this host.
-    pub groups: &'a dyn Groups,
-    /// The device connections run on (one of `devices`).
-    pub device: &'a D,
+pub struct Host<D, const N: usize = DEFAULT_LINK_GROUPS> {
+    config: ClcConfig,
+    device: D,
+    groups: LinkGroups<N>,
 }
 
-impl<'a, D> Host<'a, D> {
-    /// A host context.
-    pub fn new(
-        config: &'a ClcConfig,
-        devices: Devices<'a>,
-        groups: &'a dyn Groups,
-        device: &'a D,
-    ) -> Self {
+impl<D, const N: usize> Host<D, N> {
+    /// A host on `device` with the default configuration
+    /// ([`ClcConfig::default`]: the default UEID, 64 KiB DMBs).
+    pub fn new(device: D) -> Self {
+        Self::with_config(ClcConfig::default(), device)
+    }
+
+    /// A host on `device` with `config`.
+    pub const fn with_config(config: ClcConfig, device: D) -> Self {
         Self {
             config,
-            devices,
-            groups,
             device,
+            groups: LinkGroups::new(),
         }
     }
 
-    /// Whether `index` in [`devices`](Self::devices) is [`device`](Self::device).
-    pub fn is_data_device(&self, index: usize) -> bool {
-        self.devices
-            .get(index)
-            .is_some_and(|d| core::ptr::addr_eq(d as *const dyn ClcDevice, self.device as *const D))
+    /// The handshake configuration.
+    pub fn config(&self) -> &ClcConfig {
+        &self.config
     }
 
-    /// Whether [`device`](Self::device) is in [`devices`](Self::devices).
-    pub fn lists_device(&self) -> bool {
-        (0..self.devices.len()).any(|i| self.is_data_device(i))
+    /// The device connections run on.
+    pub fn device(&self) -> &D {
+        &self.device
+    }
+
+    /// The link-group table.
+    pub fn groups(&self) -> &LinkGroups<N> {
+        &self.groups
+    }
+
+    /// How the handshakes of this host ended ([`LinkGroups::clc_stats`]).
+    pub fn clc_stats(&self) -> ClcStats {
+        self.groups.clc_stats()
     }
 }
 
-impl<D> Clone for Host<'_, D> {
-    fn clone(&self) -> Self {
-        *self
+impl<D: SmcdOps + Sync, const N: usize> ClcContext for Host<D, N> {
+    fn config(&self) -> &ClcConfig {
+        &self.config
+    }
+    fn devices(&self) -> Devices<'_> {
+        Devices::one(&self.device)
+    }
+    fn link_groups(&self) -> &dyn LinkGroupTable {
+        &self.groups
     }
 }
 
-impl<D> Copy for Host<'_, D> {}
-
-impl<D> fmt::Debug for Host<'_, D> {
+impl<D, const N: usize> fmt::Debug for Host<D, N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Host")
-            .field("config", self.config)
-            .field("devices", &self.devices)
+            .field("config", &self.config)
+            .field("link_groups", &self.groups.len())
             .finish_non_exhaustive()
+    }
+}
+
+/// The handle through which an [`Endpoint`](super::Endpoint) reaches its
+/// [`Host`]: any cloneable pointer to one (`&Host`, `Arc<Host>`,
+/// `&'static Host`, `Rc<Host>`).
+///
+/// Implemented for every such pointer; there is no reason to implement it
+/// by hand.
+pub trait HostRef: ClcContext + Clone {
+    /// The host's device.
+    type Device: SmcdOps + Sync;
+    /// The device connections run on.
+    fn device(&self) -> &Self::Device;
+}
+
+impl<T, D, const N: usize> HostRef for T
+where
+    T: Deref<Target = Host<D, N>> + Clone,
+    D: SmcdOps + Sync,
+{
+    type Device = D;
+    fn device(&self) -> &D {
+        &self.device
     }
 }

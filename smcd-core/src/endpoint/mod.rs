@@ -30,19 +30,17 @@
 //!
 //! ```
 //! use smcd_core::clc::testing::FakeDevice;
-//! use smcd_core::clc::{ClcConfig, ClcDevice, Devices, LinkGroups};
+//! use smcd_core::clc::ClcConfig;
 //! use smcd_core::dmb::Gid;
 //! use smcd_core::endpoint::{Endpoint, Host, Pipe, Transport};
 //!
 //! let lo = FakeDevice::loopback(Gid::new(1, 2));
-//! let list: [&dyn ClcDevice; 1] = [&lo];
-//! let config = ClcConfig::new(); // no UEID: the server declines NOUEID
-//! let groups = LinkGroups::<4>::new();
-//! let host = Host::new(&config, Devices::new(&list), &groups, &lo);
+//! // No UEID at all: the server declines NOUEID.
+//! let host: Host<_> = Host::with_config(ClcConfig::empty(), lo);
 //! let pipe = Pipe::<1024>::new();
 //! let (a, b) = pipe.ends();
-//! let mut client = Endpoint::client(host, a, 0);
-//! let mut server = Endpoint::server(host, b, 0);
+//! let mut client = Endpoint::client(&host, a, 0);
+//! let mut server = Endpoint::server(&host, b, 0);
 //! while client.is_handshaking() || server.is_handshaking() {
 //!     client.poll(0)?;
 //!     server.poll(0)?;
@@ -66,13 +64,12 @@ mod stream;
 pub mod testing;
 
 pub use error::{EndpointError, Failure};
-pub use host::{Groups, Host};
+pub use host::{DEFAULT_LINK_GROUPS, Host, HostRef};
 pub use pipe::{Pipe, PipeEnd};
 pub use stream::{ByteStream, StreamError, StreamErrorKind};
 
-use crate::clc::{Established, Fallback, Handshake, Outcome};
-use crate::conn::{CloseState, Connection, SendMode};
-use crate::ops::SmcdOps;
+use crate::clc::{ClcContext, Fallback, Handshake, LinkGroup, Outcome, SmcdInfo, release_parts};
+use crate::conn::{CloseState, Connection};
 use staged::{STAGE_BYTES, Staged};
 
 /// How an endpoint's bytes travel.
@@ -80,9 +77,9 @@ use staged::{STAGE_BYTES, Staged};
 pub enum Transport {
     /// The CLC handshake is running; nothing can be sent yet.
     Handshaking,
-    /// SMC-D, over the DMBs of this handshake result (the endpoint owns its
-    /// resources; the value is for information).
-    SmcD(Established),
+    /// SMC-D, as the handshake settled it (information only: the endpoint
+    /// owns the DMBs).
+    SmcD(SmcdInfo),
     /// Plain bytes on the stream after a Decline.
     Tcp(Fallback),
     /// No connection.
@@ -102,11 +99,12 @@ impl Transport {
 // heap to box the handshake into.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
-enum Phase<'a> {
-    Handshake(Handshake<'a>),
+enum Phase<H: ClcContext> {
+    Handshake(Handshake<H>),
     /// `conn` is `None` once its resources went back.
     Smc {
-        est: Established,
+        info: SmcdInfo,
+        lgr: LinkGroup,
         conn: Option<Connection>,
     },
     Tcp(Fallback),
@@ -143,33 +141,20 @@ fn copy_into(dst: &mut [u8], src: &[u8]) -> usize {
     n
 }
 
-/// Give back what an established handshake handed over, through the device
-/// the handshake used (`e.device` of `host.devices`).
-fn give_back<D>(host: &Host<'_, D>, e: &Established) {
-    if let Some(dev) = host.devices.get(e.device) {
-        if let SendMode::NoCopy(peer) = e.mode {
-            let _ = dev.detach(peer.token);
-        }
-        let _ = dev.unregister(e.dmb.token);
-    }
-    host.groups.release(e.link_group);
-}
-
-/// Give back what a connection holds: its DMBs (through the data device) and
-/// its link-group reference. Nothing more can be done about a device that
-/// refuses to take its DMB back.
-fn release_conn<D: SmcdOps>(host: &Host<'_, D>, est: &Established, conn: Connection) {
-    let _ = conn.release(host.device);
-    host.groups.release(est.link_group);
+/// Give back what a connection holds — its DMBs and its link-group
+/// reference — through the handshake's release path.
+fn release_conn<H: HostRef>(host: &H, info: &SmcdInfo, lgr: LinkGroup, conn: Connection) {
+    let (own, peer) = conn.into_dmbs();
+    release_parts(host, info.device, own, peer, lgr);
 }
 
 /// The handshake, connection and stream of one application connection.
 /// See the [module documentation](self).
 #[derive(Debug)]
-pub struct Endpoint<'a, D: SmcdOps, S: ByteStream> {
-    host: Host<'a, D>,
+pub struct Endpoint<H: HostRef, S: ByteStream> {
+    host: H,
     stream: S,
-    phase: Phase<'a>,
+    phase: Phase<H>,
     /// CLC bytes the stream has not taken yet.
     tx: Staged,
     /// Application bytes read together with the last CLC message.
@@ -178,20 +163,20 @@ pub struct Endpoint<'a, D: SmcdOps, S: ByteStream> {
     stream_ended: bool,
 }
 
-impl<'a, D: SmcdOps, S: ByteStream> Endpoint<'a, D, S> {
+impl<H: HostRef, S: ByteStream> Endpoint<H, S> {
     /// The connecting side, started at `now_ms` (the TCP connection is up).
-    pub fn client(host: Host<'a, D>, stream: S, now_ms: u64) -> Self {
-        let h = Handshake::client(host.config, host.devices, host.groups.table(), now_ms);
+    pub fn client(host: H, stream: S, now_ms: u64) -> Self {
+        let h = Handshake::client(host.clone(), now_ms);
         Self::with(host, stream, h)
     }
 
     /// The accepting side, started at `now_ms` (the TCP connection is up).
-    pub fn server(host: Host<'a, D>, stream: S, now_ms: u64) -> Self {
-        let h = Handshake::server(host.config, host.devices, host.groups.table(), now_ms);
+    pub fn server(host: H, stream: S, now_ms: u64) -> Self {
+        let h = Handshake::server(host.clone(), now_ms);
         Self::with(host, stream, h)
     }
 
-    fn with(host: Host<'a, D>, stream: S, h: Handshake<'a>) -> Self {
+    fn with(host: H, stream: S, h: Handshake<H>) -> Self {
         Self {
             host,
             stream,
@@ -209,7 +194,7 @@ impl<'a, D: SmcdOps, S: ByteStream> Endpoint<'a, D, S> {
     pub fn transport(&self) -> Transport {
         match &self.phase {
             Phase::Handshake(_) => Transport::Handshaking,
-            Phase::Smc { est, .. } => Transport::SmcD(*est),
+            Phase::Smc { info, .. } => Transport::SmcD(*info),
             Phase::Tcp(f) => Transport::Tcp(*f),
             Phase::Failed(f) => Transport::Failed(*f),
             Phase::Abandoned => Transport::Closed,
@@ -251,16 +236,16 @@ impl<'a, D: SmcdOps, S: ByteStream> Endpoint<'a, D, S> {
 
     /// The SMC-D connection and its device, for the zero-copy calls
     /// ([`Connection::send_with`], [`Connection::recv_with`]).
-    pub fn connection_mut(&mut self) -> Option<(&mut Connection, &'a D)> {
-        let dev = self.host.device;
+    pub fn connection_mut(&mut self) -> Option<(&mut Connection, &H::Device)> {
+        let dev = self.host.device();
         match &mut self.phase {
             Phase::Smc { conn, .. } => conn.as_mut().map(|c| (c, dev)),
             _ => None,
         }
     }
 
-    /// The host context.
-    pub fn host(&self) -> &Host<'a, D> {
+    /// The host handle.
+    pub fn host(&self) -> &H {
         &self.host
     }
 
@@ -362,7 +347,8 @@ impl<'a, D: SmcdOps, S: ByteStream> Endpoint<'a, D, S> {
         };
         match (outcome, broken) {
             (Some(o), _) => {
-                self.settle(o)?;
+                let conn = h.take_established().map(|e| e.into_connection());
+                self.settle(o, conn)?;
                 Ok(true)
             }
             (None, Some(f)) => Err(self.fail(f)),
@@ -370,40 +356,37 @@ impl<'a, D: SmcdOps, S: ByteStream> Endpoint<'a, D, S> {
         }
     }
 
-    /// Turn the handshake's outcome into the endpoint's transport.
-    fn settle(&mut self, outcome: Outcome) -> Result<(), EndpointError> {
-        match outcome {
-            Outcome::Established(e) => {
+    /// Turn the handshake's outcome (with the connection of an
+    /// established one) into the endpoint's transport.
+    fn settle(
+        &mut self,
+        outcome: Outcome,
+        conn: Option<(Connection, LinkGroup)>,
+    ) -> Result<(), EndpointError> {
+        match (outcome, conn) {
+            (Outcome::Established(info), Some((conn, lgr))) => {
                 // Nothing but CLC may precede SMC-D data; stray bytes are dropped.
                 self.rx.consume(usize::MAX);
-                if !self.host.is_data_device(e.device) {
-                    give_back(&self.host, &e);
-                    return Err(self.fail(Failure::ForeignDevice));
-                }
-                match Connection::new(e.conn_params()) {
-                    Ok(conn) => {
-                        self.phase = Phase::Smc {
-                            est: e,
-                            conn: Some(conn),
-                        };
-                        Ok(())
-                    }
-                    Err(s) => {
-                        give_back(&self.host, &e);
-                        Err(self.fail(Failure::Setup(s)))
-                    }
-                }
+                self.phase = Phase::Smc {
+                    info,
+                    lgr,
+                    conn: Some(conn),
+                };
+                Ok(())
             }
-            Outcome::Fallback(f) => {
+            (Outcome::Fallback(f), _) => {
                 self.phase = Phase::Tcp(f);
                 Ok(())
             }
-            Outcome::Failed(e) => Err(self.fail(Failure::Handshake(e))),
+            (Outcome::Failed(e), _) => Err(self.fail(Failure::Handshake(e))),
+            // The engine hands its resources over with every established
+            // outcome; without them there is no connection.
+            (Outcome::Established(_), None) => Err(self.fail(Failure::NoResources)),
         }
     }
 
     fn poll_smc(&mut self) -> Result<bool, EndpointError> {
-        let dev = self.host.device;
+        let dev = self.host.device();
         let Phase::Smc {
             conn: Some(conn), ..
         } = &mut self.phase
@@ -443,9 +426,9 @@ impl<'a, D: SmcdOps, S: ByteStream> Endpoint<'a, D, S> {
         if !self.app_closed {
             return;
         }
-        if let Phase::Smc { est, conn } = &mut self.phase {
+        if let Phase::Smc { info, lgr, conn } = &mut self.phase {
             if let Some(c) = conn.take_if(|c| c.is_closed()) {
-                release_conn(&self.host, est, c);
+                release_conn(&self.host, info, *lgr, c);
             }
         }
     }
@@ -465,13 +448,10 @@ impl<'a, D: SmcdOps, S: ByteStream> Endpoint<'a, D, S> {
         if self.app_closed {
             return Err(EndpointError::Closed);
         }
-        let dev = self.host.device;
+        let dev = self.host.device();
         match &mut self.phase {
             Phase::Handshake(_) => Err(EndpointError::WouldBlock),
-            Phase::Smc { conn: Some(c), .. } => match c.send(dev, data) {
-                Ok(0) if !data.is_empty() => Err(EndpointError::WouldBlock),
-                r => r.map_err(EndpointError::conn),
-            },
+            Phase::Smc { conn: Some(c), .. } => c.send(dev, data).map_err(EndpointError::conn),
             Phase::Smc { conn: None, .. } | Phase::Abandoned => Err(EndpointError::Closed),
             Phase::Tcp(_) => {
                 // Our Decline goes first.
@@ -497,7 +477,7 @@ impl<'a, D: SmcdOps, S: ByteStream> Endpoint<'a, D, S> {
         if self.app_closed {
             return Err(EndpointError::Closed);
         }
-        let dev = self.host.device;
+        let dev = self.host.device();
         match &mut self.phase {
             Phase::Handshake(_) => Err(EndpointError::WouldBlock),
             Phase::Smc { conn: Some(c), .. } => c.recv(dev, buf).map_err(EndpointError::conn),
@@ -522,7 +502,7 @@ impl<'a, D: SmcdOps, S: ByteStream> Endpoint<'a, D, S> {
         if self.app_closed {
             return Err(EndpointError::Closed);
         }
-        let dev = self.host.device;
+        let dev = self.host.device();
         match &mut self.phase {
             Phase::Handshake(_) => return Err(EndpointError::WouldBlock),
             Phase::Smc { conn: Some(c), .. } => {
@@ -562,7 +542,7 @@ impl<'a, D: SmcdOps, S: ByteStream> Endpoint<'a, D, S> {
             return Ok(());
         }
         self.app_closed = true;
-        let dev = self.host.device;
+        let dev = self.host.device();
         let mut closed = Ok(());
         match &mut self.phase {
             Phase::Handshake(_) => self.phase = Phase::Abandoned,
@@ -588,7 +568,7 @@ impl<'a, D: SmcdOps, S: ByteStream> Endpoint<'a, D, S> {
     /// peer does not complete a close in time.
     pub fn abort(&mut self) {
         self.app_closed = true;
-        let dev = self.host.device;
+        let dev = self.host.device();
         match &mut self.phase {
             Phase::Handshake(_) => self.phase = Phase::Abandoned,
             Phase::Smc { conn: Some(c), .. } => c.abort(dev),
@@ -600,13 +580,13 @@ impl<'a, D: SmcdOps, S: ByteStream> Endpoint<'a, D, S> {
     }
 }
 
-impl<D: SmcdOps, S: ByteStream> Drop for Endpoint<'_, D, S> {
+impl<H: HostRef, S: ByteStream> Drop for Endpoint<H, S> {
     fn drop(&mut self) {
-        let dev = self.host.device;
-        if let Phase::Smc { est, conn } = &mut self.phase {
+        let dev = self.host.device();
+        if let Phase::Smc { info, lgr, conn } = &mut self.phase {
             if let Some(mut c) = conn.take() {
                 c.abort(dev);
-                release_conn(&self.host, est, c);
+                release_conn(&self.host, info, *lgr, c);
             }
         }
     }

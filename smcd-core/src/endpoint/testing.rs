@@ -8,15 +8,22 @@
 
 use std::vec::Vec;
 
-use super::{ByteStream, Endpoint, EndpointError, Host, Pipe, PipeEnd};
-use crate::clc::{ClcConfig, ClcDevice, Devices, LinkGroups};
+use super::{ByteStream, Endpoint, EndpointError, Host, HostRef, Pipe, PipeEnd};
+use crate::clc::ClcConfig;
 use crate::ops::SmcdOps;
 
 /// Capacity of a fixture's pipe.
 pub const PIPE_BYTES: usize = 1024;
 
+/// Link groups of a fixture's host.
+pub const FIXTURE_GROUPS: usize = 4;
+
+/// The host of a [`Fixture`]: its configuration and link groups on a
+/// borrowed device.
+pub type FixtureHost<'a, D> = Host<&'a D, FIXTURE_GROUPS>;
+
 /// An endpoint on a fixture's pipe.
-pub type PipeEndpoint<'a, D> = Endpoint<'a, D, PipeEnd<'a, PIPE_BYTES>>;
+pub type PipeEndpoint<'a, D> = Endpoint<&'a FixtureHost<'a, D>, PipeEnd<'a, PIPE_BYTES>>;
 
 /// One host in a test: a device, its configuration and link groups, and a
 /// pipe for one connection.
@@ -28,19 +35,14 @@ pub type PipeEndpoint<'a, D> = Endpoint<'a, D, PipeEnd<'a, PIPE_BYTES>>;
 /// use smcd_core::endpoint::testing::{Fixture, drive};
 ///
 /// let lo = FakeDevice::loopback(Gid::new(1, 2));
-/// let fx = Fixture::new(&lo, ClcConfig::new()); // no UEID: fallback
+/// let fx = Fixture::new(&lo, ClcConfig::empty()); // no UEID: fallback
 /// let (mut client, mut server) = fx.pair();
 /// drive(&mut client, &mut server, 0);
 /// assert!(!client.transport().is_smcd());
 /// ```
 pub struct Fixture<'d, D> {
-    /// The device (the data path's and the only one offered).
-    pub dev: &'d D,
-    list: [&'d dyn ClcDevice; 1],
-    /// The host's handshake configuration.
-    pub config: ClcConfig,
-    /// The host's link groups.
-    pub groups: LinkGroups<4>,
+    /// The host: configuration, link groups, the device.
+    pub host: FixtureHost<'d, D>,
     /// The "TCP connection" of [`pair`](Self::pair).
     pub pipe: Pipe<PIPE_BYTES>,
 }
@@ -49,37 +51,34 @@ impl<'d, D: SmcdOps + Sync> Fixture<'d, D> {
     /// A host on `dev` with `config`.
     pub fn new(dev: &'d D, config: ClcConfig) -> Self {
         Self {
-            dev,
-            list: [dev],
-            config,
-            groups: LinkGroups::new(),
+            host: Host::with_config(config, dev),
             pipe: Pipe::new(),
         }
     }
 
-    /// The host context, with this fixture's link groups.
-    pub fn host(&self) -> Host<'_, D> {
-        self.host_with(&self.groups)
+    /// A second host on the same device with the same configuration but
+    /// link groups of its own.
+    pub fn second_host(&self) -> FixtureHost<'d, D> {
+        Host::with_config(self.host.config().clone(), *self.host.device())
     }
 
-    /// The host context with other link groups (a second "host" on the
-    /// same device).
-    pub fn host_with<'a>(&'a self, groups: &'a LinkGroups<4>) -> Host<'a, D> {
-        Host::new(&self.config, Devices::new(&self.list), groups, self.dev)
+    /// The device.
+    pub fn dev(&self) -> &'d D {
+        self.host.device()
     }
 
     /// A client and a server endpoint on [`pipe`](Self::pipe), started at 0.
     pub fn pair(&self) -> (PipeEndpoint<'_, D>, PipeEndpoint<'_, D>) {
-        pair_on(self.host(), self.host(), &self.pipe)
+        pair_on(&self.host, &self.host, &self.pipe)
     }
 }
 
 /// A client on `client` and a server on `server` over `pipe`, started at 0.
-pub fn pair_on<'a, D: SmcdOps>(
-    client: Host<'a, D>,
-    server: Host<'a, D>,
-    pipe: &'a Pipe<PIPE_BYTES>,
-) -> (PipeEndpoint<'a, D>, PipeEndpoint<'a, D>) {
+pub fn pair_on<'a, H: HostRef, const N: usize>(
+    client: H,
+    server: H,
+    pipe: &'a Pipe<N>,
+) -> (Endpoint<H, PipeEnd<'a, N>>, Endpoint<H, PipeEnd<'a, N>>) {
     let (a, b) = pipe.ends();
     (
         Endpoint::client(client, a, 0),
@@ -90,8 +89,7 @@ pub fn pair_on<'a, D: SmcdOps>(
 impl<D> core::fmt::Debug for Fixture<'_, D> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Fixture")
-            .field("config", &self.config)
-            .field("groups", &self.groups)
+            .field("host", &self.host)
             .finish_non_exhaustive()
     }
 }
@@ -103,9 +101,9 @@ const MAX_ROUNDS: usize = 1_000_000;
 ///
 /// Returns the last error each side reported, if any (a failed side keeps
 /// reporting nothing after its failure).
-pub fn drive<D: SmcdOps, S: ByteStream, T: ByteStream>(
-    a: &mut Endpoint<'_, D, S>,
-    b: &mut Endpoint<'_, D, T>,
+pub fn drive<A: HostRef, B: HostRef, S: ByteStream, T: ByteStream>(
+    a: &mut Endpoint<A, S>,
+    b: &mut Endpoint<B, T>,
     now_ms: u64,
 ) -> (Option<EndpointError>, Option<EndpointError>) {
     let (mut ea, mut eb) = (None, None);
@@ -127,9 +125,9 @@ pub fn drive<D: SmcdOps, S: ByteStream, T: ByteStream>(
 
 /// Send `data` from `a` and receive it at `b`, interleaved, `chunk` bytes at
 /// most per call, until `b` has every byte. Returns what `b` received.
-pub fn transfer<D: SmcdOps, S: ByteStream, T: ByteStream>(
-    a: &mut Endpoint<'_, D, S>,
-    b: &mut Endpoint<'_, D, T>,
+pub fn transfer<A: HostRef, B: HostRef, S: ByteStream, T: ByteStream>(
+    a: &mut Endpoint<A, S>,
+    b: &mut Endpoint<B, T>,
     data: &[u8],
     chunk: usize,
 ) -> Vec<u8> {
@@ -169,9 +167,9 @@ pub fn transfer<D: SmcdOps, S: ByteStream, T: ByteStream>(
 
 /// `a` closes first, then `b` after seeing the close; both are driven until
 /// closed, and both have given back their resources.
-pub fn close_both<D: SmcdOps, S: ByteStream, T: ByteStream>(
-    a: &mut Endpoint<'_, D, S>,
-    b: &mut Endpoint<'_, D, T>,
+pub fn close_both<A: HostRef, B: HostRef, S: ByteStream, T: ByteStream>(
+    a: &mut Endpoint<A, S>,
+    b: &mut Endpoint<B, T>,
 ) {
     a.close()
         .unwrap_or_else(|e| panic!("first close failed: {e}"));

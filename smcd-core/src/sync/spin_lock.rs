@@ -1,5 +1,7 @@
-//! A minimal spin lock over [`crate::sync`] primitives, so that loom sees
-//! every acquisition and every access to the protected value.
+//! [`SpinLock`]: the one lock of smcd (no_std, no OS), built on the
+//! [`crate::sync`] primitives so that loom sees every acquisition and every
+//! access to the protected value. The DMB table, the link-group table and
+//! the loopback device all use it.
 //!
 //! Critical sections are short (a table lookup or update) and never call out
 //! to foreign code, so spinning is cheap and a panic inside one cannot happen
@@ -11,11 +13,19 @@
 //! maximum number of branches"); the models therefore use two threads.
 #![allow(unsafe_code)]
 
-use crate::sync::{AtomicBool, Ordering, UnsafeCell, spin_loop};
+use super::{AtomicBool, Ordering, UnsafeCell, spin_loop};
 
 /// A value behind a test-and-set spin lock.
+///
+/// ```
+/// use smcd_core::sync::SpinLock;
+///
+/// static COUNT: SpinLock<u32> = SpinLock::new(0);
+/// COUNT.with(|n| *n += 1);
+/// assert_eq!(COUNT.with(|n| *n), 1);
+/// ```
 #[derive(Debug)]
-pub(crate) struct SpinLock<T> {
+pub struct SpinLock<T> {
     locked: AtomicBool,
     value: UnsafeCell<T>,
 }
@@ -25,7 +35,18 @@ pub(crate) struct SpinLock<T> {
 unsafe impl<T: Send> Sync for SpinLock<T> {}
 
 impl<T> SpinLock<T> {
-    pub(crate) fn new(value: T) -> Self {
+    /// An unlocked lock holding `value`.
+    #[cfg(not(smcd_loom))]
+    pub const fn new(value: T) -> Self {
+        Self {
+            locked: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    /// An unlocked lock holding `value`.
+    #[cfg(smcd_loom)]
+    pub fn new(value: T) -> Self {
         Self {
             locked: AtomicBool::new(false),
             value: UnsafeCell::new(value),
@@ -33,7 +54,7 @@ impl<T> SpinLock<T> {
     }
 
     /// Run `f` with exclusive access to the value.
-    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         while self
             .locked
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
