@@ -8,9 +8,9 @@ use smcd_core::dmb::{
     DmbTable, DmbToken, Gid,
 };
 use smcd_core::mem::{DmbMem, MemError};
-use smcd_core::ops::{Dmb, Error, ErrorKind, ErrorType, SmcdOps};
+use smcd_core::ops::{Dmb, Error, ErrorKind, ErrorType, PeerDmb, SmcdOps};
 use smcd_core::stats::DeviceStats;
-use smcd_core::sync::{AtomicU64, Ordering};
+use smcd_core::sync::{AtomicBool, AtomicU64, Ordering, SpinLock};
 use smcd_core::wire::cdc::{self, CdcError};
 
 use crate::doorbell::{Doorbell, NoDoorbell};
@@ -46,6 +46,8 @@ pub enum LoError {
     Table(DmbToken, DmbError),
     /// The DMB's owner has unregistered it: nobody reads it (Linux EPIPE).
     PeerGone(DmbToken),
+    /// A nocopy mapping asked of a device whose nocopy is switched off.
+    NocopyOff,
     /// The write does not fit the DMB.
     OutOfBounds(MemError),
     /// A data write reaching into the 32-byte CDC header, or a header write
@@ -68,6 +70,7 @@ impl fmt::Display for LoError {
             LoError::TokenDraws => f.write_str("RNG yields no usable DMB token"),
             LoError::Table(t, e) => write!(f, "DMB {t}: {e}"),
             LoError::PeerGone(t) => write!(f, "DMB {t}: owner has unregistered it"),
+            LoError::NocopyOff => f.write_str("nocopy is switched off on this device"),
             LoError::OutOfBounds(e) => write!(f, "move_data: {e}"),
             LoError::BadHeaderWrite { offset, len } => {
                 write!(
@@ -90,6 +93,7 @@ impl Error for LoError {
             LoError::TokenDraws => ErrorKind::Other,
             LoError::Table(_, e) => e.kind(),
             LoError::PeerGone(_) => ErrorKind::PeerGone,
+            LoError::NocopyOff => ErrorKind::Unsupported,
             LoError::OutOfBounds(_) | LoError::BadHeaderWrite { .. } => ErrorKind::OutOfBounds,
         }
     }
@@ -127,16 +131,22 @@ fn bump(c: &AtomicU64, n: u64) {
 /// * `N`: the DMB limit, at most [`MAX_DMBS`]; default [`DEFAULT_MAX_DMBS`].
 ///
 /// Identity: a random 128-bit GID drawn at construction, CHID 0xFFFF, SMC-Dv2,
-/// nocopy. DMBs are 16 KiB … 1 MiB under random non-zero 64-bit tokens
-/// (redrawn on collision). `move_data` copies into the DMB (bounds-checked);
-/// with `signal` it stores the 32-byte CDC header the way `wire::cdc::publish`
+/// nocopy (switchable with [`set_nocopy`](Self::set_nocopy)). DMBs are
+/// 16 KiB … 1 MiB under random non-zero 64-bit tokens (redrawn on
+/// collision). `move_data` copies into the DMB (bounds-checked); with
+/// `signal` it stores the 32-byte CDC header the way `wire::cdc::publish`
 /// does (cursor words as release atomics) and rings the doorbell. A DMB
-/// unregistered while attached (nocopy) is freed at the last detach.
+/// unregistered while mapped (nocopy) is freed at the last detach.
+///
+/// Both ends of an in-process pair share the device, so its table also
+/// pairs them (see [`DmbTable`]): `attach_dmb` refuses a peer DMB that is
+/// the caller's own, or that another connection already sends into or is
+/// paired with. A handle the device did not hand out is refused too.
 ///
 /// All methods take `&self`: the DMB table has its own lock, a second lock
 /// guards the memory provider and the RNG (register and free only). DMBs
 /// still registered when the device is dropped are leaked, not freed, since
-/// views of them may still exist.
+/// handles of them may still exist.
 ///
 /// ```
 /// use rand::{SeedableRng, rngs::SmallRng};
@@ -154,23 +164,30 @@ fn bump(c: &AtomicU64, n: u64) {
 /// let server = dev.register_dmb(16 * 1024).unwrap();
 /// let mut header = [0u8; 32];
 /// header[8..16].copy_from_slice(&7u64.to_ne_bytes());
-/// dev.move_data(server.token, 32, b"hello", false).unwrap();
-/// dev.move_data(server.token, 0, &header, true).unwrap();
-/// assert_eq!(dev.doorbell().last(), Some(server.token));
+/// dev.move_data(server.token(), 32, b"hello", false).unwrap();
+/// dev.move_data(server.token(), 0, &header, true).unwrap();
+/// assert_eq!(dev.doorbell().last(), Some(server.token()));
 ///
 /// let client = dev.register_dmb(32 * 1024).unwrap();
 /// // The arena is exhausted: the CLC engine declines (no memory).
 /// assert_eq!(dev.register_dmb(16 * 1024).unwrap_err().kind(), ErrorKind::NoMemory);
-/// dev.unregister_dmb(client.token).unwrap();
+/// // The client sends into the server's DMB, mapped (nocopy).
+/// let to_server = dev.attach_dmb(&client, server.token(), 16 * 1024, true).unwrap();
+/// assert_eq!(to_server.ring().unwrap().len(), 16 * 1024 - 32);
+/// // Its own DMB is no peer of its own.
+/// assert!(dev.attach_dmb(&client, client.token(), 32 * 1024, false).is_err());
+/// dev.detach_dmb(to_server).unwrap();
+/// dev.unregister_dmb(client).unwrap();
 /// assert_eq!(dev.stats().dmbs_in_use, 1);
 /// ```
 #[derive(Debug)]
 pub struct LoopbackDevice<M, R, D = NoDoorbell, const N: usize = DEFAULT_MAX_DMBS> {
     gid: Gid,
     table: DmbTable<(), N>,
-    provision: spin::Mutex<Provision<M, R>>,
+    provision: SpinLock<Provision<M, R>>,
     doorbell: D,
     counters: Counters,
+    nocopy: AtomicBool,
 }
 
 impl<M: DmbMemory, R: RngCore, D: Doorbell, const N: usize> LoopbackDevice<M, R, D, N> {
@@ -182,14 +199,21 @@ impl<M: DmbMemory, R: RngCore, D: Doorbell, const N: usize> LoopbackDevice<M, R,
         Self {
             gid,
             table: DmbTable::new(),
-            provision: spin::Mutex::new(Provision {
+            provision: SpinLock::new(Provision {
                 memory,
                 rng,
                 peak: 0,
             }),
             doorbell,
             counters: Counters::default(),
+            nocopy: AtomicBool::new(true),
         }
+    }
+
+    /// Offer nocopy (the default) or not: with `false`, handshakes set up
+    /// copy-mode connections. Connections already set up keep their mode.
+    pub fn set_nocopy(&self, on: bool) {
+        self.nocopy.store(on, Ordering::Relaxed);
     }
 
     /// The doorbell the device rings.
@@ -203,43 +227,51 @@ impl<M: DmbMemory, R: RngCore, D: Doorbell, const N: usize> LoopbackDevice<M, R,
         DeviceStats {
             dmbs_registered: c.registered.load(Ordering::Relaxed),
             dmbs_in_use: self.table.len() as u64,
-            dmbs_peak: self.provision.lock().peak,
+            attachments: self.table.attachments(),
+            dmbs_peak: self.provision.with(|p| p.peak),
             register_failures: c.register_failures.load(Ordering::Relaxed),
             bytes_moved: c.bytes_moved.load(Ordering::Relaxed),
             signals: c.signals.load(Ordering::Relaxed),
         }
     }
 
-    #[allow(unsafe_code)] // audited: frees only memory allocated here and never handed out
+    #[allow(unsafe_code)] // audited: views of memory the table keeps until the handle is back
     fn try_register(&self, size: usize) -> Result<Dmb, LoError> {
         if !(DMB_MIN_SIZE_BYTES..=DMB_MAX_SIZE_BYTES).contains(&size) {
             return Err(LoError::UnsupportedSize(size));
         }
         // Registering happens only under this lock, so the table cannot fill
         // up between the check and the insert.
-        let mut p = self.provision.lock();
-        if self.table.len() >= N {
-            return Err(LoError::DmbLimit);
-        }
-        let mem = p.memory.allocate(size).ok_or(LoError::OutOfMemory(size))?;
-        for _ in 0..TOKEN_DRAWS {
-            let token = DmbToken(p.rng.next_u64());
-            match self.table.register(token, mem, ()) {
-                Ok(()) => {
-                    p.peak = p.peak.max(self.table.len() as u64);
-                    return Ok(Dmb { token, mem });
-                }
-                Err(DmbError::InvalidToken | DmbError::TokenInUse) => continue,
-                Err(e) => {
-                    // SAFETY: allocated above, never handed out.
-                    unsafe { p.memory.free(mem) };
-                    return Err(LoError::Table(token, e));
+        let (token, region) = self.provision.with(|p| {
+            if self.table.len() >= N {
+                return Err(LoError::DmbLimit);
+            }
+            let region = p.memory.allocate(size).ok_or(LoError::OutOfMemory(size))?;
+            for _ in 0..TOKEN_DRAWS {
+                let token = DmbToken(p.rng.next_u64());
+                match self.table.register(token, region, ()) {
+                    Ok(()) => {
+                        p.peak = p.peak.max(self.table.len() as u64);
+                        return Ok((token, region));
+                    }
+                    Err(DmbError::InvalidToken | DmbError::TokenInUse) => continue,
+                    Err(e) => {
+                        // SAFETY: allocated above, never handed out.
+                        unsafe { p.memory.free(region) };
+                        return Err(LoError::Table(token, e));
+                    }
                 }
             }
-        }
-        // SAFETY: allocated above, never handed out.
-        unsafe { p.memory.free(mem) };
-        Err(LoError::TokenDraws)
+            // SAFETY: allocated above, never handed out.
+            unsafe { p.memory.free(region) };
+            Err(LoError::TokenDraws)
+        })?;
+        // SAFETY: the provider's region is valid until freed, and it is
+        // freed only when the table gives its entry back: after this handle
+        // came back through `unregister_dmb` and every mapping was detached.
+        let mem = unsafe { DmbMem::from_region(region) };
+        // The size was checked above, so the handle accepts it.
+        Dmb::new(token, mem).map_err(|_| LoError::UnsupportedSize(size))
     }
 
     /// Free the memory of an entry the table gave back (last reference).
@@ -247,24 +279,29 @@ impl<M: DmbMemory, R: RngCore, D: Doorbell, const N: usize> LoopbackDevice<M, R,
     fn release(&self, freed: Option<DmbEntry<()>>) {
         if let Some(entry) = freed {
             // SAFETY: the table returns an entry exactly once, when its last
-            // reference is gone; its memory came from this provider.
-            unsafe { self.provision.lock().memory.free(entry.mem) };
+            // reference is gone (every handle and pin of it is back); its
+            // memory came from this provider.
+            self.provision
+                .with(|p| unsafe { p.memory.free(entry.region) });
         }
     }
 
-    /// Run `f` on the memory of a DMB whose owner still holds it, keeping a
-    /// reference for the duration so the memory cannot be freed meanwhile.
+    /// Run `f` on the memory of a DMB whose owner still holds it, pinning it
+    /// for the duration so the memory cannot be freed meanwhile.
+    #[allow(unsafe_code)] // audited: a view that lives only while the pin is held
     fn with_live_dmb<T>(
         &self,
         token: DmbToken,
-        f: impl FnOnce(DmbMem) -> Result<T, LoError>,
+        f: impl FnOnce(&DmbMem) -> Result<T, LoError>,
     ) -> Result<T, LoError> {
-        let entry = self.table.attach(token).map_err(|e| match e {
+        let entry = self.table.pin(token).map_err(|e| match e {
             DmbError::Unregistered => LoError::PeerGone(token),
             e => LoError::Table(token, e),
         })?;
-        let result = f(entry.mem);
-        self.release(self.table.detach(token).ok().flatten());
+        // SAFETY: the pin keeps the region allocated until `unpin` below,
+        // and the view is dropped before that.
+        let result = f(&unsafe { DmbMem::from_region(entry.region) });
+        self.release(self.table.unpin(token).ok().flatten());
         result
     }
 
@@ -276,13 +313,13 @@ impl<M: DmbMemory, R: RngCore, D: Doorbell, const N: usize> LoopbackDevice<M, R,
 
 /// Store `data` at `offset`: a `header` write (the 32 bytes at offset 0) as
 /// a CDC header publication, anything else as ring data behind the header.
-fn store(mem: DmbMem, offset: usize, data: &[u8], header: bool) -> Result<(), LoError> {
+fn store(mem: &DmbMem, offset: usize, data: &[u8], header: bool) -> Result<(), LoError> {
     let bad = LoError::BadHeaderWrite {
         offset,
         len: data.len(),
     };
     if header {
-        return cdc::publish(&mem, 0, data).map_err(|e| match e {
+        return cdc::publish(mem, 0, data).map_err(|e| match e {
             CdcError::Mem(m) => LoError::OutOfBounds(m),
             _ => bad,
         });
@@ -328,10 +365,15 @@ impl<M: DmbMemory, R: RngCore, D: Doorbell, const N: usize> SmcdOps for Loopback
         result
     }
 
-    fn unregister_dmb(&self, token: DmbToken) -> Result<(), LoError> {
+    /// Refuses a handle whose memory is not the DMB registered under its
+    /// token (another device's, or a forged one): nothing is freed then.
+    fn unregister_dmb(&self, dmb: Dmb) -> Result<(), LoError> {
+        let (token, region) = (dmb.token(), dmb.mem().region());
+        // The view goes before the memory may.
+        drop(dmb);
         let freed = self
             .table
-            .unregister(token)
+            .unregister(token, region)
             .map_err(|e| LoError::Table(token, e))?;
         self.release(freed);
         Ok(())
@@ -370,24 +412,48 @@ impl<M: DmbMemory, R: RngCore, D: Doorbell, const N: usize> SmcdOps for Loopback
     }
 
     fn supports_nocopy(&self) -> bool {
-        true
+        self.nocopy.load(Ordering::Relaxed)
     }
 
-    fn attach_dmb(&self, token: DmbToken) -> Result<Dmb, LoError> {
+    #[allow(unsafe_code)] // audited: the mapping reference keeps the ring alive
+    fn attach_dmb(
+        &self,
+        own: &Dmb,
+        peer: DmbToken,
+        len: usize,
+        map: bool,
+    ) -> Result<PeerDmb, LoError> {
+        if map && !self.supports_nocopy() {
+            return Err(LoError::NocopyOff);
+        }
         let entry = self
             .table
-            .attach(token)
-            .map_err(|e| LoError::Table(token, e))?;
-        Ok(Dmb {
-            token,
-            mem: entry.mem,
+            .attach(own.token(), own.mem().region(), peer, len, map)
+            .map_err(|e| LoError::Table(peer, e))?;
+        let ring = match map.then(|| entry.region.tail(CDC_HEADER_LEN_BYTES)) {
+            None => None,
+            // SAFETY: the table holds a mapping reference for this handle
+            // until `detach_dmb` gets it back (which drops the view first).
+            Some(Some(r)) => Some(unsafe { DmbMem::from_region(r) }),
+            Some(None) => None,
+        };
+        let mapped = ring.as_ref().map(DmbMem::region);
+        PeerDmb::new(own.token(), peer, len, ring).map_err(|_| {
+            // Cannot happen for a registered DMB: undo the binding.
+            let _ = self.table.detach(own.token(), peer, mapped);
+            LoError::Table(peer, DmbError::LengthMismatch)
         })
     }
 
-    fn detach_dmb(&self, token: DmbToken) -> Result<(), LoError> {
+    /// Refuses a mapping whose ring is not the peer DMB's (a forged handle).
+    fn detach_dmb(&self, peer: PeerDmb) -> Result<(), LoError> {
+        let (own, token) = (peer.own_token(), peer.token());
+        let mapped = peer.ring().map(DmbMem::region);
+        // The view goes before the memory may.
+        drop(peer);
         let freed = self
             .table
-            .detach(token)
+            .detach(own, token, mapped)
             .map_err(|e| LoError::Table(token, e))?;
         self.release(freed);
         Ok(())

@@ -5,7 +5,8 @@
 use core::fmt;
 
 use smcd_core::dmb::{Chid, DmbToken, Gid};
-use smcd_core::ops::{Dmb, Error, ErrorKind, ErrorType, SmcdOps};
+use smcd_core::ops::{Dmb, Error, ErrorKind, ErrorType, PeerDmb, SmcdOps};
+use smcd_core::sync::SpinLock;
 
 /// A device operation, as reported to the hook and counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,13 +154,13 @@ fn no_hook(_: Op) {}
 /// dev.fail_register(ErrorKind::NoSpace, 1);
 /// assert_eq!(dev.register_dmb(16 * 1024).unwrap_err().kind(), ErrorKind::NoSpace);
 /// let dmb = dev.register_dmb(16 * 1024).unwrap(); // the fault was used up
-/// dev.unregister_dmb(dmb.token).unwrap();
+/// dev.unregister_dmb(dmb).unwrap();
 /// assert_eq!(dev.calls().register_dmb, 2);
 /// ```
 #[derive(Debug)]
 pub struct FaultInjector<D, H = fn(Op)> {
     inner: D,
-    plan: spin::Mutex<Plan>,
+    plan: SpinLock<Plan>,
     hook: H,
 }
 
@@ -175,7 +176,7 @@ impl<D: SmcdOps, H: Fn(Op)> FaultInjector<D, H> {
     pub fn with_hook(inner: D, hook: H) -> Self {
         Self {
             inner,
-            plan: spin::Mutex::new(Plan::default()),
+            plan: SpinLock::new(Plan::default()),
             hook,
         }
     }
@@ -187,22 +188,22 @@ impl<D: SmcdOps, H: Fn(Op)> FaultInjector<D, H> {
 
     /// Drop the doorbell of the next `n` signals (0 = stop dropping).
     pub fn drop_signals(&self, n: u32) {
-        self.plan.lock().drop_signals = n;
+        self.plan.with(|p| p.drop_signals = n);
     }
 
     /// Fail the next `n` `register_dmb` calls with `kind` (0 = stop).
     pub fn fail_register(&self, kind: ErrorKind, n: u32) {
-        self.plan.lock().fail_register = pending(kind, n);
+        self.plan.with(|p| p.fail_register = pending(kind, n));
     }
 
     /// Fail the next `n` `move_data` calls with `kind` (0 = stop).
     pub fn fail_move_data(&self, kind: ErrorKind, n: u32) {
-        self.plan.lock().fail_move_data = pending(kind, n);
+        self.plan.with(|p| p.fail_move_data = pending(kind, n));
     }
 
     /// The calls seen so far.
     pub fn calls(&self) -> CallCounts {
-        self.plan.lock().counts
+        self.plan.with(|p| p.counts)
     }
 
     /// Count `op` and ask `fault` whether to fail it; if not, run the hook
@@ -212,15 +213,14 @@ impl<D: SmcdOps, H: Fn(Op)> FaultInjector<D, H> {
         op: Op,
         fault: impl FnOnce(&mut Plan) -> Option<ErrorKind>,
     ) -> Result<(), FaultError<D::Error>> {
-        let injected = {
-            let mut plan = self.plan.lock();
+        let injected = self.plan.with(|plan| {
             plan.counts.count(op);
-            let injected = fault(&mut plan);
+            let injected = fault(plan);
             if injected.is_some() {
                 plan.counts.injected_failures = plan.counts.injected_failures.wrapping_add(1);
             }
             injected
-        };
+        });
         match injected {
             Some(kind) => Err(FaultError::Injected(kind)),
             None => {
@@ -232,13 +232,14 @@ impl<D: SmcdOps, H: Fn(Op)> FaultInjector<D, H> {
 
     /// Use up one dropped signal, if any are pending.
     fn take_drop_signal(&self) -> bool {
-        let mut plan = self.plan.lock();
-        if plan.drop_signals == 0 {
-            return false;
-        }
-        plan.drop_signals -= 1;
-        plan.counts.dropped_signals = plan.counts.dropped_signals.wrapping_add(1);
-        true
+        self.plan.with(|plan| {
+            if plan.drop_signals == 0 {
+                return false;
+            }
+            plan.drop_signals -= 1;
+            plan.counts.dropped_signals = plan.counts.dropped_signals.wrapping_add(1);
+            true
+        })
     }
 
     fn forward<T>(
@@ -277,8 +278,8 @@ impl<D: SmcdOps, H: Fn(Op)> SmcdOps for FaultInjector<D, H> {
         self.inner.register_dmb(size).map_err(FaultError::Device)
     }
 
-    fn unregister_dmb(&self, token: DmbToken) -> Result<(), Self::Error> {
-        self.forward(Op::UnregisterDmb, |d| d.unregister_dmb(token))
+    fn unregister_dmb(&self, dmb: Dmb) -> Result<(), Self::Error> {
+        self.forward(Op::UnregisterDmb, |d| d.unregister_dmb(dmb))
     }
 
     fn move_data(
@@ -307,12 +308,18 @@ impl<D: SmcdOps, H: Fn(Op)> SmcdOps for FaultInjector<D, H> {
         self.inner.supports_nocopy()
     }
 
-    fn attach_dmb(&self, token: DmbToken) -> Result<Dmb, Self::Error> {
-        self.forward(Op::AttachDmb, |d| d.attach_dmb(token))
+    fn attach_dmb(
+        &self,
+        own: &Dmb,
+        peer: DmbToken,
+        len: usize,
+        map: bool,
+    ) -> Result<PeerDmb, Self::Error> {
+        self.forward(Op::AttachDmb, |d| d.attach_dmb(own, peer, len, map))
     }
 
-    fn detach_dmb(&self, token: DmbToken) -> Result<(), Self::Error> {
-        self.forward(Op::DetachDmb, |d| d.detach_dmb(token))
+    fn detach_dmb(&self, peer: PeerDmb) -> Result<(), Self::Error> {
+        self.forward(Op::DetachDmb, |d| d.detach_dmb(peer))
     }
 }
 

@@ -171,7 +171,8 @@ impl<O> DmbEntry<O> {
 /// assert_eq!(table.attach(ta, a.region(), ta, 16 * 1024, false), Err(DmbError::SelfBind));
 ///
 /// assert!(table.unregister(tb, b.region()).unwrap().is_none()); // still mapped: kept
-/// let freed = table.detach(ta, tb, true).unwrap(); // last reference
+/// let ring = b.region().tail(32);
+/// let freed = table.detach(ta, tb, ring).unwrap(); // last reference
 /// assert_eq!(freed.map(|e| e.token), Some(tb)); // the caller frees `b` now
 /// assert_eq!(table.lookup(tb).unwrap_err(), DmbError::NotFound);
 /// ```
@@ -354,37 +355,81 @@ impl<O: Copy, const N: usize> DmbTable<O, N> {
         })
     }
 
-    /// Undo [`attach`](Self::attach) of `peer` by `own` (`mapped`: it took a
-    /// mapping reference). `Ok(Some(entry))` when that was the peer DMB's
-    /// last reference: the entry is gone and the caller must free
-    /// `entry.region`.
+    /// Undo [`attach`](Self::attach) of `peer` by `own`; `mapped` is the
+    /// ring region the mapping handed out (the DMB minus its CDC header), if
+    /// it took one. `Ok(Some(entry))` when that was the peer DMB's last
+    /// reference: the entry is gone and the caller must free `entry.region`.
     ///
     /// # Errors
     ///
     /// [`DmbError::InvalidToken`] for token 0; for a mapped binding
-    /// [`DmbError::NotFound`] if the peer DMB is gone and
+    /// [`DmbError::NotFound`] if the peer DMB is gone,
+    /// [`DmbError::Foreign`] if `mapped` is not its ring, and
     /// [`DmbError::NotAttached`] if nobody maps it.
     pub fn detach(
         &self,
         own: DmbToken,
         peer: DmbToken,
-        mapped: bool,
+        mapped: Option<DmbRegion>,
     ) -> Result<Option<DmbEntry<O>>, DmbError> {
         valid(own)?;
         valid(peer)?;
         self.entries.with(|entries| {
             let p = find(entries, peer);
-            if mapped {
+            if let Some(ring) = mapped {
                 let e = p
                     .as_ref()
                     .ok()
                     .and_then(|&at| entries.get_mut(at))
                     .ok_or(DmbError::NotFound)?;
+                if e.region.tail(CDC_HEADER_LEN_BYTES) != Some(ring) {
+                    return Err(DmbError::Foreign);
+                }
                 e.attached = e.attached.checked_sub(1).ok_or(DmbError::NotAttached)?;
             }
             unlink(entries, peer, |e| &mut e.bound_by, own);
             unlink(entries, own, |e| &mut e.peer, peer);
             Ok(p.ok().and_then(|at| take_if_unused(entries, at)))
+        })
+    }
+}
+
+impl<O: Copy, const N: usize> DmbTable<O, N> {
+    /// Hold a short-lived reference on a DMB whose owner still holds it
+    /// (a device writing into it), so its memory cannot go meanwhile.
+    ///
+    /// # Errors
+    ///
+    /// [`DmbError::InvalidToken`], [`DmbError::NotFound`],
+    /// [`DmbError::Unregistered`] once the owner gave it back,
+    /// [`DmbError::Full`] if the counter is saturated.
+    pub fn pin(&self, token: DmbToken) -> Result<DmbEntry<O>, DmbError> {
+        valid(token)?;
+        self.entries.with(|entries| {
+            let e = find(entries, token)
+                .and_then(|at| entries.get_mut(at).ok_or(DmbError::NotFound))?;
+            if !e.registered {
+                return Err(DmbError::Unregistered);
+            }
+            e.attached = e.attached.checked_add(1).ok_or(DmbError::Full)?;
+            Ok(*e)
+        })
+    }
+
+    /// Drop a reference taken by [`pin`](Self::pin); `Ok(Some(entry))` when
+    /// it was the last one (the caller frees `entry.region`).
+    ///
+    /// # Errors
+    ///
+    /// [`DmbError::InvalidToken`], [`DmbError::NotFound`],
+    /// [`DmbError::NotAttached`] without a reference.
+    pub fn unpin(&self, token: DmbToken) -> Result<Option<DmbEntry<O>>, DmbError> {
+        valid(token)?;
+        self.entries.with(|entries| {
+            let at = find(entries, token)?;
+            let e = entries.get_mut(at).ok_or(DmbError::NotFound)?;
+            e.attached = e.attached.checked_sub(1).ok_or(DmbError::NotAttached)?;
+            Ok(take_if_unused(entries, at))
         })
     }
 }
@@ -441,6 +486,11 @@ mod tests {
     /// A fresh region of `len` bytes (leaked: valid for the whole test run).
     fn region(len: usize) -> DmbRegion {
         leaked(len).region()
+    }
+
+    /// The ring part of a DMB region, as a mapping hands it out.
+    fn ring(r: DmbRegion) -> Option<DmbRegion> {
+        r.tail(CDC_HEADER_LEN_BYTES)
     }
 
     const T1: DmbToken = DmbToken(0x1111);
@@ -506,7 +556,7 @@ mod tests {
             DmbError::InvalidToken
         );
         assert_eq!(
-            t.detach(T2, DmbToken(0), true).unwrap_err(),
+            t.detach(T2, DmbToken(0), None).unwrap_err(),
             DmbError::InvalidToken
         );
     }
@@ -545,8 +595,8 @@ mod tests {
             t.attach(T1, a, T2, LEN, false).unwrap_err(),
             DmbError::Bound
         );
-        assert!(t.detach(T2, T1, true).unwrap().is_none());
-        assert!(t.detach(T1, T2, false).unwrap().is_none());
+        assert!(t.detach(T2, T1, ring(a)).unwrap().is_none());
+        assert!(t.detach(T1, T2, None).unwrap().is_none());
         let (e1, e2) = (t.lookup(T1).unwrap(), t.lookup(T2).unwrap());
         assert_eq!((e1.peer, e1.bound_by, e1.attached), (None, None, 0));
         assert_eq!((e2.peer, e2.bound_by, e2.attached), (None, None, 0));
@@ -576,7 +626,7 @@ mod tests {
             t.attach(T3, a, T1, LEN, false).unwrap_err(),
             DmbError::Foreign
         );
-        t.detach(T2, T1, false).unwrap();
+        t.detach(T2, T1, None).unwrap();
         assert_eq!(
             t.attach(T3, c, T1, 2 * LEN, false).unwrap_err(),
             DmbError::LengthMismatch
@@ -599,25 +649,54 @@ mod tests {
         assert!(!e.registered);
         assert_eq!(e.bound_by, None);
         assert_eq!(t.unregister(T1, a).unwrap_err(), DmbError::Unregistered);
-        let freed = t.detach(T2, T1, true).unwrap().unwrap();
+        let freed = t.detach(T2, T1, ring(a)).unwrap().unwrap();
         assert_eq!(
             (freed.token, freed.attached, freed.registered),
             (T1, 0, false)
         );
-        assert_eq!(t.detach(T2, T1, true).unwrap_err(), DmbError::NotFound);
+        assert_eq!(t.detach(T2, T1, ring(a)).unwrap_err(), DmbError::NotFound);
         assert_eq!(t.lookup(T2).unwrap().peer, None);
         assert!(t.unregister(T2, b).unwrap().is_some());
         assert!(t.is_empty());
     }
 
     #[test]
+    fn detach_checks_the_mapped_ring() {
+        let t: DmbTable<(), 4> = DmbTable::new();
+        let (a, b) = pair(&t);
+        t.attach(T2, b, T1, LEN, true).unwrap();
+        // A forged mapping of other memory cannot drop the real one's reference.
+        assert_eq!(
+            t.detach(T2, T1, ring(region(LEN))).unwrap_err(),
+            DmbError::Foreign
+        );
+        assert!(t.unregister(T1, a).unwrap().is_none());
+        assert_eq!(t.lookup(T1).unwrap().attached, 1);
+        assert!(t.detach(T2, T1, ring(a)).unwrap().is_some());
+    }
+
+    #[test]
+    fn pins_keep_a_dmb_until_unpinned() {
+        let t: DmbTable<(), 4> = DmbTable::new();
+        let (a, _) = pair(&t);
+        t.pin(T1).unwrap();
+        assert!(t.unregister(T1, a).unwrap().is_none());
+        assert_eq!(t.pin(T1).unwrap_err(), DmbError::Unregistered);
+        assert!(t.unpin(T1).unwrap().is_some());
+        assert_eq!(t.unpin(T1).unwrap_err(), DmbError::NotFound);
+    }
+
+    #[test]
     fn detach_needs_a_mapping() {
         let t: DmbTable<(), 4> = DmbTable::new();
         let (a, b) = pair(&t);
-        assert_eq!(t.detach(T2, T1, true).unwrap_err(), DmbError::NotAttached);
+        assert_eq!(
+            t.detach(T2, T1, ring(a)).unwrap_err(),
+            DmbError::NotAttached
+        );
         t.attach(T2, b, T1, LEN, true).unwrap();
         assert_eq!(t.attachments(), 1);
-        assert!(t.detach(T2, T1, true).unwrap().is_none());
+        assert!(t.detach(T2, T1, ring(a)).unwrap().is_none());
         assert_eq!(t.attachments(), 0);
         // The owner still holds it.
         assert!(t.lookup(T1).unwrap().registered);
@@ -662,7 +741,7 @@ mod tests {
                         assert_eq!(t.lookup(a).unwrap().owner, owner);
                         t.attach(a, mine, b, LEN, true).unwrap();
                         assert!(t.unregister(b, theirs).unwrap().is_none());
-                        let freed = t.detach(a, b, true).unwrap().unwrap();
+                        let freed = t.detach(a, b, ring(theirs)).unwrap().unwrap();
                         assert_eq!(freed.region, theirs);
                         assert!(t.unregister(a, mine).unwrap().is_some());
                     }

@@ -57,6 +57,7 @@
 
 mod error;
 mod host;
+mod pair;
 mod pipe;
 mod staged;
 mod stream;
@@ -65,6 +66,7 @@ pub mod testing;
 
 pub use error::{EndpointError, Failure};
 pub use host::{DEFAULT_LINK_GROUPS, Host, HostRef};
+pub use pair::pair;
 pub use pipe::{Pipe, PipeEnd};
 pub use stream::{ByteStream, StreamError, StreamErrorKind};
 

@@ -19,8 +19,8 @@
 //! # Ok::<(), StreamErrorKind>(())
 //! ```
 
+use crate::sync::SpinLock;
 use heapless::Deque;
-use spin::Mutex;
 
 use super::stream::{ByteStream, StreamErrorKind};
 
@@ -44,7 +44,7 @@ impl<const N: usize> Direction<N> {
 #[derive(Debug)]
 pub struct Pipe<const N: usize> {
     /// Index 0 carries bytes from end 0 to end 1, index 1 the other way.
-    dirs: [Mutex<Direction<N>>; 2],
+    dirs: [SpinLock<Direction<N>>; 2],
 }
 
 impl<const N: usize> Default for Pipe<N> {
@@ -57,7 +57,10 @@ impl<const N: usize> Pipe<N> {
     /// An empty pipe.
     pub const fn new() -> Self {
         Self {
-            dirs: [Mutex::new(Direction::new()), Mutex::new(Direction::new())],
+            dirs: [
+                SpinLock::new(Direction::new()),
+                SpinLock::new(Direction::new()),
+            ],
         }
     }
 
@@ -77,7 +80,7 @@ impl<const N: usize> Pipe<N> {
         )
     }
 
-    fn dir(&self, index: usize) -> Option<&Mutex<Direction<N>>> {
+    fn dir(&self, index: usize) -> Option<&SpinLock<Direction<N>>> {
         self.dirs.get(index)
     }
 }
@@ -92,7 +95,9 @@ pub struct PipeEnd<'a, const N: usize> {
 impl<const N: usize> PipeEnd<'_, N> {
     /// Bytes written by this end that the other end has not read yet.
     pub fn unread(&self) -> usize {
-        self.pipe.dir(self.side).map_or(0, |d| d.lock().bytes.len())
+        self.pipe
+            .dir(self.side)
+            .map_or(0, |d| d.with(|d| d.bytes.len()))
     }
 }
 
@@ -101,48 +106,50 @@ impl<const N: usize> ByteStream for PipeEnd<'_, N> {
 
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, StreamErrorKind> {
         let dir = self.pipe.dir(1 - self.side).ok_or(StreamErrorKind::Other)?;
-        let mut d = dir.lock();
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        let mut n = 0;
-        for slot in buf.iter_mut() {
-            match d.bytes.pop_front() {
-                Some(b) => {
-                    *slot = b;
-                    n += 1;
-                }
-                None => break,
+        dir.with(|d| {
+            if buf.is_empty() {
+                return Ok(0);
             }
-        }
-        if n == 0 && !d.shut_down {
-            return Err(StreamErrorKind::WouldBlock);
-        }
-        Ok(n)
+            let mut n = 0;
+            for slot in buf.iter_mut() {
+                match d.bytes.pop_front() {
+                    Some(b) => {
+                        *slot = b;
+                        n += 1;
+                    }
+                    None => break,
+                }
+            }
+            if n == 0 && !d.shut_down {
+                return Err(StreamErrorKind::WouldBlock);
+            }
+            Ok(n)
+        })
     }
 
     fn write(&mut self, data: &[u8]) -> Result<usize, StreamErrorKind> {
         let dir = self.pipe.dir(self.side).ok_or(StreamErrorKind::Other)?;
-        let mut d = dir.lock();
-        if d.shut_down {
-            return Err(StreamErrorKind::WriteShutdown);
-        }
-        let mut n = 0;
-        for &b in data {
-            if d.bytes.push_back(b).is_err() {
-                break;
+        dir.with(|d| {
+            if d.shut_down {
+                return Err(StreamErrorKind::WriteShutdown);
             }
-            n += 1;
-        }
-        if n == 0 && !data.is_empty() {
-            return Err(StreamErrorKind::WouldBlock);
-        }
-        Ok(n)
+            let mut n = 0;
+            for &b in data {
+                if d.bytes.push_back(b).is_err() {
+                    break;
+                }
+                n += 1;
+            }
+            if n == 0 && !data.is_empty() {
+                return Err(StreamErrorKind::WouldBlock);
+            }
+            Ok(n)
+        })
     }
 
     fn shutdown(&mut self) -> Result<(), StreamErrorKind> {
         let dir = self.pipe.dir(self.side).ok_or(StreamErrorKind::Other)?;
-        dir.lock().shut_down = true;
+        dir.with(|d| d.shut_down = true);
         Ok(())
     }
 }

@@ -8,6 +8,8 @@ pub struct DeviceStats {
     pub dmbs_registered: u64,
     /// DMBs currently registered (or still attached).
     pub dmbs_in_use: u64,
+    /// Nocopy mappings of DMBs not yet detached.
+    pub attachments: u64,
     /// Highest `dmbs_in_use` seen.
     pub dmbs_peak: u64,
     /// `register_dmb` calls that failed (limit reached or no memory).

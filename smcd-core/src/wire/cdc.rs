@@ -390,7 +390,12 @@ mod tests {
     fn view(buf: &mut Buf) -> DmbMem {
         // SAFETY: `buf` outlives every use in the test and is only accessed
         // through the view.
-        unsafe { DmbMem::from_raw_parts(core::ptr::NonNull::from(&mut buf.0).cast(), 64) }.unwrap()
+        unsafe {
+            DmbMem::from_region(
+                crate::mem::DmbRegion::new(core::ptr::NonNull::from(&mut buf.0).cast(), 64)
+                    .unwrap(),
+            )
+        }
     }
 
     /// The bytes of a spec vector file: hex before `#` on each line.

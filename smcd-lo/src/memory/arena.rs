@@ -11,7 +11,7 @@
 use core::ptr::NonNull;
 
 use heapless::Vec;
-use smcd_core::mem::{DMB_ALIGN_BYTES, DmbMem};
+use smcd_core::mem::{DMB_ALIGN_BYTES, DmbMem, DmbRegion};
 
 use super::DmbMemory;
 
@@ -36,7 +36,7 @@ struct Block {
 /// let a = arena.allocate(16 * 1024).unwrap();
 /// let b = arena.allocate(16 * 1024).unwrap();
 /// assert_ne!(a.as_ptr(), b.as_ptr());
-/// // SAFETY: `a` came from this arena and is not used any more.
+/// // SAFETY: `a` came from this arena and no view of it exists.
 /// unsafe { arena.free(a) };
 /// assert_eq!(arena.allocate(16 * 1024).unwrap().as_ptr(), a.as_ptr()); // reused
 /// ```
@@ -112,7 +112,7 @@ impl<const B: usize> StaticArena<B> {
 }
 
 impl<const B: usize> DmbMemory for StaticArena<B> {
-    fn allocate(&mut self, size: usize) -> Option<DmbMem> {
+    fn allocate(&mut self, size: usize) -> Option<DmbRegion> {
         let want = size.checked_next_multiple_of(DMB_ALIGN_BYTES)?;
         if want == 0 {
             return None;
@@ -132,20 +132,21 @@ impl<const B: usize> DmbMemory for StaticArena<B> {
             // Cannot fail: `room` was checked above.
             let _ = self.blocks.insert(i + 1, rest);
         }
-        // SAFETY: `offset + size` lies inside the region (the block holds at
-        // least `want >= size` bytes), the region is exclusively ours for
-        // `'static`, and this block is handed out to nobody else until freed.
+        // SAFETY: `offset` lies inside the region (the block holds at least
+        // `want >= size` bytes from there), so the pointer is in bounds and
+        // not null.
+        let ptr = unsafe { NonNull::new_unchecked(self.base.as_ptr().add(offset)) };
         // The offset is a multiple of 8 from an 8-aligned base.
-        let mem = unsafe {
-            DmbMem::from_raw_parts(NonNull::new_unchecked(self.base.as_ptr().add(offset)), size)
-        }
-        .ok()?;
-        mem.zero(0, size).ok()?;
-        Some(mem)
+        let region = DmbRegion::new(ptr, size).ok()?;
+        // SAFETY: the block is exclusively ours (the region was a `'static`
+        // borrow) and handed out to nobody until freed; the view is dropped
+        // before the region is returned.
+        unsafe { DmbMem::from_region(region) }.zero(0, size).ok()?;
+        Some(region)
     }
 
-    unsafe fn free(&mut self, mem: DmbMem) {
-        let offset = (mem.as_ptr() as usize).wrapping_sub(self.base.as_ptr() as usize);
+    unsafe fn free(&mut self, region: DmbRegion) {
+        let offset = (region.as_ptr() as usize).wrapping_sub(self.base.as_ptr() as usize);
         let Some(i) = self
             .blocks
             .iter()
@@ -175,6 +176,13 @@ mod tests {
         Box::leak(vec![0xA5u8; len].into_boxed_slice())
     }
 
+    /// A view of an allocated block (the arena's region is leaked, so the
+    /// memory stays valid even after a `free`).
+    fn view(r: DmbRegion) -> DmbMem {
+        // SAFETY: the block lies in a leaked region reached only through views.
+        unsafe { DmbMem::from_region(r) }
+    }
+
     #[test]
     fn allocations_are_aligned_zeroed_and_disjoint() {
         let r = region(64 * KIB + 3);
@@ -182,7 +190,7 @@ mod tests {
         let mut arena: StaticArena = StaticArena::new(r);
         let a = arena.allocate(16 * KIB).unwrap();
         let b = arena.allocate(20 * KIB + 1).unwrap();
-        for m in [a, b] {
+        for m in [view(a), view(b)] {
             assert_eq!(m.as_ptr() as usize % 8, 0);
             assert!(m.as_ptr() as usize >= start);
             let mut probe = [0xFFu8; 64];
@@ -203,14 +211,14 @@ mod tests {
         assert!(arena.allocate(8).is_none());
         assert_eq!(arena.free_bytes(), 0);
         // Freed memory comes back zeroed.
-        b.write(100, &[7; 4]).unwrap();
+        view(b).write(100, &[7; 4]).unwrap();
         // SAFETY: `b` came from this arena and is not used afterwards.
         unsafe { arena.free(b) };
         assert!(arena.allocate(32 * KIB).is_none());
         let b2 = arena.allocate(16 * KIB).unwrap();
         assert_eq!(b2.as_ptr(), b.as_ptr());
         let mut got = [1u8; 4];
-        b2.read(100, &mut got).unwrap();
+        view(b2).read(100, &mut got).unwrap();
         assert_eq!(got, [0; 4]);
         // Neighbours merge: freeing a and b2 yields one 32 KiB block.
         // SAFETY: both came from this arena and are not used afterwards.

@@ -6,7 +6,7 @@ extern crate alloc;
 use alloc::alloc::{Layout, alloc_zeroed, dealloc};
 use core::ptr::NonNull;
 
-use smcd_core::mem::{DMB_ALIGN_BYTES, DmbMem};
+use smcd_core::mem::{DMB_ALIGN_BYTES, DmbRegion};
 
 use super::DmbMemory;
 
@@ -17,10 +17,10 @@ use super::DmbMemory;
 /// use smcd_lo::{DmbMemory, HeapMemory};
 ///
 /// let mut heap = HeapMemory;
-/// let mem = heap.allocate(16 * 1024).unwrap();
-/// assert_eq!(mem.as_ptr() as usize % 8, 0);
-/// // SAFETY: from this provider, not used any more.
-/// unsafe { heap.free(mem) };
+/// let region = heap.allocate(16 * 1024).unwrap();
+/// assert_eq!(region.as_ptr() as usize % 8, 0);
+/// // SAFETY: from this provider, no view of it exists.
+/// unsafe { heap.free(region) };
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -31,22 +31,20 @@ fn layout(size: usize) -> Option<Layout> {
 }
 
 impl DmbMemory for HeapMemory {
-    fn allocate(&mut self, size: usize) -> Option<DmbMem> {
+    fn allocate(&mut self, size: usize) -> Option<DmbRegion> {
         let layout = layout(size).filter(|l| l.size() > 0)?;
         // SAFETY: `layout` has a non-zero size.
         let ptr = NonNull::new(unsafe { alloc_zeroed(layout) })?;
-        // SAFETY: the fresh allocation is valid for `size` bytes until
-        // `free`, reachable only through the views handed out from here. It
-        // is 8-aligned by its layout, so the constructor cannot fail.
-        unsafe { DmbMem::from_raw_parts(ptr, size) }.ok()
+        // 8-aligned by its layout, so this cannot fail.
+        DmbRegion::new(ptr, size).ok()
     }
 
-    unsafe fn free(&mut self, mem: DmbMem) {
-        if let Some(layout) = layout(mem.len()) {
-            // SAFETY: per this function's contract `mem` came from
+    unsafe fn free(&mut self, region: DmbRegion) {
+        if let Some(layout) = layout(region.len()) {
+            // SAFETY: per this function's contract `region` came from
             // `allocate`, i.e. from `alloc_zeroed` with exactly this layout,
             // and is not freed or used any more.
-            unsafe { dealloc(mem.as_ptr().cast_mut(), layout) };
+            unsafe { dealloc(region.as_ptr().cast_mut(), layout) };
         }
     }
 }
@@ -54,19 +52,24 @@ impl DmbMemory for HeapMemory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use smcd_core::mem::DmbMem;
 
     #[test]
     fn allocates_zeroed_aligned_memory() {
         let mut heap = HeapMemory;
         assert!(heap.allocate(0).is_none());
         assert!(heap.allocate(usize::MAX).is_none());
-        let m = heap.allocate(16 * 1024).unwrap();
-        assert_eq!((m.len(), m.as_ptr() as usize % 8), (16 * 1024, 0));
-        let mut tail = [1u8; 16];
-        m.read(16 * 1024 - 16, &mut tail).unwrap();
-        assert_eq!(tail, [0; 16]);
-        m.write(0, &[9; 32]).unwrap();
-        // SAFETY: from this provider, not used afterwards.
-        unsafe { heap.free(m) };
+        let r = heap.allocate(16 * 1024).unwrap();
+        assert_eq!((r.len(), r.as_ptr() as usize % 8), (16 * 1024, 0));
+        {
+            // SAFETY: fresh from the provider; the view is dropped before `free`.
+            let m = unsafe { DmbMem::from_region(r) };
+            let mut tail = [1u8; 16];
+            m.read(16 * 1024 - 16, &mut tail).unwrap();
+            assert_eq!(tail, [0; 16]);
+            m.write(0, &[9; 32]).unwrap();
+        }
+        // SAFETY: from this provider, no view of it exists any more.
+        unsafe { heap.free(r) };
     }
 }
