@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# smcd-core unit tests under Miri (nightly): undefined behaviour in the
-# `unsafe` of `mem`, the DMB table lock and everything they are used by.
+# smcd-core and smcd-lo unit and integration tests under Miri (nightly):
+# undefined behaviour (use after free, data races, aliasing) in the `unsafe`
+# of `mem`, the spin lock, the memory providers and everything built on them.
 # Tests too slow for the interpreter carry `#[cfg_attr(miri, ignore)]`.
 # Miri gets a target directory of its own (<target>/miri).
 set -euo pipefail
@@ -19,4 +20,4 @@ export PROPTEST_CASES="${PROPTEST_CASES:-8}"
 export MIRIFLAGS="-Zmiri-disable-isolation -Zmiri-ignore-leaks ${MIRIFLAGS:-}"
 
 smcd_run cargo "+$SMCD_NIGHTLY" miri setup --quiet
-smcd_run cargo "+$SMCD_NIGHTLY" miri test --locked -p smcd-core --lib "$@"
+smcd_run cargo "+$SMCD_NIGHTLY" miri test --locked -p smcd-core -p smcd-lo --lib --tests "$@"

@@ -54,6 +54,11 @@
 #[cfg(test)]
 extern crate std;
 
+/// `docs/embedding.md`, whose code is compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/embedding.md")]
+mod embedding_guide {}
+
 mod device;
 mod doorbell;
 mod fault;
