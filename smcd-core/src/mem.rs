@@ -3,8 +3,10 @@
 //! DMB memory is shared with the peer, which may be buggy, hostile or dead.
 //! This module is the audited home of the `unsafe` needed to reach it: every
 //! access is bounds-checked against the DMB length, bytes are moved with
-//! `ptr::copy_nonoverlapping`, and the two cursor words of the CDC header are
-//! read and written as aligned 64-bit atomics (`spec/cdc.md` §2).
+//! relaxed atomic loads and stores (single bytes up to a word boundary, native
+//! words in between, `shared_copy`), so that a concurrent writer is never a
+//! data race, and the two cursor words of the CDC header are read and written
+//! as aligned 64-bit atomics (`spec/cdc.md` §2).
 //!
 //! The memory is owned by a device (see [`crate::ops::SmcdOps`]); a `DmbMem`
 //! is a borrowed view that stays valid while the device keeps the DMB
@@ -30,6 +32,7 @@ use core::ptr::NonNull;
 
 use crate::sync::Ordering;
 
+mod shared_copy;
 #[cfg(smcd_loom)]
 mod tracked;
 
@@ -308,12 +311,13 @@ impl DmbMem {
         self.check(offset, src.len())?;
         match self.region.store {
             // SAFETY: the range lies inside the DMB (checked above), which is
-            // valid for writes per the constructor's contract. `src` cannot
-            // overlap it: other memory is a Rust slice elsewhere, and a slice
-            // of this DMB (`with_slice`) bars writes to its range while it
-            // lives.
+            // valid for reads and writes per the constructor's contract and
+            // reached by others only through `DmbMem` (atomic copies and
+            // words) or from another address space. `src` cannot overlap it:
+            // other memory is a Rust slice elsewhere, and a slice of this DMB
+            // (`with_slice`) bars writes to its range while it lives.
             Store::Raw(ptr) => unsafe {
-                core::ptr::copy_nonoverlapping(src.as_ptr(), ptr.as_ptr().add(offset), src.len());
+                shared_copy::copy_to_shared(ptr.as_ptr().add(offset), src);
             },
             #[cfg(smcd_loom)]
             Store::Tracked(t, base) => t.write(base + offset, src),
@@ -330,15 +334,13 @@ impl DmbMem {
         self.check(offset, dst.len())?;
         match self.region.store {
             // SAFETY: the range lies inside the DMB (checked above), valid for
-            // reads per the constructor's contract. `dst` cannot overlap it:
-            // other memory is a Rust slice elsewhere, and a slice of this DMB
+            // reads and writes per the constructor's contract and reached by
+            // others only through `DmbMem` (atomic copies and words) or from
+            // another address space. `dst` cannot overlap it: other memory is
+            // a Rust slice elsewhere, and a slice of this DMB
             // (`with_slice_mut`) bars reads of its range while it lives.
             Store::Raw(ptr) => unsafe {
-                core::ptr::copy_nonoverlapping(
-                    ptr.as_ptr().add(offset),
-                    dst.as_mut_ptr(),
-                    dst.len(),
-                );
+                shared_copy::copy_from_shared(ptr.as_ptr().add(offset), dst);
             },
             #[cfg(smcd_loom)]
             Store::Tracked(t, base) => t.read(base + offset, dst),
@@ -354,10 +356,12 @@ impl DmbMem {
     pub fn zero(&self, offset: usize, len: usize) -> Result<(), MemError> {
         self.check(offset, len)?;
         match self.region.store {
-            // SAFETY: in bounds (checked above) and valid for writes per the
-            // constructor's contract.
+            // SAFETY: in bounds (checked above), valid for reads and writes
+            // per the constructor's contract and reached by others only
+            // through `DmbMem` (atomic copies and words) or from another
+            // address space.
             Store::Raw(ptr) => unsafe {
-                core::ptr::write_bytes(ptr.as_ptr().add(offset), 0, len);
+                shared_copy::zero_shared(ptr.as_ptr().add(offset), len);
             },
             #[cfg(smcd_loom)]
             Store::Tracked(t, base) => t.zero(base + offset, len),

@@ -21,6 +21,19 @@ pub use portable_atomic::{
     AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
 };
 
+/// Atomics for copies to and from shared DMB memory (`mem::shared_copy`):
+/// `core`'s, in every build.
+///
+/// The bytes they reach are only ever loaded and stored, never
+/// read-modify-written, and every supported target (thumbv6m included) loads
+/// and stores bytes and native words atomically with plain instructions,
+/// which `core` uses. portable-atomic's `critical-section` backend (thumbv6m)
+/// would instead wrap each load and store in a critical section; on targets
+/// with compare-and-swap it is `core`'s types anyway. Under loom they are
+/// `core`'s too: raw DMB views are outside the model, and loom's types
+/// cannot sit on a raw pointer.
+pub(crate) use core::sync::atomic::{AtomicU8 as SharedU8, AtomicUsize as SharedUsize};
+
 #[cfg(smcd_loom)]
 pub use loom::cell::UnsafeCell;
 #[cfg(smcd_loom)]

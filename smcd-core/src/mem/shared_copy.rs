@@ -1,0 +1,383 @@
+//! Copies between private slices and shared DMB memory that other parties
+//! (the in-process peer on another thread, or another process) may write
+//! while we copy.
+//!
+//! A plain `ptr::copy_nonoverlapping` racing such a write is a data race, and
+//! undefined behaviour under the Rust memory model. Here every access to the
+//! shared side is a relaxed atomic load or store instead: single bytes
+//! ([`SharedU8`]) up to the first word boundary, native words
+//! ([`SharedUsize`], 4 bytes on 32-bit targets) for the aligned middle, single
+//! bytes for the tail. A racing write then makes the copy see some mix of old
+//! and new bytes (every aligned word wholly old or wholly new), never UB.
+//! Relaxed loads and stores of bytes and words are plain `mov`/`ldr`/`str`
+//! instructions on every supported target; what is lost against `memcpy` is
+//! the wider vector moves and, on targets without unaligned word loads
+//! (thumbv6m, riscv64imac), word loads on the private side, which the compiler
+//! then assembles from bytes.
+//!
+//! The middle loops move [`UNROLL`] words per iteration, a fixed-size inner
+//! loop the compiler unrolls fully.
+#![allow(unsafe_code)]
+
+use core::mem::{align_of, size_of};
+
+use crate::sync::{Ordering, SharedU8, SharedUsize};
+
+/// Bytes of one native word.
+const WORD: usize = size_of::<usize>();
+
+// `SharedUsize::from_ptr` needs `align_of::<SharedUsize>()`; the word split
+// below aligns to `WORD`. `core` makes the two equal on every target.
+const _: () = assert!(align_of::<SharedUsize>() == WORD && size_of::<SharedUsize>() == WORD);
+
+/// Words moved per iteration of the middle loops.
+const UNROLL: usize = 4;
+
+/// Bytes from `addr` up to the next word boundary, at most `len`.
+fn head_len(addr: usize, len: usize) -> usize {
+    (addr.wrapping_neg() % WORD).min(len)
+}
+
+/// Store `src` into shared memory at `dst`, with relaxed atomic stores.
+///
+/// # Safety
+///
+/// - `dst..dst + src.len()` must be valid for reads and writes for the
+///   duration of the call (atomic access formally needs both), and must not
+///   overlap `src`.
+/// - Nobody in this address space may access the range non-atomically during
+///   the call. Concurrent atomic accesses are allowed; to stay inside the
+///   Rust memory model they should have the same size and address as ours
+///   (these functions on the same range do; racing overlapping accesses of
+///   different sizes are outside the model, though benign on real hardware).
+///   A writer in another address space may write the range at any time: the
+///   stored bytes are then some mix of ours and theirs.
+pub(crate) unsafe fn copy_to_shared(dst: *mut u8, src: &[u8]) {
+    let (head, rest) = src.split_at(head_len(dst.addr(), src.len()));
+    let (words, tail) = rest.split_at(rest.len() / WORD * WORD);
+    // SAFETY: the three parts lie back to back inside `dst..dst + src.len()`,
+    // which is valid and only atomically accessed per this function's
+    // contract; `word_dst` is word aligned (`head_len`).
+    unsafe {
+        store_bytes(dst, head);
+        let word_dst = dst.add(head.len()).cast::<usize>();
+        store_words(word_dst, words);
+        store_bytes(dst.add(head.len() + words.len()), tail);
+    }
+}
+
+/// Load shared memory at `src` into `dst`, with relaxed atomic loads.
+///
+/// # Safety
+///
+/// As for [`copy_to_shared`], with the range `src..src + dst.len()`: valid for
+/// reads and writes (although only read), not overlapping `dst`, and only
+/// atomically accessed by this address space during the call. Bytes written
+/// concurrently read as either their old or their new value (every aligned
+/// word wholly one or the other).
+pub(crate) unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
+    let (head, rest) = dst.split_at_mut(head_len(src.addr(), dst.len()));
+    let (words, tail) = rest.split_at_mut(rest.len() / WORD * WORD);
+    // SAFETY: the three parts lie back to back inside `src..src + dst.len()`,
+    // which is valid and only atomically accessed per this function's
+    // contract; `word_src` is word aligned (`head_len`).
+    unsafe {
+        load_bytes(src, head);
+        let word_src = src.add(head.len()).cast::<usize>();
+        let word_bytes = words.len();
+        load_words(word_src, words);
+        load_bytes(src.add(head.len() + word_bytes), tail);
+    }
+}
+
+/// Set `len` bytes of shared memory at `dst` to zero, with relaxed atomic stores.
+///
+/// # Safety
+///
+/// As for [`copy_to_shared`], with the range `dst..dst + len`.
+pub(crate) unsafe fn zero_shared(dst: *mut u8, len: usize) {
+    let head = head_len(dst.addr(), len);
+    let words = (len - head) / WORD;
+    let tail = len - head - words * WORD;
+    // SAFETY: the three parts lie back to back inside `dst..dst + len`, which
+    // is valid and only atomically accessed per this function's contract;
+    // `word_dst` is word aligned (`head_len`).
+    unsafe {
+        zero_bytes(dst, head);
+        let word_dst = dst.add(head).cast::<usize>();
+        zero_words(word_dst, words);
+        zero_bytes(word_dst.add(words).cast::<u8>(), tail);
+    }
+}
+
+/// The shared byte at `p`.
+///
+/// # Safety
+///
+/// `p` is valid for reads and writes for `'a` and only accessed atomically meanwhile.
+unsafe fn byte<'a>(p: *const u8) -> &'a SharedU8 {
+    // SAFETY: a byte is always aligned; validity and atomic-only access per
+    // this function's contract.
+    unsafe { SharedU8::from_ptr(p.cast_mut()) }
+}
+
+/// The shared word at `p`.
+///
+/// # Safety
+///
+/// `p` is word aligned, valid for reads and writes for `'a` and only accessed
+/// atomically meanwhile.
+unsafe fn word<'a>(p: *const usize) -> &'a SharedUsize {
+    // SAFETY: aligned, valid and atomic-only per this function's contract;
+    // `SharedUsize` has the size and alignment of `usize` (asserted above).
+    unsafe { SharedUsize::from_ptr(p.cast_mut()) }
+}
+
+/// # Safety
+///
+/// `dst..dst + src.len()` is valid and only atomically accessed during the call.
+unsafe fn store_bytes(dst: *mut u8, src: &[u8]) {
+    for (i, &b) in src.iter().enumerate() {
+        // SAFETY: `i < src.len()`, so inside the caller's range.
+        unsafe { byte(dst.add(i)) }.store(b, Ordering::Relaxed);
+    }
+}
+
+/// # Safety
+///
+/// `src..src + dst.len()` is valid and only atomically accessed during the call.
+unsafe fn load_bytes(src: *const u8, dst: &mut [u8]) {
+    for (i, b) in dst.iter_mut().enumerate() {
+        // SAFETY: `i < dst.len()`, so inside the caller's range.
+        *b = unsafe { byte(src.add(i)) }.load(Ordering::Relaxed);
+    }
+}
+
+/// # Safety
+///
+/// `dst..dst + len` is valid and only atomically accessed during the call.
+unsafe fn zero_bytes(dst: *mut u8, len: usize) {
+    for i in 0..len {
+        // SAFETY: `i < len`, so inside the caller's range.
+        unsafe { byte(dst.add(i)) }.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The native word of `WORD` private bytes.
+fn to_word(bytes: &[u8]) -> usize {
+    let mut w = [0u8; WORD];
+    w.copy_from_slice(bytes);
+    usize::from_ne_bytes(w)
+}
+
+/// # Safety
+///
+/// `dst` is word aligned, `src.len()` is a multiple of `WORD`, and the
+/// `src.len()` bytes at `dst` are valid and only atomically accessed during
+/// the call.
+unsafe fn store_words(dst: *mut usize, src: &[u8]) {
+    let mut blocks = src.chunks_exact(WORD * UNROLL);
+    for (n, block) in blocks.by_ref().enumerate() {
+        for (i, w) in block.chunks_exact(WORD).enumerate() {
+            // SAFETY: word `n * UNROLL + i < src.len() / WORD` of the caller's range.
+            unsafe { word(dst.add(n * UNROLL + i)) }.store(to_word(w), Ordering::Relaxed);
+        }
+    }
+    // SAFETY: the words after the blocks, still inside the caller's range.
+    let dst = unsafe { dst.add(src.len() / (WORD * UNROLL) * UNROLL) };
+    for (i, w) in blocks.remainder().chunks_exact(WORD).enumerate() {
+        // SAFETY: word `i` after the blocks, inside the caller's range.
+        unsafe { word(dst.add(i)) }.store(to_word(w), Ordering::Relaxed);
+    }
+}
+
+/// # Safety
+///
+/// `src` is word aligned, `dst.len()` is a multiple of `WORD`, and the
+/// `dst.len()` bytes at `src` are valid and only atomically accessed during
+/// the call.
+unsafe fn load_words(src: *const usize, dst: &mut [u8]) {
+    // SAFETY: the words after the blocks, still inside the caller's range.
+    let rest_src = unsafe { src.add(dst.len() / (WORD * UNROLL) * UNROLL) };
+    let mut blocks = dst.chunks_exact_mut(WORD * UNROLL);
+    for (n, block) in blocks.by_ref().enumerate() {
+        for (i, w) in block.chunks_exact_mut(WORD).enumerate() {
+            // SAFETY: word `n * UNROLL + i < dst.len() / WORD` of the caller's range.
+            let v = unsafe { word(src.add(n * UNROLL + i)) }.load(Ordering::Relaxed);
+            w.copy_from_slice(&v.to_ne_bytes());
+        }
+    }
+    for (i, w) in blocks.into_remainder().chunks_exact_mut(WORD).enumerate() {
+        // SAFETY: word `i` after the blocks, inside the caller's range.
+        let v = unsafe { word(rest_src.add(i)) }.load(Ordering::Relaxed);
+        w.copy_from_slice(&v.to_ne_bytes());
+    }
+}
+
+/// # Safety
+///
+/// `dst` is word aligned; `len` words at `dst` are valid and only atomically
+/// accessed during the call.
+unsafe fn zero_words(dst: *mut usize, len: usize) {
+    let blocks = len / UNROLL;
+    for n in 0..blocks {
+        for i in 0..UNROLL {
+            // SAFETY: word `n * UNROLL + i < len` of the caller's range.
+            unsafe { word(dst.add(n * UNROLL + i)) }.store(0, Ordering::Relaxed);
+        }
+    }
+    for i in blocks * UNROLL..len {
+        // SAFETY: word `i < len` of the caller's range.
+        unsafe { word(dst.add(i)) }.store(0, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::vec;
+    use std::vec::Vec;
+
+    /// Shared buffer of the exhaustive tests: 16-aligned, room for offset
+    /// 15 + length 63 + guard bytes.
+    #[repr(C, align(16))]
+    struct Buf([u8; 96]);
+
+    const GUARD: u8 = 0xEE;
+
+    /// Every head/middle/tail split: offsets 0..16 × lengths 0..64, with the
+    /// private side at a varying misalignment too.
+    #[test]
+    fn every_split_matches_a_plain_copy() {
+        // Built once: the interpreter (Miri) is slow at per-byte loops.
+        let pattern: [u8; 160] = core::array::from_fn(|i| (i * 7 + 1) as u8);
+        let mut src_store = [0u8; 64 + 8];
+        for off in 0..16 {
+            for len in 0..64 {
+                let skew = (off * 5 + len) % 8;
+                let src = &mut src_store[skew..skew + len];
+                src.copy_from_slice(&pattern[off..off + len]);
+
+                // copy_to_shared: the range gets `src`, nothing else changes.
+                let mut buf = Buf([GUARD; 96]);
+                // SAFETY: `off + len <= 78 < 96`; `buf` is only touched
+                // through the pointer during the call; `src` is elsewhere.
+                unsafe { copy_to_shared(buf.0.as_mut_ptr().add(off), src) };
+                let mut want = [GUARD; 96];
+                want[off..off + len].copy_from_slice(src);
+                assert_eq!(buf.0, want, "copy_to_shared off {off} len {len}");
+
+                // copy_from_shared: `dst` gets the range, the buffer is unchanged.
+                let shared = &pattern[len..len + 96];
+                buf.0.copy_from_slice(shared);
+                let dst = &mut src_store[skew..skew + len];
+                dst.fill(0);
+                // SAFETY: as above, read only.
+                unsafe { copy_from_shared(buf.0.as_mut_ptr().add(off), dst) };
+                assert_eq!(
+                    dst,
+                    &shared[off..off + len],
+                    "copy_from_shared off {off} len {len}"
+                );
+                assert_eq!(buf.0[..], *shared);
+
+                // zero_shared: the range is zero, nothing else changes.
+                let mut buf = Buf([GUARD; 96]);
+                // SAFETY: as above.
+                unsafe { zero_shared(buf.0.as_mut_ptr().add(off), len) };
+                let mut want = [GUARD; 96];
+                want[off..off + len].fill(0);
+                assert_eq!(buf.0, want, "zero_shared off {off} len {len}");
+            }
+        }
+    }
+
+    /// A raw pointer that may cross threads (the tests' shared buffer).
+    #[derive(Clone, Copy)]
+    struct SharedPtr(*mut u8);
+    // SAFETY: the pointee is only accessed atomically by the threads.
+    unsafe impl Send for SharedPtr {}
+    // SAFETY: as above.
+    unsafe impl Sync for SharedPtr {}
+    impl SharedPtr {
+        // A method, so that closures capture the `Send` wrapper and not its field.
+        fn at(self, offset: usize) -> *mut u8 {
+            self.0.wrapping_add(offset)
+        }
+    }
+
+    const ROUNDS: usize = if cfg!(miri) { 100 } else { 20_000 };
+
+    /// One thread stores whole words while the other copies them out: every
+    /// word read is wholly one of the written values.
+    #[test]
+    fn copy_races_word_writer() {
+        const WORDS: usize = 8;
+        let mut store = vec![0usize; WORDS + 2];
+        let base = SharedPtr(store.as_mut_ptr().cast());
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                for k in 1..=ROUNDS {
+                    let v = usize::from_ne_bytes([k as u8; WORD]);
+                    for i in 1..=WORDS {
+                        // SAFETY: word `i` of `store`, aligned, only accessed atomically.
+                        unsafe { word(base.at(i * WORD).cast()) }.store(v, Ordering::Relaxed);
+                    }
+                }
+            });
+            s.spawn(move || {
+                let mut out = [0u8; WORDS * WORD];
+                for _ in 0..ROUNDS {
+                    // SAFETY: words 1..=WORDS of `store`, only accessed atomically.
+                    unsafe { copy_from_shared(base.at(WORD), &mut out) };
+                    for w in out.chunks_exact(WORD) {
+                        assert!(w.iter().all(|&b| b == w[0]), "torn word {w:?}");
+                    }
+                }
+            });
+        });
+        // The guard words around the range were never written.
+        assert_eq!(store[0], 0);
+        assert_eq!(store[WORDS + 1], 0);
+    }
+
+    /// `copy_to_shared` racing `copy_from_shared` on the same unaligned range
+    /// (byte head, words, byte tail): neither strays outside the range.
+    #[test]
+    fn copies_race_each_other() {
+        const OFF: usize = 3;
+        const LEN: usize = 37;
+        const BYTES: usize = 48;
+        let mut store = vec![0usize; BYTES / WORD];
+        let base = SharedPtr(store.as_mut_ptr().cast());
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                for k in 1..=ROUNDS {
+                    // SAFETY: `OFF + LEN <= BYTES`, only accessed atomically.
+                    unsafe { copy_to_shared(base.at(OFF), &[k as u8 | 1; LEN]) };
+                }
+            });
+            s.spawn(move || {
+                let mut out = [0u8; LEN + 1];
+                for _ in 0..ROUNDS {
+                    // SAFETY: as above.
+                    unsafe { copy_from_shared(base.at(OFF), &mut out[..LEN]) };
+                    assert_eq!(out[LEN], 0, "read past the requested length");
+                    // Every byte is the initial zero or a (odd) written value.
+                    assert!(out[..LEN].iter().all(|&b| b == 0 || b % 2 == 1));
+                }
+            });
+        });
+        let bytes: Vec<u8> = store.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        assert!(
+            bytes[..OFF].iter().all(|&b| b == 0),
+            "wrote before the range"
+        );
+        assert!(
+            bytes[OFF + LEN..].iter().all(|&b| b == 0),
+            "wrote after the range"
+        );
+        assert!(bytes[OFF..OFF + LEN].iter().all(|&b| b % 2 == 1));
+    }
+}
