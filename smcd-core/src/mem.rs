@@ -97,7 +97,7 @@ pub struct DmbRegion {
 }
 
 /// Where the bytes of a [`DmbRegion`] live.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Store {
     /// Plain memory at a raw pointer (every real DMB).
     Raw(NonNull<u8>),
@@ -105,6 +105,21 @@ enum Store {
     #[cfg(smcd_loom)]
     Tracked(&'static tracked::Tracked, usize),
 }
+
+impl PartialEq for Store {
+    /// The same memory: the same address (and, under loom, the same cells).
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Store::Raw(a), Store::Raw(b)) => a == b,
+            #[cfg(smcd_loom)]
+            (Store::Tracked(a, x), Store::Tracked(b, y)) => core::ptr::eq(*a, *b) && x == y,
+            #[cfg(smcd_loom)]
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Store {}
 
 // SAFETY: a region is an address and a length; it grants no access, so it
 // may be sent and shared freely.

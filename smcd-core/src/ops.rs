@@ -52,9 +52,7 @@
 
 use core::fmt;
 
-use crate::dmb::{
-    CDC_HEADER_LEN_BYTES, Chid, DMB_MAX_SIZE_BYTES, DMB_MIN_SIZE_BYTES, DmbToken, Gid,
-};
+use crate::dmb::{CDC_HEADER_LEN_BYTES, Chid, DMB_MAX_SIZE_BYTES, DmbToken, Gid};
 use crate::mem::DmbMem;
 
 /// Generic classes of device errors, which the protocol layers act on.
@@ -152,7 +150,7 @@ impl core::error::Error for HandleError {}
 
 /// Smallest DMB a handle accepts: 16 KiB (`spec/cdc.md` §1).
 #[cfg(not(smcd_loom))]
-pub const MIN_DMB_LEN_BYTES: usize = DMB_MIN_SIZE_BYTES;
+pub const MIN_DMB_LEN_BYTES: usize = crate::dmb::DMB_MIN_SIZE_BYTES;
 /// Smallest DMB a handle accepts: under `cfg(smcd_loom)` a header plus a
 /// 4-byte ring, so that loom models stay small.
 #[cfg(smcd_loom)]
