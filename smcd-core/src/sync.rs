@@ -10,6 +10,18 @@
 //! `critical-section` feature, which forwards to portable-atomic's backend; the
 //! final binary then provides a `critical-section` implementation.
 
+/// Declares a function `const` except under `cfg(smcd_loom)`, where the
+/// loom types it builds have no `const` constructors.
+macro_rules! const_unless_loom {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident $args:tt $(-> $ret:ty)? $body:block) => {
+        #[cfg(not(smcd_loom))]
+        $(#[$meta])* $vis const fn $name $args $(-> $ret)? $body
+        #[cfg(smcd_loom)]
+        $(#[$meta])* $vis fn $name $args $(-> $ret)? $body
+    };
+}
+pub(crate) use const_unless_loom;
+
 mod spin_lock;
 
 pub use spin_lock::SpinLock;

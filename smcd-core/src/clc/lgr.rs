@@ -182,14 +182,16 @@ impl<const N: usize> Default for LinkGroups<N> {
 }
 
 impl<const N: usize> LinkGroups<N> {
-    /// An empty table.
-    pub const fn new() -> Self {
-        Self {
-            inner: SpinLock::new(Inner {
-                slots: [None; N],
-                last_id: 0,
-            }),
-            stats: SpinLock::new(ClcStats::new()),
+    crate::sync::const_unless_loom! {
+        /// An empty table.
+        pub fn new() -> Self {
+            Self {
+                inner: SpinLock::new(Inner {
+                    slots: [None; N],
+                    last_id: 0,
+                }),
+                stats: SpinLock::new(ClcStats::new()),
+            }
         }
     }
 

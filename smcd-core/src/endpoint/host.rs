@@ -41,12 +41,14 @@ impl<D, const N: usize> Host<D, N> {
         Self::with_config(ClcConfig::default(), device)
     }
 
-    /// A host on `device` with `config`.
-    pub const fn with_config(config: ClcConfig, device: D) -> Self {
-        Self {
-            config,
-            device,
-            groups: LinkGroups::new(),
+    crate::sync::const_unless_loom! {
+        /// A host on `device` with `config`.
+        pub fn with_config(config: ClcConfig, device: D) -> Self {
+            Self {
+                config,
+                device,
+                groups: LinkGroups::new(),
+            }
         }
     }
 

@@ -54,13 +54,15 @@ impl<const N: usize> Default for Pipe<N> {
 }
 
 impl<const N: usize> Pipe<N> {
-    /// An empty pipe.
-    pub const fn new() -> Self {
-        Self {
-            dirs: [
-                SpinLock::new(Direction::new()),
-                SpinLock::new(Direction::new()),
-            ],
+    crate::sync::const_unless_loom! {
+        /// An empty pipe.
+        pub fn new() -> Self {
+            Self {
+                dirs: [
+                    SpinLock::new(Direction::new()),
+                    SpinLock::new(Direction::new()),
+                ],
+            }
         }
     }
 
