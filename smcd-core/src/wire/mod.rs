@@ -36,4 +36,3 @@
 
 pub mod cdc;
 pub mod clc;
-pub mod hex;
