@@ -29,7 +29,7 @@ pub use ext::{
     Devices, GidChid, IpPrefix, Ipv6Prefix, MAX_GIDCHID_ENTRIES, MAX_IPV6_PREFIXES, MAX_UEIDS,
     SmcdV2Ext, V2Ext,
 };
-pub use layout::{
+pub(crate) use layout::{
     GidChidLayout, IpPrefixLayout, Ipv6PrefixLayout, ProposalHead, SmcdArea, SmcdV2ExtLayout,
     V2ExtLayout,
 };
