@@ -121,8 +121,7 @@ impl core::error::Error for Violation {}
 
 /// What a [`Connection`](super::Connection) call reports.
 ///
-/// Everything except [`WouldBlock`](ConnError::WouldBlock),
-/// [`UrgentUnsupported`](ConnError::UrgentUnsupported) and
+/// Everything except [`WouldBlock`](ConnError::WouldBlock) and
 /// [`NocopyRequired`](ConnError::NocopyRequired) is sticky: the connection
 /// keeps reporting it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,8 +143,6 @@ pub enum ConnError {
     Violation(Violation),
     /// A device operation failed; the connection is dead (our abort flag is set).
     Device(ErrorKind),
-    /// Urgent (out-of-band) data is not supported.
-    UrgentUnsupported,
     /// Zero-copy sending needs nocopy mode (the peer's DMB attached).
     NocopyRequired,
 }
@@ -161,7 +158,6 @@ impl fmt::Display for ConnError {
             ConnError::Aborted => f.write_str("connection aborted"),
             ConnError::Violation(v) => write!(f, "protocol violation by peer: {v}"),
             ConnError::Device(k) => write!(f, "device error: {k}"),
-            ConnError::UrgentUnsupported => f.write_str("urgent data is not supported"),
             ConnError::NocopyRequired => f.write_str("zero-copy send needs nocopy mode"),
         }
     }
