@@ -75,6 +75,16 @@ pub enum Violation {
         /// The flags now.
         now: u8,
     },
+    /// The producer cursor moved after an earlier header ended the peer's
+    /// sending (`peer_done_writing`, `peer_conn_closed` or `peer_conn_abort`):
+    /// data after the peer's FIN. Data in the same header as the flag is
+    /// the peer's last data, not this.
+    DataAfterShutdown {
+        /// Bytes the producer cursor moved.
+        moved: u32,
+        /// The connection-state flags of the earlier header.
+        conn_state_flags: u8,
+    },
 }
 
 impl fmt::Display for Violation {
@@ -112,6 +122,13 @@ impl fmt::Display for Violation {
             Violation::StickyFlagCleared { before, now } => write!(
                 f,
                 "sticky connection-state flags went from {before:#04x} to {now:#04x}"
+            ),
+            Violation::DataAfterShutdown {
+                moved,
+                conn_state_flags,
+            } => write!(
+                f,
+                "peer produced {moved} bytes after ending its sending (flags {conn_state_flags:#04x})"
             ),
         }
     }
