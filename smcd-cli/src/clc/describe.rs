@@ -151,7 +151,7 @@ fn eyecatcher_note(bytes: [u8; 4]) -> String {
 
 fn chid_note(chid: Chid) -> String {
     match chid.0 {
-        0xffff => "0xffff, loopback-ism".to_owned(),
+        c if chid == Chid::LOOPBACK => format!("{c:#06x}, loopback-ism"),
         c if chid.is_emulated() => format!("{c:#06x}, emulated ISM (128-bit GID)"),
         0 => "none".to_owned(),
         c => format!("{c:#06x}, native ISM"),

@@ -128,8 +128,9 @@ fn check_flags(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dmb::{CDC_HEADER_LEN_BYTES, DMB_MIN_SIZE_BYTES};
 
-    const RING: u32 = 16 * 1024 - 32;
+    const RING: u32 = (DMB_MIN_SIZE_BYTES - CDC_HEADER_LEN_BYTES) as u32;
 
     fn view() -> RxView {
         RxView {

@@ -17,6 +17,9 @@ mod hex;
 /// `N` DMBs.
 pub(crate) type Lo<const N: usize = 64> = LoopbackDevice<StaticArena, StdRng, NoDoorbell, N>;
 
+/// The DMB size of most tests: the smallest there is (16 KiB).
+pub(crate) const DMB: usize = smcd_core::dmb::DMB_MIN_SIZE_BYTES;
+
 /// Arena size: room for a handful of 64 KiB DMBs.
 const ARENA_BYTES: usize = 1 << 20;
 

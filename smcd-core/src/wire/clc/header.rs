@@ -9,8 +9,8 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 use super::codec::{read_at, write_at};
 use super::error::{EmitError, WireError};
 
-/// Length of the CLC header in bytes.
-pub const CLC_HEADER_LEN: usize = 8;
+/// Length of the CLC header in bytes (8).
+pub const CLC_HEADER_LEN: usize = size_of::<ClcHeader>();
 /// Length of the CLC trailer (an eyecatcher) in bytes.
 pub const CLC_TRAILER_LEN: usize = 4;
 /// Size of Linux's receive buffer for a Proposal or Confirm

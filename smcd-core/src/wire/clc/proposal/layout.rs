@@ -3,7 +3,21 @@
 use zerocopy::network_endian::{U16, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
+use crate::wire::clc::eid::Eid;
 use crate::wire::clc::header::ClcHeader;
+
+/// Size of the IP prefix area head.
+pub(super) const IP_PREFIX_HEAD_LEN: usize = size_of::<IpPrefixLayout>();
+/// Size of one IPv6 prefix entry.
+pub(super) const IPV6_PREFIX_LEN: usize = size_of::<Ipv6PrefixLayout>();
+/// Size of the v2 extension head.
+pub(super) const V2_EXT_HEAD_LEN: usize = size_of::<V2ExtLayout>();
+/// Size of one UEID.
+pub(super) const EID_LEN: usize = size_of::<Eid>();
+/// Size of the SMC-Dv2 extension head.
+pub(super) const SMCD_V2_EXT_HEAD_LEN: usize = size_of::<SmcdV2ExtLayout>();
+/// Size of one GID/CHID entry.
+pub(super) const GIDCHID_LEN: usize = size_of::<GidChidLayout>();
 
 /// The first 40 bytes of a Proposal, `struct smc_clc_msg_proposal`
 /// (net/smc/smc_clc.h), with `struct smc_clc_msg_local` inlined.
