@@ -8,6 +8,7 @@
 
 mod args;
 mod clc;
+mod hex;
 mod input;
 
 use std::io::Write;

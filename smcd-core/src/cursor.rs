@@ -223,9 +223,10 @@ pub const fn forward_distance(size: u32, old: Cursor, new: Cursor) -> Movement {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dmb::{CDC_HEADER_LEN_BYTES, DMB_MIN_SIZE_BYTES};
 
     /// Ring of a 16 KiB DMB, as in the worked examples of `spec/cdc.md` §8.
-    const RING: u32 = 16 * 1024 - 32;
+    const RING: u32 = (DMB_MIN_SIZE_BYTES - CDC_HEADER_LEN_BYTES) as u32;
 
     fn c(wrap: u16, count: u32) -> Cursor {
         Cursor::new(wrap, count)

@@ -197,6 +197,106 @@ fn sticky_flag_cleared() {
     );
 }
 
+/// A's current header with its producer `n` bytes further, as a peer that
+/// keeps writing would publish it (the bytes themselves do not matter: B
+/// must not read them).
+fn a_header_producing(p: &Pair, n: u32) -> CdcHeader {
+    let mut h = p.a_header();
+    h.prod = h.prod.add(RING32, n);
+    h
+}
+
+#[test]
+fn data_after_done_writing() {
+    let mut p = busy_pair();
+    p.a.shutdown_write(&p.dev).unwrap();
+    p.pump();
+    assert_eq!(p.b.state(), CloseState::AppCloseWait1);
+    let h = a_header_producing(&p, 10);
+    b_rejects(
+        p,
+        h,
+        Violation::DataAfterShutdown {
+            moved: 10,
+            conn_state_flags: ConnStateFlags::PEER_DONE_WRITING.bits(),
+        },
+    );
+}
+
+#[test]
+fn data_after_close() {
+    let mut p = busy_pair();
+    // A closes (its header says so, nothing else changes) ...
+    let mut closed = p.a_header();
+    closed.conn_state_flags |= ConnStateFlags::PEER_CONN_CLOSED;
+    p.dev.inject(p.b.own_token(), &closed);
+    p.b.handle_signal(&p.dev).unwrap();
+    assert!(p.b.peer_done_writing());
+    // ... and then writes more.
+    let mut h = closed;
+    h.prod = h.prod.add(RING32, 1);
+    b_rejects(
+        p,
+        h,
+        Violation::DataAfterShutdown {
+            moved: 1,
+            conn_state_flags: ConnStateFlags::PEER_CONN_CLOSED.bits(),
+        },
+    );
+}
+
+#[test]
+fn data_after_recv_returned_eof() {
+    let mut p = busy_pair();
+    p.a.shutdown_write(&p.dev).unwrap();
+    p.pump();
+    let mut buf = vec![0u8; RING];
+    assert_eq!(p.b.recv(&p.dev, &mut buf), Ok(900));
+    assert_eq!(buf[..900], pattern(100, 900));
+    assert_eq!(p.b.recv(&p.dev, &mut buf), Ok(0), "EOF");
+    // The peer writes bytes behind the EOF into B's ring and announces them:
+    // B must not hand them out as if the stream went on.
+    let late = b"after the end";
+    p.dev.mem(p.b.own_token()).write(32 + 1000, late).unwrap();
+    let h = a_header_producing(&p, late.len() as u32);
+    b_rejects(
+        p,
+        h,
+        Violation::DataAfterShutdown {
+            moved: late.len() as u32,
+            conn_state_flags: ConnStateFlags::PEER_DONE_WRITING.bits(),
+        },
+    );
+}
+
+#[test]
+fn done_writing_with_the_last_data_delivers_it_all() {
+    let mut p = Pair::new(false);
+    // B sees one header with both the last 300 bytes and done_writing.
+    p.a.send(&p.dev, &pattern(0, 300)).unwrap();
+    p.a.shutdown_write(&p.dev).unwrap();
+    let h = p.a_header();
+    assert_eq!(h.prod, Cursor::new(0, 300));
+    assert!(
+        h.conn_state_flags
+            .contains(ConnStateFlags::PEER_DONE_WRITING)
+    );
+    p.b.handle_signal(&p.dev).unwrap();
+    assert_eq!(p.b.error(), None);
+    let mut buf = vec![0u8; RING];
+    assert_eq!(p.b.recv(&p.dev, &mut buf), Ok(300));
+    assert_eq!(buf[..300], pattern(0, 300));
+    assert_eq!(p.b.recv(&p.dev, &mut buf), Ok(0), "EOF");
+    assert_eq!(p.b.recv(&p.dev, &mut buf), Ok(0), "EOF stays");
+    // A later header that moves no producer is still fine.
+    let mut h = h;
+    h.prod_flags |= ProducerFlags::CONS_CURS_UPD_REQ;
+    p.dev.inject(p.b.own_token(), &h);
+    p.b.handle_signal(&p.dev).unwrap();
+    assert_eq!(p.b.error(), None);
+    assert_eq!(p.b.stats().aborts, 0);
+}
+
 #[test]
 fn device_failure_kills_the_connection() {
     let mut p = Pair::new(false);

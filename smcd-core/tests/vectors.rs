@@ -10,7 +10,9 @@ use smcd_core::wire::clc::{
     AcceptKind, AcceptRepr, ClcMessage, DeclineReason, DeclineRepr, Eid, Eyecatcher, GidChid,
     ProposalRepr, Rule, SmcType, WireError, server_precheck,
 };
-use smcd_core::wire::hex;
+
+#[path = "common/hex.rs"]
+mod hex;
 
 macro_rules! vectors {
     ($($name:literal),* $(,)?) => {
@@ -45,9 +47,7 @@ fn vector(name: &str) -> (Vec<u8>, &'static str) {
         .iter()
         .find(|(n, _)| *n == name)
         .unwrap_or_else(|| panic!("no vector {name}"));
-    let mut buf = [0u8; 1024];
-    let n = hex::decode(text, &mut buf).unwrap();
-    (buf[..n].to_vec(), text)
+    (hex::decode(text), text)
 }
 
 /// The text after `# expect:` in a vector.

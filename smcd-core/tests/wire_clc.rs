@@ -7,13 +7,11 @@ use smcd_core::wire::clc::{
     ACCEPT_RCVBUF_BYTES, AcceptRepr, ClcHeaderRepr, ClcMessage, ClcType, DeclineReason,
     DeclineRepr, Eid, Eyecatcher, ProposalRepr, Rule, SmcType, WireError, server_precheck,
 };
-use smcd_core::wire::hex;
 
-fn decode(text: &str) -> Vec<u8> {
-    let mut buf = [0u8; 1024];
-    let n = hex::decode(text, &mut buf).unwrap();
-    buf[..n].to_vec()
-}
+#[path = "common/hex.rs"]
+mod hex;
+
+use hex::decode;
 
 fn vector_b() -> Vec<u8> {
     decode(include_str!("vectors/clc-proposal-v2-loopback.hex"))

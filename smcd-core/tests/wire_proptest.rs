@@ -9,7 +9,9 @@ use smcd_core::wire::clc::{
     AcceptKind, AcceptRepr, ClcMessage, DeclineReason, DeclineRepr, Eid, Eyecatcher, Fce, GidChid,
     Hostname, IpPrefix, Ipv6Prefix, ProposalRepr, SmcType, SmcdV2Ext, V2Ext,
 };
-use smcd_core::wire::hex;
+
+#[path = "common/hex.rs"]
+mod hex;
 
 fn eyecatcher() -> impl Strategy<Value = Eyecatcher> {
     prop_oneof![Just(Eyecatcher::Smcr), Just(Eyecatcher::Smcd)]
@@ -278,11 +280,7 @@ fn valid_vectors() -> Vec<Vec<u8>> {
         include_str!("vectors/declined-proposal-no-eid.hex"),
     ]
     .iter()
-    .map(|text| {
-        let mut buf = [0u8; 1024];
-        let n = hex::decode(text, &mut buf).unwrap();
-        buf[..n].to_vec()
-    })
+    .map(|text| hex::decode(text))
     .collect()
 }
 

@@ -340,7 +340,7 @@ mod tests {
 
     type Lo = LoopbackDevice<StaticArena, SmallRng, CountingDoorbell, 4>;
 
-    const SIZE: usize = 16 * 1024;
+    const SIZE: usize = smcd_core::dmb::DMB_MIN_SIZE_BYTES;
 
     fn lo() -> Lo {
         let region = Box::leak(vec![0u8; 4 * SIZE].into_boxed_slice());

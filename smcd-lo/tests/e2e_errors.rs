@@ -6,13 +6,11 @@
 
 mod e2e_util;
 
-use e2e_util::{Lo, config, loopback, read_all, split_clc, vector};
+use e2e_util::{DMB, Lo, config, loopback, read_all, split_clc, vector};
 use smcd_core::clc::{CLC_WAIT_MS, HandshakeError, ProtocolError};
 use smcd_core::endpoint::testing::Fixture;
 use smcd_core::endpoint::{ByteStream, Endpoint, EndpointError, Failure, Transport};
 use smcd_core::wire::clc::ClcMessage;
-
-const DMB: usize = 16 * 1024;
 
 fn failed(t: Transport) -> Failure {
     match t {

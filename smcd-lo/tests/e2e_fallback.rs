@@ -7,7 +7,7 @@
 mod e2e_util;
 
 use e2e_util::{
-    Lo, assert_both_fell_back, config, decline_in, fallback, loopback, read_all, vector,
+    DMB, Lo, assert_both_fell_back, config, decline_in, fallback, loopback, read_all, vector,
 };
 use smcd_core::clc::{ClcConfig, DeclinedBy, LinkGroups};
 use smcd_core::endpoint::testing::{Fixture, close_both, drive, pair_on, transfer};
@@ -15,8 +15,6 @@ use smcd_core::endpoint::{ByteStream, Endpoint, Pipe};
 use smcd_core::ops::{ErrorKind, SmcdOps};
 use smcd_core::wire::clc::{DeclineReason, ProposalRepr, SmcType};
 use smcd_lo::FaultInjector;
-
-const DMB: usize = 16 * 1024;
 
 /// Application data both ways over the fallen-back endpoints.
 fn data_flows<D: SmcdOps, S: ByteStream, T: ByteStream>(

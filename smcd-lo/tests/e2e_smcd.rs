@@ -5,7 +5,7 @@
 
 mod e2e_util;
 
-use e2e_util::{Lo, config, loopback};
+use e2e_util::{DMB, Lo, config, loopback};
 use smcd_core::clc::Established;
 use smcd_core::conn::{CloseState, ConnError, SendMode};
 use smcd_core::dmb::Chid;
@@ -15,8 +15,6 @@ use smcd_core::ops::{ErrorKind, SmcdOps};
 use smcd_core::stats::DeviceStats;
 use smcd_lo::FaultInjector;
 use smcd_lo::nocopy_switch::NocopySwitch;
-
-const DMB: usize = 16 * 1024;
 
 fn payload(len: usize, seed: u32) -> Vec<u8> {
     let mut x = seed | 1;

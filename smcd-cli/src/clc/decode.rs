@@ -6,10 +6,9 @@ use serde_json::{Map, Value, json};
 use smcd_core::wire::clc::{
     ClcHeaderRepr, ClcMessage, DeclineReason, WireError, bufsize, server_precheck,
 };
-use smcd_core::wire::hex;
 
 use super::{build, describe, tree};
-use crate::{Failure, input};
+use crate::{Failure, hex, input};
 
 /// Largest CLC message: `length` is a u16.
 const CLC_MAX_LEN: usize = u16::MAX as usize;

@@ -1,37 +1,53 @@
 //! A parsed CLC message as a [`Field`] tree: every field of `spec/clc.md` §10
 //! with its byte offset, value and (for people) its meaning.
 //!
-//! Offsets come from the wire layout structs of `smcd_core::wire::clc`, so
-//! they cannot drift from the parser.
+//! Offsets come from the field tables of `smcd_core::wire::clc::fields`,
+//! built from the parser's layout structs, so they cannot drift from it.
 
-use std::mem::{offset_of, size_of};
+use std::mem::size_of;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use smcd_core::dmb::Chid;
+use smcd_core::wire::clc::fields::{
+    ACCEPT, ACCEPT_V2, DECLINE, FCE, FCE_V2X, GID_CHID, HEADER, IP_PREFIX, IPV6_PREFIX,
+    PROPOSAL_HEAD, PROPOSAL_SMCD_AREA, SMCD_V2_EXT, V2_EXT,
+};
 use smcd_core::wire::clc::{
-    AcceptLayout, AcceptRepr, AcceptV2Layout, ClcHeader, ClcHeaderRepr, ClcMessage, DeclineLayout,
-    DeclineReason, DeclineRepr, Fce, FceLayout, FceV2xLayout, GidChidLayout, IpPrefix,
-    IpPrefixLayout, Ipv6PrefixLayout, ProposalHead, ProposalRepr, SmcType, SmcdArea, SmcdV2Ext,
-    SmcdV2ExtLayout, V2Ext, V2ExtLayout, bufsize,
+    AcceptRepr, ClcHeaderRepr, ClcMessage, DeclineReason, DeclineRepr, Fce, IpPrefix, ProposalRepr,
+    SmcType, SmcdV2Ext, V2Ext, bufsize,
 };
 
 use super::text;
 use super::tree::{Field, FieldValue};
 
+/// The offset of field `$name` in the part `$part` of
+/// `smcd_core::wire::clc::fields`; a name the part does not have fails the
+/// build.
+macro_rules! at {
+    ($part:ident, $name:literal) => {
+        const {
+            match $part.offset($name) {
+                Some(offset) => offset,
+                None => panic!(concat!("no field ", $name, " in ", stringify!($part))),
+            }
+        }
+    };
+}
+
 /// Header byte 7: version, typev2, typev1.
-const BITS_AT: usize = offset_of!(ClcHeader, version_typev2_typev1);
+const BITS_AT: usize = at!(HEADER, "version_typev2_typev1");
 /// Start of the SMC-D area of a Proposal (after the fixed head).
-const SMCD_AREA_AT: usize = size_of::<ProposalHead>();
+const SMCD_AREA_AT: usize = PROPOSAL_HEAD.size();
 /// Size of the SMC-D area of a v2 Proposal.
-const SMCD_AREA_LEN: usize = size_of::<SmcdArea>();
+const SMCD_AREA_LEN: usize = PROPOSAL_SMCD_AREA.size();
 /// Where the v2 part of an Accept/Confirm starts.
-const ACCEPT_V2_AT: usize = size_of::<AcceptLayout>();
+const ACCEPT_V2_AT: usize = ACCEPT.size();
 /// Where the first-contact extension of an Accept/Confirm starts.
-const FCE_AT: usize = ACCEPT_V2_AT + size_of::<AcceptV2Layout>();
+const FCE_AT: usize = ACCEPT_V2_AT + ACCEPT_V2.size();
 /// Where the v2.1 tail of the first-contact extension starts, from its start.
-const FCE_V2X_AT: usize = size_of::<FceLayout>();
+const FCE_V2X_AT: usize = FCE.size();
 /// Where `peer_diagnosis_v2` of a v2 Decline starts.
-const DECLINE_V2_AT: usize = size_of::<DeclineLayout>();
+const DECLINE_V2_AT: usize = DECLINE.size();
 /// Size of one UEID.
 const EID_LEN: usize = text::TEXT_LEN;
 
@@ -76,11 +92,11 @@ pub(crate) fn fields(header: &ClcHeaderRepr, message: &ClcMessage) -> Vec<Field>
 }
 
 fn header_fields(h: &ClcHeaderRepr) -> Vec<Field> {
-    let raw = h.raw();
+    let eyecatcher = h.eyecatcher.to_bytes();
     vec![
-        Field::bytes(0, "eyecatcher", &raw.eyecatcher).note(eyecatcher_note(raw.eyecatcher)),
-        Field::int(offset_of!(ClcHeader, r#type), "type", raw.r#type).note(h.r#type.to_string()),
-        Field::int(offset_of!(ClcHeader, length), "length", h.length).note("bytes"),
+        Field::bytes(0, "eyecatcher", &eyecatcher).note(eyecatcher_note(eyecatcher)),
+        Field::int(at!(HEADER, "type"), "type", u8::from(h.r#type)).note(h.r#type.to_string()),
+        Field::int(at!(HEADER, "length"), "length", h.length).note("bytes"),
         Field::int(BITS_AT, "version", h.version).note("bits 7-4"),
         Field::int(BITS_AT, "typev2", h.typev2).note(format!("bits 3-2: {}", typev2_note(h))),
         Field::int(BITS_AT, "typev1", h.typev1).note(format!("bits 1-0: {}", typev1_note(h))),
@@ -135,7 +151,7 @@ fn eyecatcher_note(bytes: [u8; 4]) -> String {
 
 fn chid_note(chid: Chid) -> String {
     match chid.0 {
-        0xffff => "0xffff, loopback-ism".to_owned(),
+        c if chid == Chid::LOOPBACK => format!("{c:#06x}, loopback-ism"),
         c if chid.is_emulated() => format!("{c:#06x}, emulated ISM (128-bit GID)"),
         0 => "none".to_owned(),
         c => format!("{c:#06x}, native ISM"),
@@ -168,8 +184,8 @@ fn limits(at: usize, max_conns: u8, max_links: u8, feature_mask: u16) -> [Field;
 
 // `limits` relies on both layouts placing the three fields back to back.
 const _: () = assert!(
-    offset_of!(V2ExtLayout, feature_mask) == offset_of!(V2ExtLayout, max_conns) + 2
-        && offset_of!(FceV2xLayout, feature_mask) == offset_of!(FceV2xLayout, max_conns) + 2
+    at!(V2_EXT, "feature_mask") == at!(V2_EXT, "max_conns") + 2
+        && at!(FCE_V2X, "feature_mask") == at!(FCE_V2X, "max_conns") + 2
 );
 
 fn feature_note(mask: u16) -> String {
@@ -200,7 +216,7 @@ fn proposal(p: &ProposalRepr) -> Vec<Field> {
     let v2_ext_note = if p.v2_ext.is_some() {
         format!(
             "v2 extension at byte {}",
-            area(offset_of!(SmcdArea, vendor_oui)) + usize::from(p.v2_ext_offset)
+            area(at!(PROPOSAL_SMCD_AREA, "vendor_oui")) + usize::from(p.v2_ext_offset)
         )
     } else {
         "no v2 extension".to_owned()
@@ -212,39 +228,44 @@ fn proposal(p: &ProposalRepr) -> Vec<Field> {
     };
     let mut fields = vec![
         Field::bytes(
-            offset_of!(ProposalHead, id_for_peer),
+            at!(PROPOSAL_HEAD, "id_for_peer"),
             "id_for_peer",
             &p.id_for_peer,
         )
         .note("SMC-R system id"),
-        Field::bytes(offset_of!(ProposalHead, gid), "gid", &p.gid).note("RoCE GID"),
-        Field::bytes(offset_of!(ProposalHead, mac), "mac", &p.mac).note("RoCE MAC"),
+        Field::bytes(at!(PROPOSAL_HEAD, "gid"), "gid", &p.gid).note("RoCE GID"),
+        Field::bytes(at!(PROPOSAL_HEAD, "mac"), "mac", &p.mac).note("RoCE MAC"),
         Field::int(
-            offset_of!(ProposalHead, iparea_offset),
+            at!(PROPOSAL_HEAD, "iparea_offset"),
             "iparea_offset",
             p.iparea_offset,
         )
         .note(iparea_note),
-        Field::int(area(offset_of!(SmcdArea, ism_gid)), "ism_gid", p.ism_gid).note(ism_gid_note),
         Field::int(
-            area(offset_of!(SmcdArea, ism_chid)),
+            area(at!(PROPOSAL_SMCD_AREA, "ism_gid")),
+            "ism_gid",
+            p.ism_gid,
+        )
+        .note(ism_gid_note),
+        Field::int(
+            area(at!(PROPOSAL_SMCD_AREA, "ism_chid")),
             "ism_chid",
             p.ism_chid.0,
         )
         .note(chid_note(p.ism_chid)),
         Field::int(
-            area(offset_of!(SmcdArea, v2_ext_offset)),
+            area(at!(PROPOSAL_SMCD_AREA, "v2_ext_offset")),
             "v2_ext_offset",
             p.v2_ext_offset,
         )
         .note(v2_ext_note),
         Field::bytes(
-            area(offset_of!(SmcdArea, vendor_oui)),
+            area(at!(PROPOSAL_SMCD_AREA, "vendor_oui")),
             "vendor_oui",
             &p.vendor_oui,
         ),
         Field::bytes(
-            area(offset_of!(SmcdArea, vendor_exp_options)),
+            area(at!(PROPOSAL_SMCD_AREA, "vendor_exp_options")),
             "vendor_exp_options",
             &p.vendor_exp_options,
         ),
@@ -279,7 +300,7 @@ fn ip_prefix(prefix: &IpPrefix, at: usize) -> Field {
         .iter()
         .enumerate()
         .map(|(i, entry)| {
-            let entry_at = at + size_of::<IpPrefixLayout>() + i * size_of::<Ipv6PrefixLayout>();
+            let entry_at = at + IP_PREFIX.size() + i * IPV6_PREFIX.size();
             let addr: Ipv6Addr = entry.prefix;
             Field::new(
                 entry_at,
@@ -288,7 +309,7 @@ fn ip_prefix(prefix: &IpPrefix, at: usize) -> Field {
                     Field::bytes(entry_at, "prefix", &addr.octets())
                         .note(format!("{addr}/{}", entry.prefix_len)),
                     Field::int(
-                        entry_at + offset_of!(Ipv6PrefixLayout, prefix_len),
+                        entry_at + at!(IPV6_PREFIX, "prefix_len"),
                         "prefix_len",
                         entry.prefix_len,
                     ),
@@ -303,16 +324,16 @@ fn ip_prefix(prefix: &IpPrefix, at: usize) -> Field {
             Field::bytes(at, "outgoing_subnet", &subnet.octets())
                 .note(ipv4_note(subnet, prefix.prefix_len)),
             Field::int(
-                at + offset_of!(IpPrefixLayout, prefix_len),
+                at + at!(IP_PREFIX, "prefix_len"),
                 "prefix_len",
                 prefix.prefix_len,
             ),
             Field::int(
-                at + offset_of!(IpPrefixLayout, ipv6_prefixes_cnt),
+                at + at!(IP_PREFIX, "ipv6_prefixes_cnt"),
                 "ipv6_prefixes_cnt",
                 count(prefix.ipv6_prefixes.len()),
             ),
-            Field::list(at + size_of::<IpPrefixLayout>(), "ipv6_prefixes", entries),
+            Field::list(at + IP_PREFIX.size(), "ipv6_prefixes", entries),
         ],
     )
 }
@@ -327,7 +348,7 @@ fn count(n: usize) -> u64 {
 
 fn v2_ext(v2: &V2Ext, has_smcd_v2_ext: bool, ism_gid_cnt: usize, at: usize) -> Field {
     let off = |f: usize| at + f;
-    let smcd_offset_field = off(offset_of!(V2ExtLayout, smcd_v2_ext_offset));
+    let smcd_offset_field = off(at!(V2_EXT, "smcd_v2_ext_offset"));
     let smcd_offset_note = if !has_smcd_v2_ext {
         "no SMC-Dv2 extension: typev2 offers no SMC-D".to_owned()
     } else if v2.smcd_v2_ext_offset == 0
@@ -343,7 +364,7 @@ fn v2_ext(v2: &V2Ext, has_smcd_v2_ext: bool, ism_gid_cnt: usize, at: usize) -> F
             smcd_offset_field + 2 + usize::from(v2.smcd_v2_ext_offset)
         )
     };
-    let eids_at = off(size_of::<V2ExtLayout>());
+    let eids_at = off(V2_EXT.size());
     let eids = v2
         .user_eids
         .iter()
@@ -352,22 +373,18 @@ fn v2_ext(v2: &V2Ext, has_smcd_v2_ext: bool, ism_gid_cnt: usize, at: usize) -> F
         .collect();
     let mut fields = Vec::from([
         Field::int(
-            off(offset_of!(V2ExtLayout, eid_cnt)),
+            off(at!(V2_EXT, "eid_cnt")),
             "eid_cnt",
             count(v2.user_eids.len()),
         ),
         Field::int(
-            off(offset_of!(V2ExtLayout, ism_gid_cnt)),
+            off(at!(V2_EXT, "ism_gid_cnt")),
             "ism_gid_cnt",
             count(ism_gid_cnt),
         ),
-        Field::int(
-            off(offset_of!(V2ExtLayout, release_seid)),
-            "release",
-            v2.release,
-        )
-        .note(format!("bits 7-4: {}", release_note(v2.release))),
-        Field::bool(off(offset_of!(V2ExtLayout, release_seid)), "seid", v2.seid)
+        Field::int(off(at!(V2_EXT, "release_seid")), "release", v2.release)
+            .note(format!("bits 7-4: {}", release_note(v2.release))),
+        Field::bool(off(at!(V2_EXT, "release_seid")), "seid", v2.seid)
             .note("bit 0: the SEID in the SMC-Dv2 extension is valid"),
         Field::int(
             smcd_offset_field,
@@ -375,10 +392,10 @@ fn v2_ext(v2: &V2Ext, has_smcd_v2_ext: bool, ism_gid_cnt: usize, at: usize) -> F
             v2.smcd_v2_ext_offset,
         )
         .note(smcd_offset_note),
-        Field::bytes(off(offset_of!(V2ExtLayout, roce)), "roce", &v2.roce).note("RoCEv2 GID"),
+        Field::bytes(off(at!(V2_EXT, "roce")), "roce", &v2.roce).note("RoCEv2 GID"),
     ]);
     fields.extend(limits(
-        off(offset_of!(V2ExtLayout, max_conns)),
+        off(at!(V2_EXT, "max_conns")),
         v2.max_conns,
         v2.max_links,
         v2.feature_mask,
@@ -388,24 +405,20 @@ fn v2_ext(v2: &V2Ext, has_smcd_v2_ext: bool, ism_gid_cnt: usize, at: usize) -> F
 }
 
 fn smcd_v2_ext(ext: &SmcdV2Ext, at: usize) -> Field {
-    let list_at = at + size_of::<SmcdV2ExtLayout>();
+    let list_at = at + SMCD_V2_EXT.size();
     let entries = ext
         .gidchid
         .iter()
         .enumerate()
         .map(|(i, entry)| {
-            let entry_at = list_at + i * size_of::<GidChidLayout>();
+            let entry_at = list_at + i * GID_CHID.size();
             Field::new(
                 entry_at,
                 "",
                 FieldValue::Object(vec![
                     Field::int(entry_at, "gid", entry.gid).note(format!("{:#018x}", entry.gid)),
-                    Field::int(
-                        entry_at + offset_of!(GidChidLayout, chid),
-                        "chid",
-                        entry.chid.0,
-                    )
-                    .note(chid_note(entry.chid)),
+                    Field::int(entry_at + at!(GID_CHID, "chid"), "chid", entry.chid.0)
+                        .note(chid_note(entry.chid)),
                 ]),
             )
         })
@@ -423,39 +436,23 @@ fn smcd_v2_ext(ext: &SmcdV2Ext, at: usize) -> Field {
 fn accept(a: &AcceptRepr) -> Vec<Field> {
     let size = bufsize::decode(a.dmbe_size);
     let mut fields = vec![
-        Field::int(offset_of!(AcceptLayout, gid), "gid", a.gid.gid)
-            .note(format!("{:#018x}", a.gid.gid)),
-        Field::int(offset_of!(AcceptLayout, token), "token", a.token.0)
+        Field::int(at!(ACCEPT, "gid"), "gid", a.gid.gid).note(format!("{:#018x}", a.gid.gid)),
+        Field::int(at!(ACCEPT, "token"), "token", a.token.0)
             .note(format!("{:#018x}, the sender's DMB token", a.token.0)),
-        Field::int(offset_of!(AcceptLayout, dmbe_idx), "dmbe_idx", a.dmbe_idx),
-        Field::int(
-            offset_of!(AcceptLayout, dmbe_size),
-            "dmbe_size",
-            a.dmbe_size,
-        )
-        .note(format!(
+        Field::int(at!(ACCEPT, "dmbe_idx"), "dmbe_idx", a.dmbe_idx),
+        Field::int(at!(ACCEPT, "dmbe_size"), "dmbe_size", a.dmbe_size).note(format!(
             "bits 7-4: DMB of {size} bytes ({} KiB)",
             size / 1024
         )),
-        Field::bytes(offset_of!(AcceptLayout, linkid), "linkid", &a.linkid),
+        Field::bytes(at!(ACCEPT, "linkid"), "linkid", &a.linkid),
     ];
     if a.version >= 2 {
         let v2 = |f: usize| ACCEPT_V2_AT + f;
         fields.extend([
-            Field::int(v2(offset_of!(AcceptV2Layout, chid)), "chid", a.chid.0)
-                .note(chid_note(a.chid)),
-            Field::text(
-                v2(offset_of!(AcceptV2Layout, eid)),
-                "eid",
-                text::to_string(&a.eid.0),
-            )
-            .note("negotiated EID"),
-            Field::int(
-                v2(offset_of!(AcceptV2Layout, gid_ext)),
-                "gid_ext",
-                a.gid.gid_ext,
-            )
-            .note(format!(
+            Field::int(v2(at!(ACCEPT_V2, "chid")), "chid", a.chid.0).note(chid_note(a.chid)),
+            Field::text(v2(at!(ACCEPT_V2, "eid")), "eid", text::to_string(&a.eid.0))
+                .note("negotiated EID"),
+            Field::int(v2(at!(ACCEPT_V2, "gid_ext")), "gid_ext", a.gid.gid_ext).note(format!(
                 "{:#018x}, low half of a 128-bit GID",
                 a.gid.gid_ext
             )),
@@ -470,26 +467,14 @@ fn accept(a: &AcceptRepr) -> Vec<Field> {
 fn fce_fields(fce: &Fce) -> Field {
     let off = |f: usize| FCE_AT + f;
     let mut fields = vec![
-        Field::bool(
-            off(offset_of!(FceLayout, v2_direct)),
-            "v2_direct",
-            fce.v2_direct,
-        )
-        .note("bit 7, SMC-Rv2 only"),
-        Field::int(
-            off(offset_of!(FceLayout, os_type_release)),
-            "os_type",
-            fce.os_type,
-        )
-        .note(format!("bits 7-4: {}", os_type_note(fce.os_type))),
-        Field::int(
-            off(offset_of!(FceLayout, os_type_release)),
-            "release",
-            fce.release,
-        )
-        .note(format!("bits 3-0: {}", release_note(fce.release))),
+        Field::bool(off(at!(FCE, "v2_direct")), "v2_direct", fce.v2_direct)
+            .note("bit 7, SMC-Rv2 only"),
+        Field::int(off(at!(FCE, "os_type_release")), "os_type", fce.os_type)
+            .note(format!("bits 7-4: {}", os_type_note(fce.os_type))),
+        Field::int(off(at!(FCE, "os_type_release")), "release", fce.release)
+            .note(format!("bits 3-0: {}", release_note(fce.release))),
         Field::text(
-            off(offset_of!(FceLayout, hostname)),
+            off(at!(FCE, "hostname")),
             "hostname",
             text::to_string(&fce.hostname.0),
         ),
@@ -497,13 +482,13 @@ fn fce_fields(fce: &Fce) -> Field {
     if fce.wire_len() > FCE_V2X_AT {
         let v2x = |f: usize| off(FCE_V2X_AT + f);
         fields.extend(limits(
-            v2x(offset_of!(FceV2xLayout, max_conns)),
+            v2x(at!(FCE_V2X, "max_conns")),
             fce.max_conns,
             fce.max_links,
             fce.feature_mask,
         ));
         fields.push(Field::int(
-            v2x(offset_of!(FceV2xLayout, vendor_exp_options)),
+            v2x(at!(FCE_V2X, "vendor_exp_options")),
             "vendor_exp_options",
             fce.vendor_exp_options,
         ));
@@ -513,19 +498,15 @@ fn fce_fields(fce: &Fce) -> Field {
 
 fn decline(d: &DeclineRepr) -> Vec<Field> {
     let mut fields = vec![
-        Field::bytes(
-            offset_of!(DeclineLayout, id_for_peer),
-            "id_for_peer",
-            &d.id_for_peer,
-        )
-        .note("SMC-R system id"),
+        Field::bytes(at!(DECLINE, "id_for_peer"), "id_for_peer", &d.id_for_peer)
+            .note("SMC-R system id"),
         Field::int(
-            offset_of!(DeclineLayout, peer_diagnosis),
+            at!(DECLINE, "peer_diagnosis"),
             "peer_diagnosis",
             d.peer_diagnosis.code(),
         )
         .note(reason_note(d.peer_diagnosis)),
-        Field::int(offset_of!(DeclineLayout, os_type), "os_type", d.os_type)
+        Field::int(at!(DECLINE, "os_type"), "os_type", d.os_type)
             .note(format!("bits 7-4: {}", os_type_note(d.os_type))),
     ];
     if d.version >= 2 {

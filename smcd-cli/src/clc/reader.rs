@@ -1,9 +1,9 @@
 //! Reading the JSON schema of `spec/clc.md` §10 with errors that name the key.
 
 use serde_json::{Map, Value};
-use smcd_core::wire::hex;
 
 use super::text::{self, Empty};
+use crate::hex;
 
 /// A JSON object being read; remembers which keys were used so that unknown
 /// keys (typos) can be reported.

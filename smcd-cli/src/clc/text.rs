@@ -6,8 +6,11 @@
 //! blanks, as Linux does; an empty EID becomes 32 zero bytes ("no EID") and
 //! an empty hostname 32 blanks.
 
-/// Length of an EID or hostname on the wire.
-pub(crate) const TEXT_LEN: usize = 32;
+use smcd_core::wire::clc::{Eid, Hostname};
+
+/// Length of an EID or hostname on the wire (32): the size of either.
+pub(crate) const TEXT_LEN: usize = size_of::<Eid>();
+const _: () = assert!(size_of::<Hostname>() == TEXT_LEN);
 
 /// The string of padded text `raw` (already stripped of padding by the caller
 /// or not: trailing blanks and NULs are removed here too).

@@ -10,9 +10,6 @@ use crate::wire::clc::{AcceptKind, AcceptRepr, Eid, Eyecatcher, Fce, Hostname, O
 /// emulated ISM devices with 128-bit GIDs.
 pub const FEATURE_MASK: u16 = 0x0001;
 
-/// Length of an SMC-D v2 Accept/Confirm without first-contact extension.
-const ACCEPT_V2_LEN: usize = 78;
-
 /// A GID as sent and understood on the wire for a device of `chid`: the low
 /// half (`gid_ext`) only exists for emulated devices (`spec/clc.md` §4).
 pub(crate) fn wire_gid(gid: Gid, chid: Chid) -> Gid {
@@ -60,12 +57,10 @@ impl OwnSide<'_> {
     /// The SMC-D v2 Accept/Confirm.
     pub(crate) fn repr(&self) -> AcceptRepr {
         let chid = self.device.channel();
-        let fce_len = self.fce.as_ref().map_or(0, Fce::wire_len);
-        let length = ACCEPT_V2_LEN + fce_len;
-        AcceptRepr {
+        let mut repr = AcceptRepr {
             kind: self.kind,
             eyecatcher: Eyecatcher::Smcd,
-            length: u16::try_from(length).unwrap_or(u16::MAX),
+            length: 0,
             version: self.version,
             first_contact: self.fce.is_some(),
             gid: wire_gid(self.device.gid(), chid),
@@ -77,6 +72,9 @@ impl OwnSide<'_> {
             eid: self.eid,
             fce: self.fce,
             trailer: Eyecatcher::Smcd,
-        }
+        };
+        // `version` is at least 2 here: the v2 part plus the FCE, if any.
+        repr.length = u16::try_from(repr.min_len()).unwrap_or(u16::MAX);
+        repr
     }
 }

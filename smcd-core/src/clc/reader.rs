@@ -10,11 +10,10 @@
 //! and never a byte more, so whatever follows the last CLC message (the
 //! application data after a Decline) stays with the caller.
 
-/// Length of the common CLC header.
-pub(crate) const HEADER_LEN: usize = 8;
+use crate::wire::clc::{CLC_HEADER_LEN, PROPOSAL_RCVBUF_BYTES};
 
 /// Largest receive buffer Linux uses for a CLC message (Proposal, Confirm).
-pub(crate) const RX_BUF_BYTES: usize = 652;
+const RX_BUF_BYTES: usize = PROPOSAL_RCVBUF_BYTES;
 
 /// Progress of one message.
 #[derive(Debug)]
@@ -74,17 +73,17 @@ impl Reader {
         }
         let mut used = 0;
         if self.total.is_none() {
-            let want = HEADER_LEN.saturating_sub(self.received);
+            let want = CLC_HEADER_LEN.saturating_sub(self.received);
             let take = want.min(data.len());
             used = self.store(data.get(..take).unwrap_or_default());
-            if self.received < HEADER_LEN {
+            if self.received < CLC_HEADER_LEN {
                 return (used, Read::Incomplete);
             }
-            let header = self.buf.get(..HEADER_LEN).unwrap_or_default();
+            let header = self.buf.get(..CLC_HEADER_LEN).unwrap_or_default();
             match check(header) {
                 Ok((len, cap)) => {
-                    self.total = Some(len.max(HEADER_LEN));
-                    self.cap = cap.clamp(HEADER_LEN, RX_BUF_BYTES);
+                    self.total = Some(len.max(CLC_HEADER_LEN));
+                    self.cap = cap.clamp(CLC_HEADER_LEN, RX_BUF_BYTES);
                 }
                 Err(e) => {
                     self.reset();
@@ -92,7 +91,7 @@ impl Reader {
                 }
             }
         }
-        let total = self.total.unwrap_or(HEADER_LEN);
+        let total = self.total.unwrap_or(CLC_HEADER_LEN);
         let rest = data.get(used..).unwrap_or_default();
         let take = total.saturating_sub(self.received).min(rest.len());
         used += self.store(rest.get(..take).unwrap_or_default());

@@ -75,6 +75,16 @@ pub enum Violation {
         /// The flags now.
         now: u8,
     },
+    /// The producer cursor moved after an earlier header ended the peer's
+    /// sending (`peer_done_writing`, `peer_conn_closed` or `peer_conn_abort`):
+    /// data after the peer's FIN. Data in the same header as the flag is
+    /// the peer's last data, not this.
+    DataAfterShutdown {
+        /// Bytes the producer cursor moved.
+        moved: u32,
+        /// The connection-state flags of the earlier header.
+        conn_state_flags: u8,
+    },
 }
 
 impl fmt::Display for Violation {
@@ -113,6 +123,13 @@ impl fmt::Display for Violation {
                 f,
                 "sticky connection-state flags went from {before:#04x} to {now:#04x}"
             ),
+            Violation::DataAfterShutdown {
+                moved,
+                conn_state_flags,
+            } => write!(
+                f,
+                "peer produced {moved} bytes after ending its sending (flags {conn_state_flags:#04x})"
+            ),
         }
     }
 }
@@ -121,8 +138,7 @@ impl core::error::Error for Violation {}
 
 /// What a [`Connection`](super::Connection) call reports.
 ///
-/// Everything except [`WouldBlock`](ConnError::WouldBlock),
-/// [`UrgentUnsupported`](ConnError::UrgentUnsupported) and
+/// Everything except [`WouldBlock`](ConnError::WouldBlock) and
 /// [`NocopyRequired`](ConnError::NocopyRequired) is sticky: the connection
 /// keeps reporting it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,8 +161,6 @@ pub enum ConnError {
     Violation(Violation),
     /// A device operation failed; the connection is dead (our abort flag is set).
     Device(ErrorKind),
-    /// Urgent (out-of-band) data is not supported.
-    UrgentUnsupported,
     /// Zero-copy sending needs nocopy mode (the peer's DMB attached).
     NocopyRequired,
 }
@@ -162,7 +176,6 @@ impl fmt::Display for ConnError {
             ConnError::Aborted => f.write_str("connection aborted"),
             ConnError::Violation(v) => write!(f, "protocol violation by peer: {v}"),
             ConnError::Device(k) => write!(f, "device error: {k}"),
-            ConnError::UrgentUnsupported => f.write_str("urgent data is not supported"),
             ConnError::NocopyRequired => f.write_str("zero-copy send needs nocopy mode"),
         }
     }

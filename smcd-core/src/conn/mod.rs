@@ -46,9 +46,9 @@
 //!
 //! # Urgent data
 //!
-//! Sending urgent (out-of-band) data is rejected with
-//! [`ConnError::UrgentUnsupported`]. A peer's urgent byte is delivered
-//! inline, in stream order (like `SO_OOBINLINE`).
+//! Sending urgent (out-of-band) data is not offered: there is no call for
+//! it. A peer's urgent byte is delivered inline, in stream order (like
+//! `SO_OOBINLINE`).
 //!
 //! # Example: a pair over a toy device
 //!

@@ -24,8 +24,9 @@ impl Connection {
     ///
     /// # Errors
     ///
-    /// [`ConnError::Violation`] if the header is invalid: the connection is
-    /// aborted (our abort flag is sent). [`ConnError::Device`] if answering
+    /// [`ConnError::Violation`] if the header is invalid (among others: it
+    /// moves the producer cursor after an earlier header ended the peer's
+    /// sending): the connection is aborted (our abort flag is sent). [`ConnError::Device`] if answering
     /// an update request failed.
     pub fn handle_signal<D: SmcdOps>(&mut self, dev: &D) -> Result<(), ConnError> {
         if self.error.is_some() || self.state == CloseState::Closed {

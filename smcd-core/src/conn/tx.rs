@@ -83,15 +83,6 @@ impl Connection {
         self.produce(dev, written)
     }
 
-    /// Urgent (out-of-band) data is not supported.
-    ///
-    /// # Errors
-    ///
-    /// Always [`ConnError::UrgentUnsupported`]; nothing is sent.
-    pub fn send_urgent<D: SmcdOps>(&mut self, _dev: &D, _data: &[u8]) -> Result<usize, ConnError> {
-        Err(ConnError::UrgentUnsupported)
-    }
-
     /// Common start of a send (`spec/cdc.md` §5 step 1): the number of
     /// bytes to write (`None` = nothing to send), or
     /// [`ConnError::WouldBlock`] when the ring is full.

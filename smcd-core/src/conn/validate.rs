@@ -1,6 +1,7 @@
 //! Validation of a CDC header snapshot read from peer-written memory, before
 //! any of it is used (`spec/cdc.md` §6; DESIGN "Security model").
 
+use super::ANY_SHUTDOWN;
 use super::error::{CursorRole, Violation};
 use crate::cursor::{Cursor, Movement, forward_distance};
 use crate::wire::cdc::{CdcHeader, ConnStateFlags, ProducerFlags};
@@ -20,7 +21,8 @@ pub(super) struct RxView {
     pub(super) bytes_to_rcv: u32,
     /// Bytes we produced that the peer has not consumed.
     pub(super) in_flight: u32,
-    /// The peer's connection-state flags from the last accepted header.
+    /// The peer's connection-state flags from the last accepted header
+    /// (once they end its sending, its producer cursor must stay).
     pub(super) peer_flags: ConnStateFlags,
 }
 
@@ -34,21 +36,31 @@ pub(super) struct Accepted {
 }
 
 /// Check `hdr` against `view`: both counts inside their rings, no impossible
-/// or cleared flags, the producer forward by at most our free space, the
-/// consumer forward by at most what we have in flight.
+/// or cleared flags, the producer forward by at most our free space and not
+/// at all once an earlier header ended the peer's sending, the consumer
+/// forward by at most what we have in flight.
 pub(super) fn check(view: &RxView, hdr: &CdcHeader) -> Result<Accepted, Violation> {
     let prod = in_ring(hdr.prod, view.own_ring, CursorRole::Producer)?;
     let cons = in_ring(hdr.cons, view.peer_ring, CursorRole::Consumer)?;
     check_flags(hdr.prod_flags, hdr.conn_state_flags, view.peer_flags)?;
     let free = view.own_ring.saturating_sub(view.bytes_to_rcv);
+    let prod_moved = moved(
+        view.own_ring,
+        view.rx_prod,
+        prod,
+        free,
+        CursorRole::Producer,
+    )?;
+    // Only the flags of an earlier header count: a peer may end its sending
+    // in the header that carries its last bytes.
+    if prod_moved > 0 && view.peer_flags.intersects(ANY_SHUTDOWN) {
+        return Err(Violation::DataAfterShutdown {
+            moved: prod_moved,
+            conn_state_flags: view.peer_flags.bits(),
+        });
+    }
     Ok(Accepted {
-        prod_moved: moved(
-            view.own_ring,
-            view.rx_prod,
-            prod,
-            free,
-            CursorRole::Producer,
-        )?,
+        prod_moved,
         cons_moved: moved(
             view.peer_ring,
             view.rx_cons,
@@ -116,8 +128,9 @@ fn check_flags(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dmb::{CDC_HEADER_LEN_BYTES, DMB_MIN_SIZE_BYTES};
 
-    const RING: u32 = 16 * 1024 - 32;
+    const RING: u32 = (DMB_MIN_SIZE_BYTES - CDC_HEADER_LEN_BYTES) as u32;
 
     fn view() -> RxView {
         RxView {
@@ -272,6 +285,53 @@ mod tests {
         let mut h = ok_hdr();
         h.prod_flags = ProducerFlags::URG_DATA_PRESENT | ProducerFlags::URG_DATA_PENDING;
         assert!(check(&view(), &h).is_ok());
+    }
+
+    #[test]
+    fn producer_must_stay_after_the_peer_ended_its_sending() {
+        let prod = Cursor::new(3, 101);
+        for flags in [
+            ConnStateFlags::PEER_DONE_WRITING,
+            ConnStateFlags::PEER_CONN_CLOSED,
+            ConnStateFlags::PEER_CONN_ABORT,
+        ] {
+            let mut v = view();
+            v.peer_flags = flags;
+            let mut h = hdr(prod, Cursor::new(7, 16000));
+            h.conn_state_flags = flags;
+            assert_eq!(
+                check(&v, &h),
+                Err(Violation::DataAfterShutdown {
+                    moved: 1,
+                    conn_state_flags: flags.bits()
+                })
+            );
+            // The consumer may still move (the peer reads on), the producer
+            // may stay.
+            let mut h = hdr(Cursor::new(3, 100), Cursor::new(7, 16000).add(RING, 10));
+            h.conn_state_flags = flags;
+            assert_eq!(
+                check(&v, &h),
+                Ok(Accepted {
+                    prod_moved: 0,
+                    cons_moved: 10
+                })
+            );
+        }
+        // The flag arriving with the last bytes is fine.
+        let mut h = hdr(prod, Cursor::new(7, 16000));
+        h.conn_state_flags = ConnStateFlags::PEER_DONE_WRITING;
+        assert_eq!(
+            check(&view(), &h),
+            Ok(Accepted {
+                prod_moved: 1,
+                cons_moved: 0
+            })
+        );
+        // Reserved bits end nothing.
+        let mut v = view();
+        v.peer_flags = ConnStateFlags::from_bits_retain(0x01);
+        assert!(check(&v, &hdr(prod, Cursor::new(7, 16000))).is_ok());
     }
 
     #[test]

@@ -65,8 +65,9 @@ pub(super) fn should_update(v: &WindowView) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dmb::{CDC_HEADER_LEN_BYTES, DMB_MIN_SIZE_BYTES};
 
-    const RING: u32 = 16 * 1024 - 32;
+    const RING: u32 = (DMB_MIN_SIZE_BYTES - CDC_HEADER_LEN_BYTES) as u32;
 
     #[test]
     fn limits_per_dmb_size() {

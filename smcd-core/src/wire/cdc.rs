@@ -62,16 +62,17 @@ use zerocopy::byteorder::native_endian::{U16, U32};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use crate::cursor::Cursor;
+use crate::dmb::CDC_HEADER_LEN_BYTES;
 use crate::mem::{DmbMem, MemError};
 use crate::sync::Ordering;
 
 /// Value of the `type` byte written by senders (receivers do not check it).
 pub const CDC_TYPE_SMCD: u8 = 0xFE;
 
-/// Offset of the producer-cursor word inside the header.
-pub const PROD_WORD_OFFSET: usize = 8;
-/// Offset of the consumer-cursor-and-flags word inside the header.
-pub const CONS_WORD_OFFSET: usize = 16;
+/// Offset of the producer-cursor word inside the header (8).
+pub const PROD_WORD_OFFSET: usize = core::mem::offset_of!(SmcdCdcMsg, prod);
+/// Offset of the consumer-cursor-and-flags word inside the header (16).
+pub const CONS_WORD_OFFSET: usize = core::mem::offset_of!(SmcdCdcMsg, cons);
 
 bitflags! {
     /// Producer flags, byte 22 (`spec/cdc.md` §4). Unknown bits are kept.
@@ -152,6 +153,9 @@ pub struct SmcdCdcMsg {
     /// Reserved, 0.
     pub reserved2: [u8; 8],
 }
+
+// The raw layout is the header the DMB reserves.
+const _: () = assert!(size_of::<SmcdCdcMsg>() == CdcHeader::BUFFER_LEN);
 
 /// A CDC header did not fit or could not be stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,8 +238,9 @@ fn cursor_of(g: &SmcdCdcCursor) -> Cursor {
 }
 
 impl CdcHeader {
-    /// Length of the header in bytes.
-    pub const BUFFER_LEN: usize = 32;
+    /// Length of the header in bytes: [`CDC_HEADER_LEN_BYTES`], the start of
+    /// every DMB.
+    pub const BUFFER_LEN: usize = CDC_HEADER_LEN_BYTES;
 
     /// Build from the two 64-bit words (bytes 8–15 and 16–23).
     pub fn from_words(prod_word: u64, cons_word: u64) -> Self {

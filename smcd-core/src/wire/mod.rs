@@ -9,6 +9,7 @@
 //! `Copy` error. The layout structs mirror the Linux structs they name
 //! (zerocopy 0.8, `network_endian` integers for CLC) and are only ever read
 //! with `read_from_prefix`, so no alignment or length assumption is made.
+//! The CLC ones are internal; [`clc::fields`] tells where their fields sit.
 //!
 //! The validated `*Repr` types follow the smoltcp pattern: `parse` a byte
 //! slice into a `Repr`, ask it for its `buffer_len`, and `emit` it into a
@@ -36,4 +37,3 @@
 
 pub mod cdc;
 pub mod clc;
-pub mod hex;

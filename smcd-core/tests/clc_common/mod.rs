@@ -8,7 +8,9 @@ use smcd_core::clc::{
 };
 use smcd_core::dmb::Gid;
 use smcd_core::wire::clc::{ClcHeaderRepr, ClcMessage, DeclineReason, DeclineRepr};
-use smcd_core::wire::hex;
+
+#[path = "../common/hex.rs"]
+mod hex;
 
 /// The loopback GID of the spec's vectors.
 pub(crate) const LO_GID: Gid = Gid::new(0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210);
@@ -52,12 +54,10 @@ pub(crate) fn pair<'a>(
 
 /// The bytes of `tests/vectors/<name>`.
 pub(crate) fn vector(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap();
-    let mut buf = vec![0u8; 1024];
-    let n = hex::decode(&text, &mut buf).unwrap();
-    buf.truncate(n);
-    buf
+    hex::read(&format!(
+        "{}/tests/vectors/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
 }
 
 /// The CLC messages at the start of a stream, up to and including a

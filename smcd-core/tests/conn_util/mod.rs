@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::vec::Vec;
 
 use smcd_core::conn::{ConnParams, Connection, SendMode};
-use smcd_core::dmb::{Chid, DmbToken, Gid};
+use smcd_core::dmb::{CDC_HEADER_LEN_BYTES, Chid, DMB_MIN_SIZE_BYTES, DmbToken, Gid};
 use smcd_core::mem::DmbMem;
 use smcd_core::ops::{Dmb, ErrorKind, ErrorType, SmcdOps};
 use smcd_core::wire::cdc::{self, CdcHeader};
@@ -219,8 +219,8 @@ impl SmcdOps for FakeDev {
 }
 
 /// Size of the DMBs of [`Pair::new`]: the smallest real DMB (ring 16352).
-pub(crate) const DMB: usize = 16 * 1024;
-pub(crate) const RING: usize = DMB - 32;
+pub(crate) const DMB: usize = DMB_MIN_SIZE_BYTES;
+pub(crate) const RING: usize = DMB - CDC_HEADER_LEN_BYTES;
 
 /// Two connections A and B over one device.
 pub(crate) struct Pair {

@@ -9,9 +9,16 @@ use smcd_core::endpoint::{ByteStream, EndpointError, Transport};
 use smcd_core::wire::clc::{ClcHeaderRepr, ClcMessage, DeclineReason, DeclineRepr};
 use smcd_lo::{LoopbackDevice, NoDoorbell, StaticArena};
 
+/// The vector helper of smcd-core's tests, whose vectors these tests read.
+#[path = "../../../smcd-core/tests/common/hex.rs"]
+mod hex;
+
 /// The loopback device of these tests: DMBs from a static arena, at most
 /// `N` DMBs.
 pub(crate) type Lo<const N: usize = 64> = LoopbackDevice<StaticArena, StdRng, NoDoorbell, N>;
+
+/// The DMB size of most tests: the smallest there is (16 KiB).
+pub(crate) const DMB: usize = smcd_core::dmb::DMB_MIN_SIZE_BYTES;
 
 /// Arena size: room for a handful of 64 KiB DMBs.
 const ARENA_BYTES: usize = 1 << 20;
@@ -107,13 +114,8 @@ pub(crate) fn would_block<T>(r: &Result<T, EndpointError>) -> bool {
 
 /// The bytes of the spec vector `smcd-core/tests/vectors/<name>`.
 pub(crate) fn vector(name: &str) -> Vec<u8> {
-    let path = format!(
+    hex::read(&format!(
         "{}/../smcd-core/tests/vectors/{name}",
         env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap();
-    let mut buf = vec![0u8; 1024];
-    let n = smcd_core::wire::hex::decode(&text, &mut buf).unwrap();
-    buf.truncate(n);
-    buf
+    ))
 }

@@ -27,21 +27,21 @@ use crate::dmb::{Chid, DmbToken, Gid};
 /// ```
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
-pub struct AcceptLayout {
+pub(crate) struct AcceptLayout {
     /// Common header, type 2 or 3.
-    pub header: ClcHeader,
+    pub(crate) header: ClcHeader,
     /// Sender's ISM GID (high half of an emulated GID).
-    pub gid: U64,
+    pub(crate) gid: U64,
     /// Sender's receive DMB token.
-    pub token: U64,
+    pub(crate) token: U64,
     /// DMB element index.
-    pub dmbe_idx: u8,
+    pub(crate) dmbe_idx: u8,
     /// Compressed DMB size in bits 7–4, bits 3–0 reserved.
-    pub dmbe_size: u8,
+    pub(crate) dmbe_size: u8,
     /// Reserved.
-    pub reserved: [u8; 2],
+    pub(crate) reserved: [u8; 2],
     /// Link-group id (opaque).
-    pub linkid: [u8; 4],
+    pub(crate) linkid: [u8; 4],
 }
 
 /// The v2 part of an SMC-D Accept/Confirm (42 bytes at offset 32), the `d1`
@@ -55,13 +55,13 @@ pub struct AcceptLayout {
 /// ```
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
-pub struct AcceptV2Layout {
+pub(crate) struct AcceptV2Layout {
     /// Sender's ISM CHID.
-    pub chid: U16,
+    pub(crate) chid: U16,
     /// Negotiated EID.
-    pub eid: [u8; 32],
+    pub(crate) eid: [u8; 32],
     /// Low half of a 128-bit GID (0 unless `chid` is emulated).
-    pub gid_ext: U64,
+    pub(crate) gid_ext: U64,
 }
 
 const COMMON_LEN: usize = size_of::<AcceptLayout>();

@@ -12,11 +12,17 @@
 //! assert_eq!(bufsize::decode(2), 64 * 1024);
 //! ```
 
-/// Largest compressed size Linux uses for SMC-D (1 MiB).
-pub const SMCD_MAX_COMPRESSED: u8 = 6;
+use crate::dmb::{DMB_MAX_SIZE_BYTES, DMB_MIN_SIZE_BYTES};
 
-/// log2 of the size of compressed value 0 (16 KiB).
-const BASE_SHIFT: u32 = 14;
+/// Largest compressed size Linux uses for SMC-D (6: 1 MiB).
+pub const SMCD_MAX_COMPRESSED: u8 = (DMB_MAX_SIZE_BYTES.ilog2() - BASE_SHIFT) as u8;
+
+/// log2 of the size of compressed value 0 (14: 16 KiB).
+const BASE_SHIFT: u32 = DMB_MIN_SIZE_BYTES.ilog2();
+
+// Both ends are powers of two, so compressed sizes hit them exactly.
+const _: () =
+    assert!(decode(0) == DMB_MIN_SIZE_BYTES && decode(SMCD_MAX_COMPRESSED) == DMB_MAX_SIZE_BYTES);
 
 /// Bytes meant by compressed size `c`; any 4-bit value decodes (bits above
 /// the low nibble are ignored), up to 2^29 for 15.

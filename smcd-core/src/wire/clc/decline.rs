@@ -20,17 +20,17 @@ use super::reason::DeclineReason;
 /// ```
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
-pub struct DeclineLayout {
+pub(crate) struct DeclineLayout {
     /// Common header, type 4.
-    pub header: ClcHeader,
+    pub(crate) header: ClcHeader,
     /// SMC-R system id (zero for SMC-D).
-    pub id_for_peer: [u8; 8],
+    pub(crate) id_for_peer: [u8; 8],
     /// Reason code.
-    pub peer_diagnosis: U32,
+    pub(crate) peer_diagnosis: U32,
     /// `os_type` in bits 7–4, bits 3–0 reserved.
-    pub os_type: u8,
+    pub(crate) os_type: u8,
     /// Reserved.
-    pub reserved: [u8; 3],
+    pub(crate) reserved: [u8; 3],
 }
 
 /// The v2 addition at offset 24 (16 bytes), from `struct smc_clc_msg_decline_v2`.
@@ -43,9 +43,9 @@ pub struct DeclineLayout {
 /// ```
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
-pub struct DeclineV2Layout {
+pub(crate) struct DeclineV2Layout {
     /// Additional reason codes (Linux sends 0).
-    pub peer_diagnosis_v2: [U32; 4],
+    pub(crate) peer_diagnosis_v2: [U32; 4],
 }
 
 const V1_LEN: u16 = 28;

@@ -19,15 +19,15 @@ use super::error::{EmitError, WireError};
 /// ```
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
-pub struct FceLayout {
+pub(crate) struct FceLayout {
     /// `v2_direct` in bit 7 (SMC-Rv2 only), bits 6–0 reserved.
-    pub v2_direct: u8,
+    pub(crate) v2_direct: u8,
     /// `os_type` (bits 7–4) and negotiated `release` (bits 3–0).
-    pub os_type_release: u8,
+    pub(crate) os_type_release: u8,
     /// Reserved.
-    pub reserved: [u8; 2],
+    pub(crate) reserved: [u8; 2],
     /// Node name, blank padded.
-    pub hostname: [u8; 32],
+    pub(crate) hostname: [u8; 32],
 }
 
 /// The release ≥ 1 tail of the FCE (16 bytes at +36), the rest of
@@ -42,17 +42,17 @@ pub struct FceLayout {
 /// ```
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
-pub struct FceV2xLayout {
+pub(crate) struct FceV2xLayout {
     /// SMC-R max connections (reserved for SMC-D).
-    pub max_conns: u8,
+    pub(crate) max_conns: u8,
     /// SMC-R max links (reserved for SMC-D).
-    pub max_links: u8,
+    pub(crate) max_links: u8,
     /// Negotiated features.
-    pub feature_mask: U16,
+    pub(crate) feature_mask: U16,
     /// Vendor experimental options.
-    pub vendor_exp_options: U32,
+    pub(crate) vendor_exp_options: U32,
     /// Reserved.
-    pub reserved: [u8; 8],
+    pub(crate) reserved: [u8; 8],
 }
 
 const FCE_V20_LEN: usize = size_of::<FceLayout>();

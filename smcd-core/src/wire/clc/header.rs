@@ -9,8 +9,8 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 use super::codec::{read_at, write_at};
 use super::error::{EmitError, WireError};
 
-/// Length of the CLC header in bytes.
-pub const CLC_HEADER_LEN: usize = 8;
+/// Length of the CLC header in bytes (8).
+pub const CLC_HEADER_LEN: usize = size_of::<ClcHeader>();
 /// Length of the CLC trailer (an eyecatcher) in bytes.
 pub const CLC_TRAILER_LEN: usize = 4;
 /// Size of Linux's receive buffer for a Proposal or Confirm
@@ -31,15 +31,15 @@ pub const ACCEPT_RCVBUF_BYTES: usize = 160;
 /// ```
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
-pub struct ClcHeader {
+pub(crate) struct ClcHeader {
     /// "SMCR" or "SMCD" in EBCDIC.
-    pub eyecatcher: [u8; 4],
+    pub(crate) eyecatcher: [u8; 4],
     /// Message type, 1..=4.
-    pub r#type: u8,
+    pub(crate) r#type: u8,
     /// Total message length including header and trailer.
-    pub length: U16,
+    pub(crate) length: U16,
     /// `version` (bits 7–4), `typev2` (bits 3–2), `typev1` (bits 1–0).
-    pub version_typev2_typev1: u8,
+    pub(crate) version_typev2_typev1: u8,
 }
 
 /// An eyecatcher: 4 EBCDIC bytes in the header and the trailer (`spec/clc.md` §8).
@@ -323,7 +323,7 @@ impl ClcHeaderRepr {
     }
 
     /// The raw header (`version` is truncated to 4 bits, the types to 2).
-    pub fn raw(&self) -> ClcHeader {
+    pub(crate) fn raw(&self) -> ClcHeader {
         ClcHeader {
             eyecatcher: self.eyecatcher.to_bytes(),
             r#type: self.r#type.into(),

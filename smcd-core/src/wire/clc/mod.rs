@@ -44,26 +44,26 @@ mod decline;
 mod eid;
 mod error;
 mod fce;
+pub mod fields;
 mod header;
 mod precheck;
 mod proposal;
 mod reason;
 
-pub use accept::{AcceptKind, AcceptLayout, AcceptRepr, AcceptV2Layout};
-pub use decline::{DeclineLayout, DeclineRepr, DeclineV2Layout};
+pub use accept::{AcceptKind, AcceptRepr};
+pub use decline::DeclineRepr;
 pub use eid::{Eid, Hostname};
 pub use error::{EmitError, Rule, WireError};
-pub use fce::{Fce, FceLayout, FceV2xLayout};
+pub use fce::Fce;
 pub use header::{
-    ACCEPT_RCVBUF_BYTES, CLC_HEADER_LEN, CLC_TRAILER_LEN, ClcHeader, ClcHeaderRepr, ClcType,
-    Eyecatcher, PROPOSAL_RCVBUF_BYTES, SmcType,
+    ACCEPT_RCVBUF_BYTES, CLC_HEADER_LEN, CLC_TRAILER_LEN, ClcHeaderRepr, ClcType, Eyecatcher,
+    PROPOSAL_RCVBUF_BYTES, SmcType,
 };
 pub use precheck::{SMC_RELEASE_MAX, ServerPrecheck, SmcdV2Offer, server_precheck};
 pub use proposal::{
-    Devices, GidChid, GidChidLayout, IPAREA_OFFSET_MAX, IpPrefix, IpPrefixLayout, Ipv6Prefix,
-    Ipv6PrefixLayout, MAX_GIDCHID_ENTRIES, MAX_IPV6_PREFIXES, MAX_UEIDS, ProposalHead,
-    ProposalRepr, SMCD_V2_EXT_OFFSET_MAX, SmcdArea, SmcdV2Ext, SmcdV2ExtLayout, V2_EXT_OFFSET_MAX,
-    V2Ext, V2ExtLayout,
+    Devices, GidChid, IPAREA_OFFSET_MAX, IpPrefix, Ipv6Prefix, MAX_GIDCHID_ENTRIES,
+    MAX_IPV6_PREFIXES, MAX_UEIDS, ProposalRepr, SMCD_V2_EXT_OFFSET_MAX, SmcdV2Ext,
+    V2_EXT_OFFSET_MAX, V2Ext,
 };
 pub use reason::DeclineReason;
 

@@ -89,8 +89,9 @@ impl<'a> SmcdV2Offer<'a> {
 /// use smcd_core::wire::clc::{server_precheck, DeclineReason, ProposalRepr};
 ///
 /// # fn get(p: &ProposalRepr) {}
-/// # let mut buf = [0u8; 192];
-/// # smcd_core::wire::hex::decode(include_str!("../../../tests/vectors/declined-proposal-no-eid.hex"), &mut buf).unwrap();
+/// # let text = include_str!("../../../tests/vectors/declined-proposal-no-eid.hex");
+/// # let buf: Vec<u8> = text.lines().map(|l| l.split('#').next().unwrap())
+/// #     .flat_map(str::split_whitespace).map(|b| u8::from_str_radix(b, 16).unwrap()).collect();
 /// let proposal = ProposalRepr::parse(&buf)?;
 /// assert_eq!(server_precheck(&proposal, true), Err(DeclineReason::NoUeid));
 /// # Ok::<(), smcd_core::wire::clc::WireError>(())

@@ -7,7 +7,8 @@ use heapless::Vec;
 use zerocopy::network_endian::{U16, U64};
 
 use super::layout::{
-    GidChidLayout, IpPrefixLayout, Ipv6PrefixLayout, SmcdV2ExtLayout, V2ExtLayout,
+    EID_LEN, GIDCHID_LEN, GidChidLayout, IP_PREFIX_HEAD_LEN, IPV6_PREFIX_LEN, IpPrefixLayout,
+    Ipv6PrefixLayout, SMCD_V2_EXT_HEAD_LEN, SmcdV2ExtLayout, V2_EXT_HEAD_LEN, V2ExtLayout,
 };
 use crate::dmb::{Chid, Gid};
 use crate::wire::clc::codec::{read_at, write_at};
@@ -20,13 +21,6 @@ pub const MAX_IPV6_PREFIXES: usize = 8;
 pub const MAX_UEIDS: usize = 8;
 /// Most GID/CHID entries in an SMC-Dv2 extension.
 pub const MAX_GIDCHID_ENTRIES: usize = 8;
-
-const IP_PREFIX_HEAD_LEN: usize = size_of::<IpPrefixLayout>();
-const IPV6_PREFIX_LEN: usize = size_of::<Ipv6PrefixLayout>();
-const V2_EXT_HEAD_LEN: usize = size_of::<V2ExtLayout>();
-const EID_LEN: usize = size_of::<Eid>();
-const SMCD_V2_EXT_HEAD_LEN: usize = size_of::<SmcdV2ExtLayout>();
-const GIDCHID_LEN: usize = size_of::<GidChidLayout>();
 
 /// One IPv6 prefix of the IP prefix area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -3,7 +3,21 @@
 use zerocopy::network_endian::{U16, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
+use crate::wire::clc::eid::Eid;
 use crate::wire::clc::header::ClcHeader;
+
+/// Size of the IP prefix area head.
+pub(super) const IP_PREFIX_HEAD_LEN: usize = size_of::<IpPrefixLayout>();
+/// Size of one IPv6 prefix entry.
+pub(super) const IPV6_PREFIX_LEN: usize = size_of::<Ipv6PrefixLayout>();
+/// Size of the v2 extension head.
+pub(super) const V2_EXT_HEAD_LEN: usize = size_of::<V2ExtLayout>();
+/// Size of one UEID.
+pub(super) const EID_LEN: usize = size_of::<Eid>();
+/// Size of the SMC-Dv2 extension head.
+pub(super) const SMCD_V2_EXT_HEAD_LEN: usize = size_of::<SmcdV2ExtLayout>();
+/// Size of one GID/CHID entry.
+pub(super) const GIDCHID_LEN: usize = size_of::<GidChidLayout>();
 
 /// The first 40 bytes of a Proposal, `struct smc_clc_msg_proposal`
 /// (net/smc/smc_clc.h), with `struct smc_clc_msg_local` inlined.
@@ -17,17 +31,17 @@ use crate::wire::clc::header::ClcHeader;
 /// ```
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
-pub struct ProposalHead {
+pub(crate) struct ProposalHead {
     /// Common header, type 1.
-    pub header: ClcHeader,
+    pub(crate) header: ClcHeader,
     /// SMC-R system id.
-    pub id_for_peer: [u8; 8],
+    pub(crate) id_for_peer: [u8; 8],
     /// RoCE GID.
-    pub gid: [u8; 16],
+    pub(crate) gid: [u8; 16],
     /// RoCE MAC.
-    pub mac: [u8; 6],
+    pub(crate) mac: [u8; 6],
     /// Distance from byte 40 to the IP prefix area.
-    pub iparea_offset: U16,
+    pub(crate) iparea_offset: U16,
 }
 
 /// The SMC-D area at byte 40 (40 bytes), `struct smc_clc_msg_smcd`.
@@ -41,19 +55,19 @@ pub struct ProposalHead {
 /// ```
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
-pub struct SmcdArea {
+pub(crate) struct SmcdArea {
     /// Native v1 ISM GID (`ism.gid`).
-    pub ism_gid: U64,
+    pub(crate) ism_gid: U64,
     /// CHID of that device (`ism.chid`).
-    pub ism_chid: U16,
+    pub(crate) ism_chid: U16,
     /// Distance from byte 52 to the v2 extension.
-    pub v2_ext_offset: U16,
+    pub(crate) v2_ext_offset: U16,
     /// Vendor OUI.
-    pub vendor_oui: [u8; 3],
+    pub(crate) vendor_oui: [u8; 3],
     /// Vendor experimental options.
-    pub vendor_exp_options: [u8; 5],
+    pub(crate) vendor_exp_options: [u8; 5],
     /// Reserved.
-    pub reserved: [u8; 20],
+    pub(crate) reserved: [u8; 20],
 }
 
 /// The IP prefix area head (8 bytes), `struct smc_clc_msg_proposal_prefix`.
@@ -67,15 +81,15 @@ pub struct SmcdArea {
 /// ```
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
-pub struct IpPrefixLayout {
+pub(crate) struct IpPrefixLayout {
     /// IPv4 address AND mask of the egress interface.
-    pub outgoing_subnet: [u8; 4],
+    pub(crate) outgoing_subnet: [u8; 4],
     /// IPv4 mask length.
-    pub prefix_len: u8,
+    pub(crate) prefix_len: u8,
     /// Reserved.
-    pub reserved: [u8; 2],
+    pub(crate) reserved: [u8; 2],
     /// Number of IPv6 prefixes that follow.
-    pub ipv6_prefixes_cnt: u8,
+    pub(crate) ipv6_prefixes_cnt: u8,
 }
 
 /// One IPv6 prefix (17 bytes), `struct smc_clc_ipv6_prefix`.
@@ -88,11 +102,11 @@ pub struct IpPrefixLayout {
 /// ```
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
-pub struct Ipv6PrefixLayout {
+pub(crate) struct Ipv6PrefixLayout {
     /// Address masked to `prefix_len`.
-    pub prefix: [u8; 16],
+    pub(crate) prefix: [u8; 16],
     /// Prefix length.
-    pub prefix_len: u8,
+    pub(crate) prefix_len: u8,
 }
 
 /// The v2 extension head (40 bytes), `struct smc_clc_v2_extension` with its
@@ -108,29 +122,29 @@ pub struct Ipv6PrefixLayout {
 /// ```
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
-pub struct V2ExtLayout {
+pub(crate) struct V2ExtLayout {
     /// Number of UEIDs.
-    pub eid_cnt: u8,
+    pub(crate) eid_cnt: u8,
     /// Number of GID/CHID entries in the SMC-Dv2 extension.
-    pub ism_gid_cnt: u8,
+    pub(crate) ism_gid_cnt: u8,
     /// Reserved.
-    pub reserved: u8,
+    pub(crate) reserved: u8,
     /// `release` (bits 7–4), reserved (bits 3–1), `seid` (bit 0).
-    pub release_seid: u8,
+    pub(crate) release_seid: u8,
     /// Reserved.
-    pub reserved2: [u8; 2],
+    pub(crate) reserved2: [u8; 2],
     /// Distance from byte +8 to the SMC-Dv2 extension.
-    pub smcd_v2_ext_offset: U16,
+    pub(crate) smcd_v2_ext_offset: U16,
     /// RoCEv2 GID.
-    pub roce: [u8; 16],
+    pub(crate) roce: [u8; 16],
     /// SMC-Rv2 max connections.
-    pub max_conns: u8,
+    pub(crate) max_conns: u8,
     /// SMC-Rv2 max links.
-    pub max_links: u8,
+    pub(crate) max_links: u8,
     /// Supported features.
-    pub feature_mask: U16,
+    pub(crate) feature_mask: U16,
     /// Reserved.
-    pub reserved3: [u8; 12],
+    pub(crate) reserved3: [u8; 12],
 }
 
 /// The SMC-Dv2 extension head (48 bytes), `struct smc_clc_smcd_v2_extension`;
@@ -144,11 +158,11 @@ pub struct V2ExtLayout {
 /// ```
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
-pub struct SmcdV2ExtLayout {
+pub(crate) struct SmcdV2ExtLayout {
     /// SEID, zero if none.
-    pub system_eid: [u8; 32],
+    pub(crate) system_eid: [u8; 32],
     /// Reserved.
-    pub reserved: [u8; 16],
+    pub(crate) reserved: [u8; 16],
 }
 
 /// One GID/CHID entry (10 bytes), `struct smc_clc_smcd_gid_chid`.
@@ -161,9 +175,9 @@ pub struct SmcdV2ExtLayout {
 /// ```
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
-pub struct GidChidLayout {
+pub(crate) struct GidChidLayout {
     /// GID, or one half of a 128-bit GID.
-    pub gid: U64,
+    pub(crate) gid: U64,
     /// CHID.
-    pub chid: U16,
+    pub(crate) chid: U16,
 }

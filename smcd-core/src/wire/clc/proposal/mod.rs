@@ -29,10 +29,16 @@ pub use ext::{
     Devices, GidChid, IpPrefix, Ipv6Prefix, MAX_GIDCHID_ENTRIES, MAX_IPV6_PREFIXES, MAX_UEIDS,
     SmcdV2Ext, V2Ext,
 };
-pub use layout::{
+use layout::{
+    EID_LEN, GIDCHID_LEN, IP_PREFIX_HEAD_LEN, IPV6_PREFIX_LEN, SMCD_V2_EXT_HEAD_LEN,
+    V2_EXT_HEAD_LEN,
+};
+pub(crate) use layout::{
     GidChidLayout, IpPrefixLayout, Ipv6PrefixLayout, ProposalHead, SmcdArea, SmcdV2ExtLayout,
     V2ExtLayout,
 };
+
+use core::mem::offset_of;
 
 use zerocopy::network_endian::{U16, U64};
 
@@ -58,16 +64,11 @@ pub const SMCD_V2_EXT_OFFSET_MAX: u16 = 288;
 const HEAD_LEN: usize = size_of::<ProposalHead>();
 const SMCD_AREA_LEN: usize = size_of::<SmcdArea>();
 const FIXED_LEN: usize = HEAD_LEN + SMCD_AREA_LEN;
-/// `v2_ext_offset` counts from the end of its own field.
-const V2_EXT_OFFSET_BASE: usize = 52;
+/// `v2_ext_offset` counts from the end of its own field (byte 52).
+const V2_EXT_OFFSET_BASE: usize = HEAD_LEN + offset_of!(SmcdArea, v2_ext_offset) + size_of::<U16>();
 /// `smcd_v2_ext_offset` counts from the end of its own field (+8).
-const SMCD_V2_EXT_OFFSET_BASE: usize = 8;
-const IP_PREFIX_HEAD_LEN: usize = size_of::<IpPrefixLayout>();
-const IPV6_PREFIX_LEN: usize = size_of::<Ipv6PrefixLayout>();
-const V2_EXT_HEAD_LEN: usize = size_of::<V2ExtLayout>();
-const SMCD_V2_EXT_HEAD_LEN: usize = size_of::<SmcdV2ExtLayout>();
-const EID_LEN: usize = 32;
-const GIDCHID_LEN: usize = size_of::<GidChidLayout>();
+const SMCD_V2_EXT_OFFSET_BASE: usize =
+    offset_of!(V2ExtLayout, smcd_v2_ext_offset) + size_of::<U16>();
 
 /// A Proposal, parsed and validated.
 ///

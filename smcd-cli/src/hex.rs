@@ -1,24 +1,15 @@
-//! Decoding hex text (as in `spec/vectors/*.hex` or typed by a user) into bytes.
+//! Decoding hex text (a `.hex` vector file or what a user typed) into bytes.
 //!
 //! The accepted format: pairs of hex digits (either case), any ASCII
 //! whitespace anywhere (also inside a pair), and `#` comments that run to the
-//! end of the line. No allocation: the caller supplies the output buffer.
-//!
-//! ```
-//! use smcd_core::wire::hex;
-//!
-//! let mut buf = [0u8; 8];
-//! let n = hex::decode("e2 d4 c3 d9  # 'SMCR' in EBCDIC\n04", &mut buf)?;
-//! assert_eq!(&buf[..n], &[0xe2, 0xd4, 0xc3, 0xd9, 0x04]);
-//! # Ok::<(), hex::HexError>(())
-//! ```
+//! end of the line. Nothing else: no sign, no `0x` prefix. The caller
+//! supplies the output buffer, which bounds the input it takes.
 
-use core::fmt;
+use std::fmt;
 
 /// Why hex text could not be decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum HexError {
+pub(crate) enum HexError {
     /// A character that is neither a hex digit, whitespace nor part of a
     /// `#` comment.
     InvalidChar {
@@ -55,7 +46,7 @@ impl fmt::Display for HexError {
     }
 }
 
-impl core::error::Error for HexError {}
+impl std::error::Error for HexError {}
 
 /// Decodes hex `text` into `out` and returns the number of bytes written.
 ///
@@ -63,7 +54,7 @@ impl core::error::Error for HexError {}
 ///
 /// [`HexError`] on a character that is not a hex digit, whitespace or comment,
 /// an odd digit count, or more bytes than `out` holds.
-pub fn decode(text: &str, out: &mut [u8]) -> Result<usize, HexError> {
+pub(crate) fn decode(text: &str, out: &mut [u8]) -> Result<usize, HexError> {
     let mut written = 0usize;
     let mut high: Option<u8> = None;
     let mut in_comment = false;
@@ -118,6 +109,15 @@ mod tests {
         assert_eq!(
             decode("0g", &mut buf),
             Err(HexError::InvalidChar { offset: 1, ch: 'g' })
+        );
+        // No sign and no prefix: `u8::from_str_radix` would take "+f".
+        assert_eq!(
+            decode("+f", &mut buf),
+            Err(HexError::InvalidChar { offset: 0, ch: '+' })
+        );
+        assert_eq!(
+            decode("0x1f", &mut buf),
+            Err(HexError::InvalidChar { offset: 1, ch: 'x' })
         );
         assert_eq!(decode("abc", &mut buf), Err(HexError::OddDigits));
         assert_eq!(
