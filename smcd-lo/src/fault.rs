@@ -5,7 +5,7 @@
 use core::fmt;
 
 use smcd_core::dmb::{Chid, DmbToken, Gid};
-use smcd_core::ops::{Dmb, Error, ErrorKind, ErrorType, PeerDmb, SmcdOps};
+use smcd_core::ops::{Dmb, Error, ErrorKind, ErrorType, PeerDmb, PeerDmbId, SmcdOps};
 use smcd_core::sync::SpinLock;
 
 /// A device operation, as reported to the hook and counted.
@@ -308,14 +308,8 @@ impl<D: SmcdOps, H: Fn(Op)> SmcdOps for FaultInjector<D, H> {
         self.inner.supports_nocopy()
     }
 
-    fn attach_dmb(
-        &self,
-        own: &Dmb,
-        peer: DmbToken,
-        len: usize,
-        map: bool,
-    ) -> Result<PeerDmb, Self::Error> {
-        self.forward(Op::AttachDmb, |d| d.attach_dmb(own, peer, len, map))
+    fn attach_dmb(&self, own: &Dmb, peer: PeerDmbId, map: bool) -> Result<PeerDmb, Self::Error> {
+        self.forward(Op::AttachDmb, |d| d.attach_dmb(own, peer, map))
     }
 
     fn detach_dmb(&self, peer: PeerDmb) -> Result<(), Self::Error> {

@@ -1,5 +1,9 @@
 //! # smcd-std — SMC-D between two Linux processes
 //!
-//! To be built: `SmcListener` / `SmcStream` shaped like `std::net`, with CLC on
-//! the real TCP connection and DMBs in shared memory, falling back to TCP
-//! whenever SMC-D cannot work.
+//! Each process that uses smcd is an SMC-D device of the host
+//! ([`device::StdDevice`]): DMBs are sealed memfds mapped shared, handed to a
+//! peer process over the device's Unix socket when it names their token.
+#![deny(unsafe_code)]
+
+pub mod device;
+pub mod naming;

@@ -14,7 +14,7 @@ use super::context::ClcContext;
 use super::handshake::Handshake;
 use crate::dmb::{Chid, DmbToken, Gid};
 use crate::mem::{DmbMem, DmbRegion};
-use crate::ops::{Dmb, ErrorKind, ErrorType, PeerDmb, SmcdOps};
+use crate::ops::{Dmb, ErrorKind, ErrorType, PeerDmb, PeerDmbId, SmcdOps};
 use crate::wire::clc::bufsize;
 
 /// Number of DMB size classes (16 KiB … 1 MiB).
@@ -253,13 +253,8 @@ impl SmcdOps for FakeDevice {
 
     /// The pairing rules of the loopback device's table for DMBs of this
     /// device; a token it does not know is a remote peer's (copy only).
-    fn attach_dmb(
-        &self,
-        own: &Dmb,
-        peer: DmbToken,
-        len: usize,
-        map: bool,
-    ) -> Result<PeerDmb, ErrorKind> {
+    fn attach_dmb(&self, own: &Dmb, id: PeerDmbId, map: bool) -> Result<PeerDmb, ErrorKind> {
+        let (peer, len) = (id.token, id.len);
         let mut s = self.lock();
         if let Some(kind) = s.attach_fault {
             return Err(kind);
