@@ -35,7 +35,11 @@ fn two_devices_exchange_dmbs_over_their_sockets() {
     for nocopy in [false, true] {
         let ha = Host::new(a.with_nocopy(nocopy));
         let hb = Host::new(b.with_nocopy(nocopy));
-        let mode = if nocopy { SendMode::NoCopy } else { SendMode::Copy };
+        let mode = if nocopy {
+            SendMode::NoCopy
+        } else {
+            SendMode::Copy
+        };
         round_trip(&ha, &hb, mode);
         for dev in [&a, &b] {
             assert_eq!((dev.dmbs_in_use(), dev.peers_bound()), (0, 0));
@@ -48,7 +52,11 @@ fn one_device_pairs_two_endpoints_of_a_process() {
     let a = device();
     for nocopy in [false, true] {
         let host = Host::new(a.with_nocopy(nocopy));
-        let mode = if nocopy { SendMode::NoCopy } else { SendMode::Copy };
+        let mode = if nocopy {
+            SendMode::NoCopy
+        } else {
+            SendMode::Copy
+        };
         round_trip(&host, &host, mode);
         assert_eq!((a.dmbs_in_use(), a.peers_bound()), (0, 0));
     }

@@ -50,7 +50,11 @@ impl Request {
         if b[..4] != MAGIC || b[4] != VERSION {
             return None;
         }
-        let word = |at: usize| b.get(at..at + 8).and_then(|s| s.try_into().ok()).map(u64::from_le_bytes);
+        let word = |at: usize| {
+            b.get(at..at + 8)
+                .and_then(|s| s.try_into().ok())
+                .map(u64::from_le_bytes)
+        };
         Some(Self {
             token: DmbToken(word(8)?),
             len: word(16)?,

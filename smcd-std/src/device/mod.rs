@@ -101,6 +101,11 @@ impl StdDevice {
         }
     }
 
+    /// Where this device's and its peers' sockets live.
+    pub fn place(&self) -> &Place {
+        &self.shared.place
+    }
+
     /// The doorbell of our DMB `own`, for a waiter.
     pub fn bell(&self, own: DmbToken) -> Option<Bell> {
         self.shared.lock().own.get(&own.0).map(Own::bell)

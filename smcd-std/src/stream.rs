@@ -1,0 +1,567 @@
+//! [`SmcStream`]: a TCP-shaped byte stream that runs over SMC-D when both
+//! ends are smcd processes on this host, and over the TCP connection
+//! otherwise.
+
+use std::fmt;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rustix::event::PollFlags;
+use smcd_core::endpoint::{Endpoint, EndpointError, Transport as EpTransport};
+
+use crate::config::{SmcConfig, StdHost, default_config};
+use crate::device::Bell;
+use crate::error::{SmcError, io_error};
+use crate::linger;
+use crate::tcp::TcpWire;
+use crate::transport::{TcpReason, Transport};
+use crate::wait::{Park, earliest, now_ms, until};
+
+pub(crate) type StdEndpoint = Endpoint<StdHost, TcpWire>;
+
+/// The SMC side of a stream: the endpoint and what waiting needs.
+#[derive(Debug)]
+pub(crate) struct Smc {
+    pub(crate) ep: StdEndpoint,
+    bell: Option<Bell>,
+    read_shut: bool,
+}
+
+#[derive(Debug)]
+enum Mode {
+    /// Plain TCP from the start: no CLC byte was or will be sent.
+    Plain(TcpReason),
+    /// CLC on the TCP connection, then SMC-D or a fallback.
+    Smc(Mutex<Smc>),
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Opts {
+    nonblocking: bool,
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// The TCP socket (in SMC mode a second handle of the endpoint's).
+    tcp: TcpStream,
+    mode: Mode,
+    opts: Mutex<Opts>,
+    spin: Duration,
+    /// Whether a thread sleeps on the doorbell now: one thread at a time
+    /// polls it (and drains it); the others of this stream wait on `woken`.
+    parked: Mutex<bool>,
+    woken: Condvar,
+}
+
+/// Which way a call waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    Read,
+    Write,
+}
+
+/// A connected stream, shaped like [`std::net::TcpStream`].
+///
+/// It speaks SMC-D when both ends are smcd on this host (the listener
+/// announced itself, the CLC handshake succeeded), and plain TCP otherwise
+/// — [`transport`](Self::transport) tells which and why. `Read` and
+/// `Write` are implemented for `SmcStream` and `&SmcStream`; clones
+/// ([`try_clone`](Self::try_clone)) share the connection.
+///
+/// ```no_run
+/// use std::io::{Read, Write};
+/// use smcd_std::SmcStream;
+///
+/// let mut s = SmcStream::connect("127.0.0.1:7000")?;
+/// println!("transport: {}", s.transport()?);
+/// s.write_all(b"ping")?;
+/// let mut buf = [0u8; 4];
+/// s.read_exact(&mut buf)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct SmcStream {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for SmcStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmcStream")
+            .field("local", &self.inner.tcp.local_addr().ok())
+            .field("peer", &self.inner.tcp.peer_addr().ok())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SmcStream {
+    /// Connect to `addr` (each resolved address in turn, like
+    /// `TcpStream::connect`) with the environment's configuration.
+    ///
+    /// # Errors
+    ///
+    /// What `TcpStream::connect` reports, or a failed CLC handshake (protocol
+    /// error: `InvalidData`; timeout: `TimedOut`).
+    pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<Self> {
+        default_config().connect(addr)
+    }
+
+    /// Connect to `addr` within `timeout` (TCP connect and CLC handshake).
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect); `TimedOut` when the time runs out.
+    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<Self> {
+        default_config().connect_timeout(addr, timeout)
+    }
+
+    pub(crate) fn plain(tcp: TcpStream, why: TcpReason) -> Self {
+        Self::with_mode(tcp, Mode::Plain(why), Duration::ZERO)
+    }
+
+    pub(crate) fn smc(tcp: TcpStream, ep: StdEndpoint, config: &SmcConfig) -> Self {
+        let smc = Smc {
+            ep,
+            bell: None,
+            read_shut: false,
+        };
+        Self::with_mode(tcp, Mode::Smc(Mutex::new(smc)), config.spin)
+    }
+
+    fn with_mode(tcp: TcpStream, mode: Mode, spin: Duration) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                tcp,
+                mode,
+                opts: Mutex::new(Opts::default()),
+                spin,
+                parked: Mutex::new(false),
+                woken: Condvar::new(),
+            }),
+        }
+    }
+
+    fn opts(&self) -> Opts {
+        *self
+            .inner
+            .opts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn set_opts(&self, f: impl FnOnce(&mut Opts)) {
+        f(&mut self
+            .inner
+            .opts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner));
+    }
+
+    /// Which path the bytes take; on an accepted stream this completes the
+    /// handshake first (blocking unless non-blocking mode is set).
+    ///
+    /// # Errors
+    ///
+    /// The handshake failed (see [`connect`](Self::connect)), or would block.
+    pub fn transport(&self) -> io::Result<Transport> {
+        match &self.inner.mode {
+            Mode::Plain(why) => Ok(Transport::Tcp(*why)),
+            Mode::Smc(_) => self.run(Dir::Read, |s| match s.ep.transport() {
+                EpTransport::Handshaking => Err(EndpointError::WouldBlock),
+                EpTransport::SmcD(info) => Ok(Transport::SmcD(info)),
+                EpTransport::Tcp(f) => Ok(Transport::Tcp(TcpReason::Declined(f))),
+                EpTransport::Failed(f) => Err(EndpointError::Failed(f)),
+                EpTransport::Closed => Err(EndpointError::Closed),
+            }),
+        }
+    }
+
+    /// The remote address.
+    ///
+    /// # Errors
+    ///
+    /// As `TcpStream::peer_addr`.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.tcp.peer_addr()
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    ///
+    /// As `TcpStream::local_addr`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.tcp.local_addr()
+    }
+
+    /// `TCP_NODELAY` on the TCP connection (it carries the handshake and,
+    /// after a fallback, the data).
+    ///
+    /// # Errors
+    ///
+    /// As `TcpStream::set_nodelay`.
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.inner.tcp.set_nodelay(on)
+    }
+
+    /// `TCP_NODELAY` of the TCP connection.
+    ///
+    /// # Errors
+    ///
+    /// As `TcpStream::nodelay`.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.inner.tcp.nodelay()
+    }
+
+    /// Non-blocking mode: calls that would wait fail with `WouldBlock`.
+    ///
+    /// # Errors
+    ///
+    /// As `TcpStream::set_nonblocking` (plain TCP streams).
+    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        self.set_opts(|o| o.nonblocking = on);
+        match self.inner.mode {
+            Mode::Plain(_) => self.inner.tcp.set_nonblocking(on),
+            Mode::Smc(_) => Ok(()),
+        }
+    }
+
+    /// The longest a read waits (`None`: forever); then it fails with
+    /// `WouldBlock`, as a TCP socket's `SO_RCVTIMEO` does on Linux.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration, as `TcpStream`.
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        if t == Some(Duration::ZERO) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "zero timeout"));
+        }
+        self.set_opts(|o| o.read_timeout = t);
+        match self.inner.mode {
+            Mode::Plain(_) => self.inner.tcp.set_read_timeout(t),
+            Mode::Smc(_) => Ok(()),
+        }
+    }
+
+    /// The longest a write waits (`None`: forever).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration.
+    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        if t == Some(Duration::ZERO) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "zero timeout"));
+        }
+        self.set_opts(|o| o.write_timeout = t);
+        match self.inner.mode {
+            Mode::Plain(_) => self.inner.tcp.set_write_timeout(t),
+            Mode::Smc(_) => Ok(()),
+        }
+    }
+
+    /// The read timeout.
+    ///
+    /// # Errors
+    ///
+    /// Never for SMC streams; as `TcpStream::read_timeout` otherwise.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.opts().read_timeout)
+    }
+
+    /// The write timeout.
+    ///
+    /// # Errors
+    ///
+    /// Never for SMC streams; as `TcpStream::write_timeout` otherwise.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.opts().write_timeout)
+    }
+
+    /// A second handle to the same connection (like `TcpStream::try_clone`;
+    /// the connection closes when the last handle is dropped).
+    ///
+    /// # Errors
+    ///
+    /// Never; the result mirrors `TcpStream::try_clone`.
+    pub fn try_clone(&self) -> io::Result<Self> {
+        Ok(self.clone())
+    }
+
+    /// The pending error of the TCP socket (`SO_ERROR`).
+    ///
+    /// # Errors
+    ///
+    /// As `TcpStream::take_error`.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.tcp.take_error()
+    }
+
+    /// Shut down the read side, the write side or both, with TCP's
+    /// semantics: after `Read`, reads return 0; after `Write`, the peer
+    /// reads EOF once it has every byte written before.
+    ///
+    /// # Errors
+    ///
+    /// As `TcpStream::shutdown`, or the connection's error.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        let Mode::Smc(_) = &self.inner.mode else {
+            return self.inner.tcp.shutdown(how);
+        };
+        if matches!(how, Shutdown::Read | Shutdown::Both) {
+            self.with_smc(|s| s.read_shut = true);
+        }
+        if matches!(how, Shutdown::Write | Shutdown::Both) {
+            self.run(Dir::Write, |s| s.ep.shutdown_write())?;
+        }
+        Ok(())
+    }
+
+    fn with_smc<T>(&self, f: impl FnOnce(&mut Smc) -> T) -> Option<T> {
+        match &self.inner.mode {
+            Mode::Smc(m) => Some(f(&mut lock(m))),
+            Mode::Plain(_) => None,
+        }
+    }
+
+    /// Run `op` until it does not report `WouldBlock`: poll the endpoint,
+    /// try, spin for the configured budget, then park on the doorbell and
+    /// the socket, honouring non-blocking mode and the timeouts.
+    fn run<T>(
+        &self,
+        dir: Dir,
+        mut op: impl FnMut(&mut Smc) -> Result<T, EndpointError>,
+    ) -> io::Result<T> {
+        let Mode::Smc(m) = &self.inner.mode else {
+            return Err(io::ErrorKind::Unsupported.into());
+        };
+        let opts = self.opts();
+        let timeout = match dir {
+            Dir::Read => opts.read_timeout,
+            Dir::Write => opts.write_timeout,
+        };
+        let start = Instant::now();
+        let deadline = timeout.map(|t| start + t);
+        loop {
+            let mut s = lock(m);
+            if let Some(v) = attempt(&mut s, &mut op)? {
+                return Ok(v);
+            }
+            if opts.nonblocking || deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            if start.elapsed() < self.inner.spin {
+                drop(s);
+                std::hint::spin_loop();
+                continue;
+            }
+            if s.bell.is_none() {
+                s.bell =
+                    s.ep.connection()
+                        .and_then(|c| s.ep.host().device().bell(c.own_token()));
+            }
+            // Arm, then look once more: a header written after this point
+            // finds the flag armed and rings.
+            if let Some(b) = &s.bell {
+                b.arm();
+            }
+            let again = attempt(&mut s, &mut op);
+            if !matches!(again, Ok(None)) {
+                if let Some(b) = &s.bell {
+                    b.disarm();
+                }
+                return again.map(|v| v.unwrap_or_else(|| unreachable!()));
+            }
+            let mut parked = self
+                .inner
+                .parked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if *parked {
+                // Another thread of this stream sleeps on the doorbell and
+                // wakes us whenever it wakes.
+                drop(s);
+                let cap = until(deadline).unwrap_or(Duration::MAX);
+                let _ = self.inner.woken.wait_timeout(parked, cap);
+                continue;
+            }
+            *parked = true;
+            drop(parked);
+            let park = self.park(&s, dir, deadline);
+            let bell = s.bell.clone();
+            drop(s);
+            let slept = park.sleep();
+            if let Some(b) = bell {
+                b.disarm();
+                b.drain();
+            }
+            *self
+                .inner
+                .parked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = false;
+            self.inner.woken.notify_all();
+            slept?;
+        }
+    }
+
+    /// What to sleep on for a call blocked in `dir`.
+    fn park<'a>(&'a self, s: &Smc, dir: Dir, deadline: Option<Instant>) -> Park<'a> {
+        let handshaking = s.ep.is_handshaking();
+        let smcd = s.ep.transport().is_smcd();
+        let mut events = PollFlags::empty();
+        if !s.ep.stream().saw_eof() {
+            events |= PollFlags::IN;
+        }
+        if (handshaking && s.ep.has_pending_output()) || (!smcd && dir == Dir::Write) {
+            events |= PollFlags::OUT;
+        }
+        let clc =
+            s.ep.poll_timeout()
+                .map(|t| Duration::from_millis(t.saturating_sub(now_ms())));
+        let tcp: BorrowedFd<'_> = self.inner.tcp.as_fd();
+        Park {
+            bell: s.bell.clone(),
+            tcp: (!events.is_empty()).then_some((tcp, events)),
+            timeout: earliest(until(deadline), clc),
+        }
+    }
+
+    fn read_smc(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.run(Dir::Read, |s| {
+            if s.read_shut {
+                return Ok(0);
+            }
+            s.ep.recv(buf)
+        })
+    }
+
+    fn write_smc(&self, data: &[u8]) -> io::Result<usize> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        self.run(Dir::Write, |s| s.ep.send(data))
+    }
+}
+
+/// Lock an SMC side (a panic elsewhere leaves the endpoint consistent).
+fn lock(m: &Mutex<Smc>) -> MutexGuard<'_, Smc> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Poll the endpoint and try `op` once: `Ok(None)` when it would block.
+fn attempt<T>(
+    s: &mut Smc,
+    op: &mut impl FnMut(&mut Smc) -> Result<T, EndpointError>,
+) -> io::Result<Option<T>> {
+    match s.ep.poll(now_ms()) {
+        Ok(_) | Err(EndpointError::WouldBlock) => {}
+        // A failure is reported by the call itself (sticky), with its context.
+        Err(_) => {}
+    }
+    match op(s) {
+        Ok(v) => Ok(Some(v)),
+        Err(EndpointError::WouldBlock) => Ok(None),
+        Err(e) => Err(io_error(e)),
+    }
+}
+
+impl Read for &SmcStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &self.inner.mode {
+            Mode::Plain(_) => (&self.inner.tcp).read(buf),
+            Mode::Smc(_) => self.read_smc(buf),
+        }
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        match &self.inner.mode {
+            Mode::Plain(_) => (&self.inner.tcp).read_vectored(bufs),
+            Mode::Smc(_) => {
+                let first = bufs.iter_mut().find(|b| !b.is_empty());
+                first.map_or(Ok(0), |b| self.read_smc(b))
+            }
+        }
+    }
+}
+
+impl Write for &SmcStream {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        match &self.inner.mode {
+            Mode::Plain(_) => (&self.inner.tcp).write(data),
+            Mode::Smc(_) => self.write_smc(data),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match &self.inner.mode {
+            Mode::Plain(_) => (&self.inner.tcp).write_vectored(bufs),
+            Mode::Smc(_) => {
+                let first = bufs.iter().find(|b| !b.is_empty());
+                first.map_or(Ok(0), |b| self.write_smc(b))
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for SmcStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        (&*self).read_vectored(bufs)
+    }
+}
+
+impl Write for SmcStream {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        (&*self).write(data)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsRawFd for SmcStream {
+    /// The TCP socket's descriptor.
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.tcp.as_raw_fd()
+    }
+}
+
+impl Drop for Inner {
+    /// Close like a TCP socket: the close is sent at once, and finishing it
+    /// (the peer's close, at most 2 s) does not block the caller.
+    fn drop(&mut self) {
+        let mode = std::mem::replace(&mut self.mode, Mode::Plain(TcpReason::Disabled));
+        if let Mode::Smc(m) = mode {
+            let mut smc = m
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let _ = smc.ep.close();
+            let _ = smc.ep.poll(now_ms());
+            if !smc.ep.is_closed() {
+                linger::keep(smc.ep);
+            }
+        }
+    }
+}
+
+impl From<SmcError> for io::Error {
+    fn from(e: SmcError) -> Self {
+        io::Error::other(e)
+    }
+}

@@ -1,0 +1,107 @@
+//! `SmcStream` and `SmcListener` in one process: SMC-D between smcd ends,
+//! plain TCP with plain peers, data unchanged either way.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::thread;
+
+use smcd_core::conn::SendMode;
+use smcd_std::{SmcConfig, SmcListener, SmcStream, TcpReason, Transport};
+
+fn data(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 31 + i / 977) as u8).collect()
+}
+
+/// Echo every byte back until EOF, then close.
+fn echo(mut s: SmcStream) {
+    let mut buf = vec![0u8; 70_000];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => s.write_all(&buf[..n]).expect("echo write"),
+            Err(e) => panic!("echo read: {e}"),
+        }
+    }
+}
+
+/// Send `out` through an echo and read it back, writer and reader apart.
+fn round_trip(client: &SmcStream, out: &[u8]) -> Vec<u8> {
+    let mut reader = client.try_clone().unwrap();
+    let expect = out.len();
+    let back = thread::spawn(move || {
+        let mut got = Vec::with_capacity(expect);
+        reader.read_to_end(&mut got).expect("read back");
+        got
+    });
+    let mut w = client;
+    w.write_all(out).expect("write");
+    client.shutdown(Shutdown::Write).expect("shutdown");
+    back.join().unwrap()
+}
+
+#[test]
+fn smcd_ends_speak_smc_d_copy_and_nocopy() {
+    for nocopy in [false, true] {
+        let config = SmcConfig::new().nocopy(nocopy).dmb_size(64 * 1024);
+        let listener = config.bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = thread::spawn(move || echo(listener.accept().unwrap().0));
+        let client = config.connect(addr).unwrap();
+        let Transport::SmcD(info) = client.transport().unwrap() else {
+            panic!("not SMC-D: {}", client.transport().unwrap());
+        };
+        assert_eq!(
+            info.mode,
+            if nocopy {
+                SendMode::NoCopy
+            } else {
+                SendMode::Copy
+            }
+        );
+        let out = data(5_000_000);
+        assert!(round_trip(&client, &out) == out, "bytes changed");
+        server.join().unwrap();
+    }
+}
+
+#[test]
+fn a_plain_client_gets_plain_tcp_from_an_smc_listener() {
+    let listener = SmcListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        assert_eq!(
+            s.transport().unwrap(),
+            Transport::Tcp(TcpReason::PlainClient)
+        );
+        // Server speaks first: a plain client must get these bytes unchanged.
+        (&s).write_all(b"220 hello\r\n").unwrap();
+        echo(s);
+    });
+    let mut c = TcpStream::connect(addr).unwrap();
+    let mut greeting = [0u8; 11];
+    c.read_exact(&mut greeting).unwrap();
+    assert_eq!(&greeting, b"220 hello\r\n");
+    c.write_all(b"plain bytes").unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    let mut back = Vec::new();
+    c.read_to_end(&mut back).unwrap();
+    assert_eq!(back, b"plain bytes");
+    server.join().unwrap();
+}
+
+#[test]
+fn an_smc_client_gets_plain_tcp_from_a_plain_listener() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        s.write_all(&got).unwrap();
+    });
+    let c = SmcStream::connect(addr).unwrap();
+    assert_eq!(c.transport().unwrap(), Transport::Tcp(TcpReason::NoSmcPeer));
+    assert_eq!(round_trip(&c, b"to a plain server"), b"to a plain server");
+    server.join().unwrap();
+}
