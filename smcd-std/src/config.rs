@@ -191,9 +191,18 @@ impl SmcConfig {
     }
 }
 
+static DEVICE: Mutex<Option<StdDevice>> = Mutex::new(None);
+
+/// The device of this process if it was started.
+pub(crate) fn running_device() -> Option<StdDevice> {
+    DEVICE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
 /// The device of this process, started on first use.
 pub(crate) fn process_device() -> io::Result<StdDevice> {
-    static DEVICE: Mutex<Option<StdDevice>> = Mutex::new(None);
     let mut slot = DEVICE
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);

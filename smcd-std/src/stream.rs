@@ -28,6 +28,8 @@ pub(crate) struct Smc {
     pub(crate) ep: StdEndpoint,
     bell: Option<Bell>,
     read_shut: bool,
+    /// Whether the settled transport was counted and logged.
+    counted: bool,
 }
 
 #[derive(Debug)]
@@ -120,6 +122,7 @@ impl SmcStream {
     }
 
     pub(crate) fn plain(tcp: TcpStream, why: TcpReason) -> Self {
+        settled(&tcp, &Transport::Tcp(why));
         Self::with_mode(tcp, Mode::Plain(why), Duration::ZERO)
     }
 
@@ -128,6 +131,7 @@ impl SmcStream {
             ep,
             bell: None,
             read_shut: false,
+            counted: false,
         };
         Self::with_mode(tcp, Mode::Smc(Mutex::new(smc)), config.spin)
     }
@@ -172,10 +176,9 @@ impl SmcStream {
             Mode::Plain(why) => Ok(Transport::Tcp(*why)),
             Mode::Smc(_) => self.run(Dir::Read, |s| match s.ep.transport() {
                 EpTransport::Handshaking => Err(EndpointError::WouldBlock),
-                EpTransport::SmcD(info) => Ok(Transport::SmcD(info)),
-                EpTransport::Tcp(f) => Ok(Transport::Tcp(TcpReason::Declined(f))),
                 EpTransport::Failed(f) => Err(EndpointError::Failed(f)),
                 EpTransport::Closed => Err(EndpointError::Closed),
+                t => std_transport(t).ok_or(EndpointError::Closed),
             }),
         }
     }
@@ -345,6 +348,7 @@ impl SmcStream {
         };
         let start = Instant::now();
         let deadline = timeout.map(|t| start + t);
+        let mut waited = false;
         loop {
             let mut s = lock(m);
             if let Some(v) = attempt(&mut s, &mut op)? {
@@ -352,6 +356,10 @@ impl SmcStream {
             }
             if opts.nonblocking || deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(io::ErrorKind::WouldBlock.into());
+            }
+            if dir == Dir::Write && !waited {
+                waited = true;
+                crate::stats::buffer_full();
             }
             if start.elapsed() < self.inner.spin {
                 drop(s);
@@ -452,15 +460,38 @@ fn lock(m: &Mutex<Smc>) -> MutexGuard<'_, Smc> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Count and log a stream whose transport is settled.
+fn settled(tcp: &TcpStream, t: &Transport) {
+    crate::stats::connection(t);
+    let peer = tcp.peer_addr().ok();
+    match t {
+        Transport::SmcD(_) => tracing::info!(?peer, transport = %t, "smcd connection uses SMC-D"),
+        Transport::Tcp(_) => tracing::info!(?peer, transport = %t, "smcd connection uses TCP"),
+    }
+}
+
+/// The std view of a settled endpoint transport.
+fn std_transport(t: EpTransport) -> Option<Transport> {
+    match t {
+        EpTransport::SmcD(info) => Some(Transport::SmcD(info)),
+        EpTransport::Tcp(f) => Some(Transport::Tcp(TcpReason::Declined(f))),
+        _ => None,
+    }
+}
+
 /// Poll the endpoint and try `op` once: `Ok(None)` when it would block.
 fn attempt<T>(
     s: &mut Smc,
     op: &mut impl FnMut(&mut Smc) -> Result<T, EndpointError>,
 ) -> io::Result<Option<T>> {
-    match s.ep.poll(now_ms()) {
-        Ok(_) | Err(EndpointError::WouldBlock) => {}
-        // A failure is reported by the call itself (sticky), with its context.
-        Err(_) => {}
+    // A failure is reported by the call itself (sticky), with its context.
+    let _ = s.ep.poll(now_ms());
+    if !s.counted && !s.ep.is_handshaking() {
+        s.counted = true;
+        match std_transport(s.ep.transport()) {
+            Some(t) => settled(s.ep.stream().tcp(), &t),
+            None => tracing::warn!(transport = ?s.ep.transport(), "smcd handshake failed"),
+        }
     }
     match op(s) {
         Ok(v) => Ok(Some(v)),
@@ -469,41 +500,52 @@ fn attempt<T>(
     }
 }
 
+fn count(r: io::Result<usize>, f: fn(usize)) -> io::Result<usize> {
+    if let Ok(n) = r {
+        f(n);
+    }
+    r
+}
+
 impl Read for &SmcStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match &self.inner.mode {
+        let r = match &self.inner.mode {
             Mode::Plain(_) => (&self.inner.tcp).read(buf),
             Mode::Smc(_) => self.read_smc(buf),
-        }
+        };
+        count(r, crate::stats::received)
     }
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        match &self.inner.mode {
+        let r = match &self.inner.mode {
             Mode::Plain(_) => (&self.inner.tcp).read_vectored(bufs),
             Mode::Smc(_) => {
                 let first = bufs.iter_mut().find(|b| !b.is_empty());
                 first.map_or(Ok(0), |b| self.read_smc(b))
             }
-        }
+        };
+        count(r, crate::stats::received)
     }
 }
 
 impl Write for &SmcStream {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        match &self.inner.mode {
+        let r = match &self.inner.mode {
             Mode::Plain(_) => (&self.inner.tcp).write(data),
             Mode::Smc(_) => self.write_smc(data),
-        }
+        };
+        count(r, crate::stats::sent)
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        match &self.inner.mode {
+        let r = match &self.inner.mode {
             Mode::Plain(_) => (&self.inner.tcp).write_vectored(bufs),
             Mode::Smc(_) => {
                 let first = bufs.iter().find(|b| !b.is_empty());
                 first.map_or(Ok(0), |b| self.write_smc(b))
             }
-        }
+        };
+        count(r, crate::stats::sent)
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -25,6 +25,10 @@ impl TcpWire {
     pub(crate) fn saw_eof(&self) -> bool {
         self.eof
     }
+
+    pub(crate) fn tcp(&self) -> &TcpStream {
+        &self.tcp
+    }
 }
 
 fn kind(e: &io::Error) -> StreamErrorKind {
