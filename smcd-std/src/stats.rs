@@ -58,7 +58,9 @@ static BYTES_RECEIVED: AtomicU64 = AtomicU64::new(0);
 static BUFFER_FULL: AtomicU64 = AtomicU64::new(0);
 
 fn tally(f: impl FnOnce(&mut Tallies)) {
-    let mut t = TALLIES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut t = TALLIES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     f(t.get_or_insert_with(Tallies::default));
 }
 
@@ -102,7 +104,9 @@ pub(crate) fn buffer_full() {
 
 /// A snapshot of what the smcd streams of this process did so far.
 pub fn stats() -> Stats {
-    let t = TALLIES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let t = TALLIES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let empty = Tallies::default();
     let t = t.as_ref().unwrap_or(&empty);
     Stats {

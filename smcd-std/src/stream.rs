@@ -30,6 +30,8 @@ pub(crate) struct Smc {
     read_shut: bool,
     /// Whether the settled transport was counted and logged.
     counted: bool,
+    /// Fallback bytes a zero-copy read saw but did not consume.
+    leftover: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -132,6 +134,7 @@ impl SmcStream {
             bell: None,
             read_shut: false,
             counted: false,
+            leftover: Vec::new(),
         };
         Self::with_mode(tcp, Mode::Smc(Mutex::new(smc)), config.spin)
     }
@@ -371,18 +374,6 @@ impl SmcStream {
                     s.ep.connection()
                         .and_then(|c| s.ep.host().device().bell(c.own_token()));
             }
-            // Arm, then look once more: a header written after this point
-            // finds the flag armed and rings.
-            if let Some(b) = &s.bell {
-                b.arm();
-            }
-            let again = attempt(&mut s, &mut op);
-            if !matches!(again, Ok(None)) {
-                if let Some(b) = &s.bell {
-                    b.disarm();
-                }
-                return again.map(|v| v.unwrap_or_else(|| unreachable!()));
-            }
             let mut parked = self
                 .inner
                 .parked
@@ -398,6 +389,26 @@ impl SmcStream {
             }
             *parked = true;
             drop(parked);
+            // This thread sleeps for the stream. Arm, then look once more: a
+            // header written after this point finds the flag armed and
+            // rings. Any change (not only one for this call) ends the round,
+            // since other threads of the stream wait for this one.
+            if let Some(b) = &s.bell {
+                b.arm();
+            }
+            let moved = s.ep.poll(now_ms()).unwrap_or(true);
+            let again = attempt(&mut s, &mut op);
+            if moved || !matches!(again, Ok(None)) {
+                if let Some(b) = &s.bell {
+                    b.disarm();
+                }
+                drop(s);
+                self.unpark();
+                match again {
+                    Ok(None) => continue,
+                    done => return done.map(|v| v.unwrap_or_else(|| unreachable!())),
+                }
+            }
             let park = self.park(&s, dir, deadline);
             let bell = s.bell.clone();
             drop(s);
@@ -406,14 +417,19 @@ impl SmcStream {
                 b.disarm();
                 b.drain();
             }
-            *self
-                .inner
-                .parked
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = false;
-            self.inner.woken.notify_all();
+            self.unpark();
             slept?;
         }
+    }
+
+    /// This thread no longer sleeps for the stream: wake the others.
+    fn unpark(&self) {
+        *self
+            .inner
+            .parked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = false;
+        self.inner.woken.notify_all();
     }
 
     /// What to sleep on for a call blocked in `dir`.
@@ -443,8 +459,112 @@ impl SmcStream {
             if s.read_shut {
                 return Ok(0);
             }
+            if !s.leftover.is_empty() {
+                let n = buf.len().min(s.leftover.len());
+                buf[..n].copy_from_slice(&s.leftover[..n]);
+                s.leftover.drain(..n);
+                return Ok(n);
+            }
             s.ep.recv(buf)
         })
+    }
+
+    /// Zero-copy read: `f` sees received bytes and returns how many of them
+    /// it consumed (more than it saw counts as all); the rest stays for the
+    /// next read. Over SMC-D `f` reads the DMB in place; over TCP the bytes
+    /// are copied into a buffer first. Returns what `f` consumed; `Ok(0)`
+    /// at EOF (then `f` is not called).
+    ///
+    /// The bytes of an SMC-D peer are shared memory it wrote: treat them as
+    /// untrusted input (a hostile peer may even change them while `f` runs).
+    ///
+    /// # Errors
+    ///
+    /// As [`Read::read`].
+    pub fn read_with(&self, f: impl FnOnce(&[u8]) -> usize) -> io::Result<usize> {
+        let mut f = Some(f);
+        let n = match &self.inner.mode {
+            Mode::Plain(_) => {
+                let mut buf = vec![0u8; COPY_CHUNK];
+                let seen = self.inner.tcp.peek(&mut buf)?;
+                if seen == 0 {
+                    return Ok(0);
+                }
+                let used = f.take().map_or(0, |f| f(&buf[..seen])).min(seen);
+                (&self.inner.tcp).read_exact(&mut buf[..used])?;
+                used
+            }
+            Mode::Smc(_) => self.run(Dir::Read, |s| {
+                if s.read_shut {
+                    return Ok(0);
+                }
+                let dev = s.ep.host().device().clone();
+                if let Some((conn, _)) = s.ep.connection_mut() {
+                    // `f` is taken only when it runs: an attempt that would
+                    // block calls nothing and keeps it for the next one.
+                    return conn
+                        .recv_with(&dev, |b| f.take().map_or(0, |g| g(b)))
+                        .map_err(map_conn);
+                }
+                let mut buf = vec![0u8; COPY_CHUNK];
+                let seen = if s.leftover.is_empty() {
+                    let seen = s.ep.recv(&mut buf)?;
+                    s.leftover.extend_from_slice(&buf[..seen]);
+                    seen
+                } else {
+                    s.leftover.len()
+                };
+                if seen == 0 {
+                    return Ok(0);
+                }
+                let used = f.take().map_or(0, |f| f(&s.leftover)).min(s.leftover.len());
+                s.leftover.drain(..used);
+                Ok(used)
+            })?,
+        };
+        crate::stats::received(n);
+        Ok(n)
+    }
+
+    /// Zero-copy write: `f` fills up to `len` bytes and returns how many it
+    /// wrote (more than it was given counts as all). In nocopy SMC-D mode it
+    /// writes into the peer's DMB in place (possibly fewer than `len` bytes:
+    /// the free space up to the ring's end); otherwise into a buffer that is
+    /// then written as a whole. Returns what `f` wrote.
+    ///
+    /// # Errors
+    ///
+    /// As [`Write::write`].
+    pub fn write_with(&self, len: usize, f: impl FnOnce(&mut [u8]) -> usize) -> io::Result<usize> {
+        if len == 0 {
+            return Ok(0);
+        }
+        let mut f = Some(f);
+        let in_place = self.with_smc(|s| {
+            s.ep.connection()
+                .is_some_and(|c| c.mode() == smcd_core::conn::SendMode::NoCopy)
+        });
+        let n = if in_place == Some(true) {
+            self.run(Dir::Write, |s| {
+                let dev = s.ep.host().device().clone();
+                let Some((conn, _)) = s.ep.connection_mut() else {
+                    return Err(EndpointError::Closed);
+                };
+                conn.send_with(&dev, |b| {
+                    let room = b.len().min(len);
+                    f.take().map_or(0, |g| g(&mut b[..room])).min(room)
+                })
+                .map_err(map_conn)
+            })?
+        } else {
+            let mut buf = vec![0u8; len];
+            let n = f.take().map_or(0, |f| f(&mut buf)).min(len);
+            let mut w = self;
+            w.write_all(&buf[..n])?;
+            return Ok(n);
+        };
+        crate::stats::sent(n);
+        Ok(n)
     }
 
     fn write_smc(&self, data: &[u8]) -> io::Result<usize> {
@@ -452,6 +572,18 @@ impl SmcStream {
             return Ok(0);
         }
         self.run(Dir::Write, |s| s.ep.send(data))
+    }
+}
+
+/// Bytes a zero-copy call over TCP looks at, at most.
+const COPY_CHUNK: usize = 64 * 1024;
+
+/// A connection error as the endpoint would report it.
+fn map_conn(e: smcd_core::conn::ConnError) -> EndpointError {
+    match e {
+        smcd_core::conn::ConnError::WouldBlock => EndpointError::WouldBlock,
+        smcd_core::conn::ConnError::Closed => EndpointError::Closed,
+        e => EndpointError::Conn(e),
     }
 }
 

@@ -105,3 +105,50 @@ fn an_smc_client_gets_plain_tcp_from_a_plain_listener() {
     assert_eq!(round_trip(&c, b"to a plain server"), b"to a plain server");
     server.join().unwrap();
 }
+
+#[test]
+fn zero_copy_calls_move_the_same_bytes() {
+    for nocopy in [false, true] {
+        let config = SmcConfig::new().nocopy(nocopy);
+        let listener = config.bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let total = 3_000_000usize;
+        let server = thread::spawn(move || {
+            let (s, _) = listener.accept().unwrap();
+            let mut got = Vec::with_capacity(total);
+            loop {
+                // Consume at most 1000 bytes per call: the rest must stay.
+                let n = s
+                    .read_with(|b| {
+                        let take = b.len().min(1000);
+                        got.extend_from_slice(&b[..take]);
+                        take
+                    })
+                    .unwrap_or_else(|e| {
+                        panic!("read_with after {} bytes (nocopy {nocopy}): {e}", got.len())
+                    });
+                if n == 0 {
+                    break got;
+                }
+            }
+        });
+        let c = config.connect(addr).unwrap();
+        assert!(c.transport().unwrap().is_smcd());
+        let out = data(total);
+        let mut sent = 0;
+        while sent < total {
+            sent += c
+                .write_with(total - sent, |b| {
+                    let n = b.len().min(50_000);
+                    b[..n].copy_from_slice(&out[sent..sent + n]);
+                    n
+                })
+                .unwrap();
+        }
+        c.shutdown(Shutdown::Write).unwrap();
+        assert!(
+            server.join().unwrap() == out,
+            "bytes changed (nocopy {nocopy})"
+        );
+    }
+}
