@@ -426,7 +426,7 @@ fn detach_without_attach_is_rejected() {
 
 #[test]
 fn forged_and_foreign_handles_are_refused() {
-    let dev = lo(32);
+    let dev = lo(48);
     // The same seed: the other device hands out the same tokens.
     let other = lo(32);
     let own = dev.register_dmb(16 * KIB).unwrap();
@@ -465,8 +465,21 @@ fn forged_and_foreign_handles_are_refused() {
         dev.detach_dmb(forged).unwrap_err(),
         LoError::Table(t_peer, DmbError::Foreign)
     );
+    // Nor can an unmapped (copy-mode) handle undo the mapped binding.
+    let forged = PeerDmb::new(t_own, t_peer, 16 * KIB, None).unwrap();
+    assert_eq!(
+        dev.detach_dmb(forged).unwrap_err(),
+        LoError::Table(t_peer, DmbError::Foreign)
+    );
     let s = dev.stats();
     assert_eq!((s.dmbs_in_use, s.attachments), (2, 1));
+    // The binding stands: a third DMB cannot send into the peer.
+    let third = dev.register_dmb(16 * KIB).unwrap();
+    assert_eq!(
+        dev.attach_dmb(&third, t_peer, 16 * KIB, true).unwrap_err(),
+        LoError::Table(t_peer, DmbError::Bound)
+    );
+    dev.unregister_dmb(third).unwrap();
     // The real handles still work and still come back.
     dev.move_data(t_peer, 32, b"live", false).unwrap();
     let mut got = [0u8; 4];
