@@ -297,6 +297,21 @@ fn unregister_while_attached_frees_at_last_detach() {
     dev.detach_dmb(peer).unwrap();
     let s = dev.stats();
     assert_eq!((s.dmbs_in_use, s.attachments), (2, 0));
+    // Gone: nothing is left to detach.
+    let late = PeerDmb::new(
+        send.token(),
+        recv_token,
+        16 * KIB,
+        Some(foreign(16 * KIB - 32)),
+    );
+    let err = dev.detach_dmb(late.unwrap()).unwrap_err();
+    assert_eq!(
+        (err, err.kind()),
+        (
+            LoError::Table(recv_token, DmbError::NotFound),
+            ErrorKind::InvalidToken
+        )
+    );
     let again = dev.register_dmb(16 * KIB).unwrap();
     assert_eq!(
         again.mem().region(),
