@@ -348,6 +348,14 @@ mod tests {
         )
     }
 
+    fn id<D: SmcdOps>(dev: &D, token: DmbToken, len: usize) -> PeerDmbId {
+        PeerDmbId {
+            gid: dev.local_gid(),
+            token,
+            len,
+        }
+    }
+
     fn header(prod: u64) -> [u8; 32] {
         let mut h = [0u8; 32];
         h[8..16].copy_from_slice(&prod.to_ne_bytes());
@@ -418,7 +426,9 @@ mod tests {
     fn device_errors_pass_through() {
         let dev = FaultInjector::new(lo());
         let own = dev.register_dmb(SIZE).unwrap();
-        let err = dev.attach_dmb(&own, DmbToken(1), SIZE, false).unwrap_err();
+        let err = dev
+            .attach_dmb(&own, id(&dev, DmbToken(1), SIZE), false)
+            .unwrap_err();
         assert_eq!(
             err,
             FaultError::Device(LoError::Table(DmbToken(1), DmbError::NotFound))
@@ -457,7 +467,9 @@ mod tests {
         let dev = FaultInjector::with_hook(lo(), |op| seen.borrow_mut().push(op));
         let d = dev.register_dmb(SIZE).unwrap();
         let own = dev.inner().register_dmb(SIZE).unwrap(); // not seen
-        let peer = dev.attach_dmb(&own, d.token(), SIZE, true).unwrap();
+        let peer = dev
+            .attach_dmb(&own, id(&dev, d.token(), SIZE), true)
+            .unwrap();
         assert!(peer.ring().is_some());
         dev.fail_move_data(ErrorKind::Other, 1);
         assert!(dev.move_data(d.token(), 32, b"x", false).is_err());

@@ -22,7 +22,7 @@ use smcd_core::dmb::{DmbError, DmbToken};
 use smcd_core::endpoint::testing::{Fixture, close_both, drive, pair_on, transfer};
 use smcd_core::endpoint::{ByteStream, Endpoint, HostRef, Pipe};
 use smcd_core::mem::{DmbMem, DmbRegion};
-use smcd_core::ops::{Dmb, Error, ErrorKind, PeerDmb, SmcdOps};
+use smcd_core::ops::{Dmb, Error, ErrorKind, PeerDmb, PeerDmbId, SmcdOps};
 use smcd_core::stats::DeviceStats;
 use smcd_lo::{LoError, LoopbackDevice, NoDoorbell, StaticArena};
 
@@ -50,6 +50,15 @@ fn forged_mapping(own: DmbToken, peer: DmbToken) -> PeerDmb {
 /// A copy-mode binding claiming to be `own`'s binding of `peer`.
 fn forged_binding(own: DmbToken, peer: DmbToken) -> PeerDmb {
     PeerDmb::new(own, peer, DMB, None).unwrap()
+}
+
+/// The peer DMB `token` of `len` bytes on `dev` (as an Accept names it).
+fn id<D: SmcdOps>(dev: &D, token: DmbToken, len: usize) -> PeerDmbId {
+    PeerDmbId {
+        gid: dev.local_gid(),
+        token,
+        len,
+    }
 }
 
 fn payload(len: usize, seed: u8) -> Vec<u8> {
@@ -174,7 +183,7 @@ fn a_forged_detach_drops_no_mapping() {
     let third = lo.register_dmb(DMB).unwrap();
     for t in [c_own, s_own] {
         assert_eq!(
-            lo.attach_dmb(&third, t, DMB, true).unwrap_err(),
+            lo.attach_dmb(&third, id(&lo, t, DMB), true).unwrap_err(),
             LoError::Table(t, DmbError::Bound)
         );
     }
@@ -224,13 +233,13 @@ fn a_third_dmb_binds_into_neither_of_two_connections() {
         assert_eq!(before, (5, if nocopy { 4 } else { 0 }, 5));
         for t in live {
             for map in [false, nocopy] {
-                let err = lo.attach_dmb(&third, t, DMB, map).unwrap_err();
+                let err = lo.attach_dmb(&third, id(&lo, t, DMB), map).unwrap_err();
                 assert_eq!(err, LoError::Table(t, DmbError::Bound), "{t} map {map}");
                 assert_eq!(err.kind(), ErrorKind::InvalidToken);
             }
             // Nor can a connection's own DMB be impersonated to bind the third.
             assert_eq!(
-                lo.attach_dmb(&forged_dmb(t), third.token(), DMB, false)
+                lo.attach_dmb(&forged_dmb(t), id(&lo, third.token(), DMB), false)
                     .unwrap_err(),
                 LoError::Table(third.token(), DmbError::Foreign)
             );
@@ -261,7 +270,7 @@ fn a_third_dmb_binds_into_no_half_paired_dmb_during_a_handshake() {
     let third = lo.register_dmb(DMB).unwrap();
     for t in [s_own, c_own] {
         assert_eq!(
-            lo.attach_dmb(&third, t, DMB, true).unwrap_err(),
+            lo.attach_dmb(&third, id(&lo, t, DMB), true).unwrap_err(),
             LoError::Table(t, DmbError::Bound)
         );
     }

@@ -6,7 +6,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand_core::RngCore;
 use smcd_core::dmb::{DmbError, DmbToken, Gid};
-use smcd_core::ops::{Error, ErrorKind, PeerDmb, SmcdOps};
+use smcd_core::ops::{Error, ErrorKind, PeerDmb, PeerDmbId, SmcdOps};
 use smcd_core::sync::Ordering;
 
 use super::*;
@@ -63,6 +63,15 @@ fn foreign(len: usize) -> DmbMem {
     let buf = Box::leak(vec![0u8; len + 8].into_boxed_slice());
     let skip = buf.as_ptr().align_offset(8);
     DmbMem::from_static(&mut buf[skip..skip + len]).unwrap()
+}
+
+/// The peer DMB `token` of `len` bytes on `dev` (as an Accept names it).
+fn id<D: SmcdOps>(dev: &D, token: DmbToken, len: usize) -> PeerDmbId {
+    PeerDmbId {
+        gid: dev.local_gid(),
+        token,
+        len,
+    }
 }
 
 /// A header image with the given prod and cons words.
@@ -239,7 +248,9 @@ fn unregister_while_attached_frees_at_last_detach() {
     let third = dev.register_dmb(16 * KIB).unwrap();
     let recv_token = recv.token();
     let recv_region = recv.mem().region();
-    let peer = dev.attach_dmb(&send, recv_token, 16 * KIB, true).unwrap();
+    let peer = dev
+        .attach_dmb(&send, id(&dev, recv_token, 16 * KIB), true)
+        .unwrap();
     assert_eq!((peer.token(), peer.own_token()), (recv_token, send.token()));
     assert_eq!(peer.len(), 16 * KIB);
     let ring = peer.ring().unwrap();
@@ -256,7 +267,7 @@ fn unregister_while_attached_frees_at_last_detach() {
     assert_eq!(&got, b"mapped");
     // A DMB takes one sender only.
     assert_eq!(
-        dev.attach_dmb(&third, recv_token, 16 * KIB, true)
+        dev.attach_dmb(&third, id(&dev, recv_token, 16 * KIB), true)
             .unwrap_err(),
         LoError::Table(recv_token, DmbError::Bound)
     );
@@ -287,7 +298,8 @@ fn unregister_while_attached_frees_at_last_detach() {
     // unregistered twice.
     for d in [&send, &third] {
         assert_eq!(
-            dev.attach_dmb(d, recv_token, 16 * KIB, false).unwrap_err(),
+            dev.attach_dmb(d, id(&dev, recv_token, 16 * KIB), false)
+                .unwrap_err(),
             LoError::Table(recv_token, DmbError::Unregistered)
         );
     }
@@ -339,36 +351,41 @@ fn a_dmb_takes_one_sender_and_a_pair_names_each_other() {
     // Not its own peer, mapped or not.
     for map in [false, true] {
         assert_eq!(
-            dev.attach_dmb(&a, ta, 16 * KIB, map).unwrap_err(),
+            dev.attach_dmb(&a, id(&dev, ta, 16 * KIB), map).unwrap_err(),
             LoError::Table(ta, DmbError::SelfBind)
         );
     }
     // The announced length must be the DMB's.
     assert_eq!(
-        dev.attach_dmb(&a, tb, 32 * KIB, false).unwrap_err(),
+        dev.attach_dmb(&a, id(&dev, tb, 32 * KIB), false)
+            .unwrap_err(),
         LoError::Table(tb, DmbError::LengthMismatch)
     );
-    let a_to_b = dev.attach_dmb(&a, tb, 16 * KIB, false).unwrap();
+    let a_to_b = dev.attach_dmb(&a, id(&dev, tb, 16 * KIB), false).unwrap();
     assert!(a_to_b.ring().is_none(), "copy mode maps nothing");
     assert_eq!(dev.stats().attachments, 0);
     // `b` has its sender, and `a` its peer.
     assert_eq!(
-        dev.attach_dmb(&c, tb, 16 * KIB, true).unwrap_err(),
+        dev.attach_dmb(&c, id(&dev, tb, 16 * KIB), true)
+            .unwrap_err(),
         LoError::Table(tb, DmbError::Bound)
     );
     assert_eq!(
-        dev.attach_dmb(&a, c.token(), 16 * KIB, false).unwrap_err(),
+        dev.attach_dmb(&a, id(&dev, c.token(), 16 * KIB), false)
+            .unwrap_err(),
         LoError::Table(c.token(), DmbError::Bound)
     );
     // `a` is paired with `b`: a third DMB cannot send into it, only `b` can.
     assert_eq!(
-        dev.attach_dmb(&c, ta, 16 * KIB, false).unwrap_err(),
+        dev.attach_dmb(&c, id(&dev, ta, 16 * KIB), false)
+            .unwrap_err(),
         LoError::Table(ta, DmbError::Bound)
     );
-    let b_to_a = dev.attach_dmb(&b, ta, 16 * KIB, true).unwrap();
+    let b_to_a = dev.attach_dmb(&b, id(&dev, ta, 16 * KIB), true).unwrap();
     assert_eq!(dev.stats().attachments, 1);
     assert_eq!(
-        dev.attach_dmb(&b, ta, 16 * KIB, true).unwrap_err(),
+        dev.attach_dmb(&b, id(&dev, ta, 16 * KIB), true)
+            .unwrap_err(),
         LoError::Table(ta, DmbError::Bound),
         "no second binding of the same pair"
     );
@@ -376,7 +393,7 @@ fn a_dmb_takes_one_sender_and_a_pair_names_each_other() {
     // Once the pair is undone, its DMBs are free to pair again.
     dev.detach_dmb(b_to_a).unwrap();
     dev.detach_dmb(a_to_b).unwrap();
-    let c_to_a = dev.attach_dmb(&c, ta, 16 * KIB, true).unwrap();
+    let c_to_a = dev.attach_dmb(&c, id(&dev, ta, 16 * KIB), true).unwrap();
     dev.detach_dmb(c_to_a).unwrap();
     for d in [a, b, c] {
         dev.unregister_dmb(d).unwrap();
@@ -394,17 +411,23 @@ fn nocopy_mappings_follow_the_switch() {
     );
     dev.set_nocopy(false);
     assert!(!dev.supports_nocopy());
-    let err = dev.attach_dmb(&a, b.token(), 16 * KIB, true).unwrap_err();
+    let err = dev
+        .attach_dmb(&a, id(&dev, b.token(), 16 * KIB), true)
+        .unwrap_err();
     assert_eq!(
         (err, err.kind()),
         (LoError::NocopyOff, ErrorKind::Unsupported)
     );
     // The refused mapping bound nothing: the copy binding still works.
-    let copy = dev.attach_dmb(&a, b.token(), 16 * KIB, false).unwrap();
+    let copy = dev
+        .attach_dmb(&a, id(&dev, b.token(), 16 * KIB), false)
+        .unwrap();
     assert!(copy.ring().is_none());
     dev.detach_dmb(copy).unwrap();
     dev.set_nocopy(true);
-    let mapped = dev.attach_dmb(&a, b.token(), 16 * KIB, true).unwrap();
+    let mapped = dev
+        .attach_dmb(&a, id(&dev, b.token(), 16 * KIB), true)
+        .unwrap();
     assert!(mapped.ring().is_some());
     dev.detach_dmb(mapped).unwrap();
     dev.unregister_dmb(a).unwrap();
@@ -419,7 +442,9 @@ fn detach_without_attach_is_rejected() {
     let own = dev.register_dmb(16 * KIB).unwrap();
     let peer = dev.register_dmb(16 * KIB).unwrap();
     let ring = peer.mem().region().tail(32).unwrap();
-    let mapping = dev.attach_dmb(&own, peer.token(), 16 * KIB, true).unwrap();
+    let mapping = dev
+        .attach_dmb(&own, id(&dev, peer.token(), 16 * KIB), true)
+        .unwrap();
     dev.detach_dmb(mapping).unwrap();
     // SAFETY: `peer` stays registered for the rest of the test, so its ring
     // is valid; the view is only handed to the device, which drops it.
@@ -447,7 +472,9 @@ fn forged_and_foreign_handles_are_refused() {
     let own = dev.register_dmb(16 * KIB).unwrap();
     let peer = dev.register_dmb(16 * KIB).unwrap();
     let (t_own, t_peer) = (own.token(), peer.token());
-    let mapping = dev.attach_dmb(&own, t_peer, 16 * KIB, true).unwrap();
+    let mapping = dev
+        .attach_dmb(&own, id(&dev, t_peer, 16 * KIB), true)
+        .unwrap();
 
     // A handle with a live token over other memory frees nothing.
     let forged = Dmb::new(t_peer, foreign(16 * KIB)).unwrap();
@@ -458,7 +485,7 @@ fn forged_and_foreign_handles_are_refused() {
     // Nor does it bind anything in the name of the real one.
     let forged = Dmb::new(t_own, foreign(16 * KIB)).unwrap();
     let err = dev
-        .attach_dmb(&forged, t_peer, 16 * KIB, false)
+        .attach_dmb(&forged, id(&dev, t_peer, 16 * KIB), false)
         .unwrap_err();
     assert_eq!(err, LoError::Table(t_peer, DmbError::Foreign));
     assert_eq!(err.kind(), ErrorKind::InvalidToken);
@@ -466,7 +493,7 @@ fn forged_and_foreign_handles_are_refused() {
     let stranger = other.register_dmb(16 * KIB).unwrap();
     assert_eq!(stranger.token(), t_own);
     assert_eq!(
-        dev.attach_dmb(&stranger, t_peer, 16 * KIB, false)
+        dev.attach_dmb(&stranger, id(&dev, t_peer, 16 * KIB), false)
             .unwrap_err(),
         LoError::Table(t_peer, DmbError::Foreign)
     );
@@ -491,7 +518,8 @@ fn forged_and_foreign_handles_are_refused() {
     // The binding stands: a third DMB cannot send into the peer.
     let third = dev.register_dmb(16 * KIB).unwrap();
     assert_eq!(
-        dev.attach_dmb(&third, t_peer, 16 * KIB, true).unwrap_err(),
+        dev.attach_dmb(&third, id(&dev, t_peer, 16 * KIB), true)
+            .unwrap_err(),
         LoError::Table(t_peer, DmbError::Bound)
     );
     dev.unregister_dmb(third).unwrap();
