@@ -64,11 +64,10 @@ impl SmcConfig {
         let host = self.host()?;
         let dev = host.device();
         let sock = bound_socket(addr)?;
-        let port = match rustix::net::getsockname(&sock)? {
-            a => SocketAddr::try_from(a)
-                .map(|a| a.port())
-                .map_err(|_| io::ErrorKind::InvalidData)?,
-        };
+        let local = rustix::net::getsockname(&sock)?;
+        let port = SocketAddr::try_from(local)
+            .map(|a| a.port())
+            .map_err(|_| io::ErrorKind::InvalidData)?;
         let announced = rendezvous::announce(dev.place(), addr, port, dev.local_gid());
         let tcp = finish_connect(sock, addr, deadline)?;
         if !announced {

@@ -39,7 +39,7 @@ enum Mode {
     /// Plain TCP from the start: no CLC byte was or will be sent.
     Plain(TcpReason),
     /// CLC on the TCP connection, then SMC-D or a fallback.
-    Smc(Mutex<Smc>),
+    Smc(Box<Mutex<Smc>>),
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -136,7 +136,7 @@ impl SmcStream {
             counted: false,
             leftover: Vec::new(),
         };
-        Self::with_mode(tcp, Mode::Smc(Mutex::new(smc)), config.spin)
+        Self::with_mode(tcp, Mode::Smc(Box::new(Mutex::new(smc))), config.spin)
     }
 
     fn with_mode(tcp: TcpStream, mode: Mode, spin: Duration) -> Self {

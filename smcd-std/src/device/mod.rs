@@ -137,16 +137,12 @@ impl StdDevice {
     fn fetch(&self, peer: PeerDmbId) -> Result<(OwnedFd, OwnedFd), DeviceError> {
         let unreachable =
             |e: io::Error| DeviceError::io(ErrorKind::Unreachable, "peer device socket", &e);
-        let addr = self
-            .shared
-            .place
-            .device(peer.gid)
-            .map_err(|e| unreachable(e))?;
-        let sock = UnixStream::connect_addr(&addr).map_err(|e| unreachable(e))?;
+        let addr = self.shared.place.device(peer.gid).map_err(unreachable)?;
+        let sock = UnixStream::connect_addr(&addr).map_err(unreachable)?;
         sock.set_read_timeout(Some(FETCH_TIMEOUT))
-            .map_err(|e| unreachable(e))?;
+            .map_err(unreachable)?;
         sock.set_write_timeout(Some(FETCH_TIMEOUT))
-            .map_err(|e| unreachable(e))?;
+            .map_err(unreachable)?;
         let req = fetch::Request {
             token: peer.token,
             len: peer.len as u64,
@@ -241,15 +237,15 @@ impl SmcdOps for StdDevice {
             return Err(bad);
         }
         let target = self.target(token)?;
-        // SAFETY: `target` keeps the mapping alive while the view is used.
-        let mem: DmbMem = unsafe { target.map.view() };
-        let stored = if header {
-            cdc::publish(&mem, 0, data).map(drop).map_err(|_| bad)
-        } else {
-            mem.write(offset, data).map_err(|_| bad)
-        };
-        drop(mem);
-        stored?;
+        {
+            // SAFETY: `target` keeps the mapping alive while the view is used.
+            let mem: DmbMem = unsafe { target.map.view() };
+            if header {
+                cdc::publish(&mem, 0, data).map(drop).map_err(|_| bad)?;
+            } else {
+                mem.write(offset, data).map_err(|_| bad)?;
+            }
+        }
         if signal {
             target.ring();
         }
