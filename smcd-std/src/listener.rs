@@ -6,7 +6,9 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use smcd_core::endpoint::Endpoint;
 
@@ -17,8 +19,12 @@ use crate::tcp::TcpWire;
 use crate::transport::TcpReason;
 use crate::wait::now_ms;
 
+/// How long `accept` drives a new connection's handshake itself.
+const ACCEPT_HANDSHAKE: Duration = Duration::from_millis(100);
+
 #[derive(Debug)]
 struct Inner {
+    nonblocking: AtomicBool,
     tcp: TcpListener,
     rendezvous: Option<Mutex<Rendezvous>>,
     config: SmcConfig,
@@ -26,10 +32,11 @@ struct Inner {
 
 /// A listener shaped like [`std::net::TcpListener`].
 ///
-/// Accepted streams speak SMC-D with smcd clients of this host (the CLC
-/// handshake runs on the stream's first use, so `accept` never waits for a
-/// slow client), and plain TCP with everyone else — no CLC byte is ever
-/// sent to a client that did not announce itself.
+/// Accepted streams speak SMC-D with smcd clients of this host, and plain
+/// TCP with everyone else — no CLC byte is ever sent to a client that did
+/// not announce itself. `accept` runs the CLC handshake for at most 100 ms
+/// (an smcd client answers in microseconds); a slower client's handshake
+/// finishes on the stream's first use, so it never holds up the listener.
 ///
 /// ```no_run
 /// use std::io::{Read, Write};
@@ -81,6 +88,7 @@ impl SmcConfig {
         };
         Ok(SmcListener {
             inner: Arc::new(Inner {
+                nonblocking: AtomicBool::new(false),
                 tcp,
                 rendezvous,
                 config: self.clone(),
@@ -126,7 +134,15 @@ impl SmcListener {
         }
         let wire = TcpWire::new(tcp.try_clone()?)?;
         let ep = Endpoint::server(config.host()?, wire, now_ms());
-        Ok((SmcStream::smc(tcp, ep, config), peer))
+        let stream = SmcStream::smc(tcp, ep, config);
+        // An smcd client answers within microseconds: settle the handshake
+        // here when it is that quick (as Linux's accept returns negotiated
+        // sockets), else leave the rest to the stream's first use so that a
+        // slow client never holds up the listener.
+        if !self.nonblocking() {
+            stream.settle_within(ACCEPT_HANDSHAKE);
+        }
+        Ok((stream, peer))
     }
 
     /// An endless iterator over accepted connections.
@@ -149,7 +165,13 @@ impl SmcListener {
     ///
     /// As `TcpListener::set_nonblocking`.
     pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
-        self.inner.tcp.set_nonblocking(on)
+        self.inner.tcp.set_nonblocking(on)?;
+        self.inner.nonblocking.store(on, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn nonblocking(&self) -> bool {
+        self.inner.nonblocking.load(Ordering::Relaxed)
     }
 
     /// A second handle to the same listener.

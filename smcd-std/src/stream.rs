@@ -5,11 +5,12 @@
 use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use rustix::event::PollFlags;
+use rustix::event::epoll::{self, EventFlags};
 use smcd_core::endpoint::{Endpoint, EndpointError, Transport as EpTransport};
 
 use crate::config::{SmcConfig, StdHost, default_config};
@@ -32,6 +33,72 @@ pub(crate) struct Smc {
     counted: bool,
     /// Fallback bytes a zero-copy read saw but did not consume.
     leftover: Vec<u8>,
+    /// The readiness fd and what is registered in it, once asked for.
+    ready: Option<Readiness>,
+    /// A fallback write found the TCP socket full.
+    tcp_full: bool,
+}
+
+/// The readiness fd of an SMC stream: an epoll set of the DMB doorbell
+/// (kept armed while the set exists) and the TCP socket. It becomes
+/// readable whenever a call may have something new to report: bytes, EOF,
+/// room in the peer's ring, or a TCP event during the handshake or after a
+/// fallback.
+#[derive(Debug)]
+struct Readiness {
+    epoll: Arc<OwnedFd>,
+    bell: Option<Bell>,
+    tcp: Option<EventFlags>,
+}
+
+impl Readiness {
+    fn new(tcp: &TcpStream) -> io::Result<Self> {
+        let epoll = rustix::event::epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        let mut r = Self {
+            epoll: Arc::new(epoll),
+            bell: None,
+            tcp: None,
+        };
+        r.watch_tcp(tcp, Some(EventFlags::IN))?;
+        Ok(r)
+    }
+
+    /// Register the TCP socket for `events` (`None`: not at all).
+    fn watch_tcp(&mut self, tcp: &TcpStream, events: Option<EventFlags>) -> io::Result<()> {
+        let data = epoll::EventData::new_u64(0);
+        match (self.tcp, events) {
+            (old, new) if old == new => {}
+            (None, Some(e)) => epoll::add(&*self.epoll, tcp, data, e)?,
+            (Some(_), Some(e)) => epoll::modify(&*self.epoll, tcp, data, e)?,
+            (Some(_), None) => epoll::delete(&*self.epoll, tcp)?,
+            (None, None) => {}
+        }
+        self.tcp = events;
+        Ok(())
+    }
+
+    /// Register the doorbell once SMC-D is up, and keep it armed.
+    fn watch_bell(&mut self, bell: &Bell) -> io::Result<()> {
+        if self.bell.is_none() {
+            epoll::add(
+                &*self.epoll,
+                bell,
+                epoll::EventData::new_u64(1),
+                EventFlags::IN,
+            )?;
+            bell.arm();
+            self.bell = Some(bell.clone());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Readiness {
+    fn drop(&mut self) {
+        if let Some(b) = &self.bell {
+            b.disarm();
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -60,6 +127,8 @@ struct Inner {
     /// polls it (and drains it); the others of this stream wait on `woken`.
     parked: Mutex<bool>,
     woken: Condvar,
+    /// The readiness fd (SMC streams), created on first use.
+    ready_fd: OnceLock<Arc<OwnedFd>>,
 }
 
 /// Which way a call waits.
@@ -135,6 +204,8 @@ impl SmcStream {
             read_shut: false,
             counted: false,
             leftover: Vec::new(),
+            ready: None,
+            tcp_full: false,
         };
         Self::with_mode(tcp, Mode::Smc(Box::new(Mutex::new(smc))), config.spin)
     }
@@ -148,6 +219,7 @@ impl SmcStream {
                 spin,
                 parked: Mutex::new(false),
                 woken: Condvar::new(),
+                ready_fd: OnceLock::new(),
             }),
         }
     }
@@ -184,6 +256,14 @@ impl SmcStream {
                 t => std_transport(t).ok_or(EndpointError::Closed),
             }),
         }
+    }
+
+    /// Drive a handshake for at most `limit` (nothing for plain streams).
+    pub(crate) fn settle_within(&self, limit: Duration) {
+        let before = self.opts();
+        self.set_opts(|o| o.read_timeout = Some(limit));
+        let _ = self.transport();
+        self.set_opts(|o| o.read_timeout = before.read_timeout);
     }
 
     /// The remote address.
@@ -354,10 +434,22 @@ impl SmcStream {
         let mut waited = false;
         loop {
             let mut s = lock(m);
-            if let Some(v) = attempt(&mut s, &mut op)? {
+            let first = attempt(&mut s, &mut op);
+            self.sync_ready(&mut s, dir, &first);
+            if let Some(v) = first? {
                 return Ok(v);
             }
             if opts.nonblocking || deadline.is_some_and(|d| Instant::now() >= d) {
+                // A readiness fd must not stay readable without cause, nor
+                // lose a ring: drain, then look once more.
+                if let Some(b) = s.ready.as_ref().and_then(|r| r.bell.clone()) {
+                    b.drain();
+                    let again = attempt(&mut s, &mut op);
+                    self.sync_ready(&mut s, dir, &again);
+                    if let Some(v) = again? {
+                        return Ok(v);
+                    }
+                }
                 return Err(io::ErrorKind::WouldBlock.into());
             }
             if dir == Dir::Write && !waited {
@@ -420,6 +512,60 @@ impl SmcStream {
             self.unpark();
             slept?;
         }
+    }
+
+    /// Keep the readiness fd's registrations in step with the endpoint
+    /// after a call in `dir` that ended with `outcome`.
+    fn sync_ready<T>(&self, s: &mut Smc, dir: Dir, outcome: &io::Result<Option<T>>) {
+        if dir == Dir::Write && !s.ep.transport().is_smcd() {
+            s.tcp_full = matches!(outcome, Ok(None));
+        }
+        let Some(ready) = s.ready.as_mut() else {
+            return;
+        };
+        if ready.bell.is_none() {
+            let bell =
+                s.ep.connection()
+                    .and_then(|c| s.ep.host().device().bell(c.own_token()));
+            if let Some(b) = bell {
+                let _ = ready.watch_bell(&b);
+            }
+        }
+        let mut events = EventFlags::empty();
+        if !s.ep.stream().saw_eof() {
+            events |= EventFlags::IN;
+        }
+        if (s.ep.is_handshaking() && s.ep.has_pending_output()) || s.tcp_full {
+            events |= EventFlags::OUT;
+        }
+        let _ = ready.watch_tcp(&self.inner.tcp, (!events.is_empty()).then_some(events));
+    }
+
+    /// The stream's readiness fd (see the [`AsFd`] implementation).
+    fn ready_fd(&self) -> io::Result<BorrowedFd<'_>> {
+        let Mode::Smc(m) = &self.inner.mode else {
+            return Ok(self.inner.tcp.as_fd());
+        };
+        if let Some(fd) = self.inner.ready_fd.get() {
+            return Ok(fd.as_fd());
+        }
+        let mut s = lock(m);
+        if s.ready.is_none() {
+            s.ready = Some(Readiness::new(&self.inner.tcp)?);
+        }
+        let fd = s
+            .ready
+            .as_ref()
+            .map(|r| Arc::clone(&r.epoll))
+            .ok_or(io::ErrorKind::Other)?;
+        let _ = self.inner.ready_fd.set(fd);
+        self.sync_ready::<()>(&mut s, Dir::Read, &Ok(Some(())));
+        drop(s);
+        self.inner
+            .ready_fd
+            .get()
+            .map(|fd| fd.as_fd())
+            .ok_or(io::ErrorKind::Other.into())
     }
 
     /// This thread no longer sleeps for the stream: wake the others.
@@ -709,10 +855,37 @@ impl Write for SmcStream {
     }
 }
 
+/// The readiness fd: for a plain TCP stream its socket; for an SMC stream
+/// an epoll set that becomes readable whenever a call may report something
+/// new — bytes, EOF, room in the peer's ring, an error, or a TCP event
+/// while handshaking or after a fallback. Wait for it to be readable, then
+/// retry the reads and writes that reported `WouldBlock` (in non-blocking
+/// mode); it never reports "writable" by itself.
+///
+/// ```no_run
+/// use std::os::fd::AsFd;
+/// use rustix::event::{PollFd, PollFlags, poll};
+///
+/// let s = smcd_std::SmcStream::connect("127.0.0.1:7000")?;
+/// s.set_nonblocking(true)?;
+/// let mut fds = [PollFd::new(&s, PollFlags::IN)];
+/// poll(&mut fds, None)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+impl AsFd for SmcStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self.ready_fd() {
+            Ok(fd) => fd,
+            // Without an epoll set (out of fds), the TCP socket still
+            // reports EOF and errors.
+            Err(_) => self.inner.tcp.as_fd(),
+        }
+    }
+}
+
 impl AsRawFd for SmcStream {
-    /// The TCP socket's descriptor.
     fn as_raw_fd(&self) -> RawFd {
-        self.inner.tcp.as_raw_fd()
+        self.as_fd().as_raw_fd()
     }
 }
 

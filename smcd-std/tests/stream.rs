@@ -152,3 +152,63 @@ fn zero_copy_calls_move_the_same_bytes() {
         );
     }
 }
+
+/// Both ends in one thread, non-blocking, driven by `poll` on their
+/// readiness fds only: every byte arrives, and nobody waits forever.
+#[test]
+fn a_poll_loop_on_readiness_fds_moves_every_byte() {
+    use std::io::ErrorKind::WouldBlock;
+
+    use rustix::event::{PollFd, PollFlags, poll};
+
+    let config = SmcConfig::new().dmb_size(16 * 1024);
+    let listener = config.bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connect = thread::spawn(move || config.connect(addr).unwrap());
+    let (server, _) = listener.accept().unwrap();
+    let client = connect.join().unwrap();
+    assert!(client.transport().unwrap().is_smcd());
+    for s in [&client, &server] {
+        s.set_nonblocking(true).unwrap();
+    }
+    let out = data(2_000_000);
+    let (mut sent, mut got) = (0, Vec::new());
+    let mut buf = vec![0u8; 40_000];
+    let mut rounds = 0;
+    while got.len() < out.len() {
+        rounds += 1;
+        assert!(rounds < 1_000_000, "stalled at {} bytes", got.len());
+        let mut progress = false;
+        if sent < out.len() {
+            match (&client).write(&out[sent..(sent + 30_000).min(out.len())]) {
+                Ok(n) => (sent, progress) = (sent + n, true),
+                Err(e) if e.kind() == WouldBlock => {}
+                Err(e) => panic!("write: {e}"),
+            }
+        }
+        match (&server).read(&mut buf) {
+            Ok(0) => panic!("early EOF"),
+            Ok(n) => (got.extend_from_slice(&buf[..n]), progress = true).0,
+            Err(e) if e.kind() == WouldBlock => {}
+            Err(e) => panic!("read: {e}"),
+        }
+        if !progress {
+            let mut fds = [
+                PollFd::new(&client, PollFlags::IN),
+                PollFd::new(&server, PollFlags::IN),
+            ];
+            let ts = rustix::event::Timespec {
+                tv_sec: 5,
+                tv_nsec: 0,
+            };
+            let n = poll(&mut fds, Some(&ts)).unwrap();
+            assert!(
+                n > 0,
+                "no readiness for 5 s at {} of {} bytes",
+                got.len(),
+                out.len()
+            );
+        }
+    }
+    assert!(got == out, "bytes changed");
+}

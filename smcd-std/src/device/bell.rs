@@ -26,14 +26,15 @@ impl Bell {
         Self { map, fd }
     }
 
-    /// Ask the peer to ring from now on.
+    /// Ask the peer to ring from now on (counted: every `arm` needs its
+    /// `disarm`, so a sleeper and a readiness registration can overlap).
     pub fn arm(&self) {
-        self.map.control().armed.store(1, Ordering::SeqCst);
+        self.map.control().armed.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Stop asking.
+    /// Withdraw one [`arm`](Self::arm).
     pub fn disarm(&self) {
-        self.map.control().armed.store(0, Ordering::SeqCst);
+        self.map.control().armed.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Consume pending rings (the eventfd is non-blocking).
