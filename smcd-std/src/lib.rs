@@ -40,11 +40,15 @@ pub mod device;
 mod error;
 mod linger;
 mod listener;
+#[cfg(feature = "mio")]
+mod mio;
 pub mod naming;
 mod rendezvous;
 mod stats;
 mod stream;
 mod tcp;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 mod transport;
 mod wait;
 

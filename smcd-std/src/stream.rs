@@ -541,8 +541,14 @@ impl SmcStream {
         let _ = ready.watch_tcp(&self.inner.tcp, (!events.is_empty()).then_some(events));
     }
 
-    /// The stream's readiness fd (see the [`AsFd`] implementation).
-    fn ready_fd(&self) -> io::Result<BorrowedFd<'_>> {
+    /// Plain TCP from the start: the readiness fd is the socket itself.
+    pub(crate) fn is_plain(&self) -> bool {
+        matches!(self.inner.mode, Mode::Plain(_))
+    }
+
+    /// The stream's readiness fd (see the [`AsFd`] implementation); once
+    /// `Ok`, the same fd, open for the stream's life (registrations rely on it).
+    pub(crate) fn ready_fd(&self) -> io::Result<BorrowedFd<'_>> {
         let Mode::Smc(m) = &self.inner.mode else {
             return Ok(self.inner.tcp.as_fd());
         };
