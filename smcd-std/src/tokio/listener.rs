@@ -1,9 +1,11 @@
 //! The async listener.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::task::{Context, Poll, ready};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
 
 use ::tokio::io::Interest;
 use ::tokio::io::unix::AsyncFd;
@@ -17,10 +19,12 @@ use crate::config::{SmcConfig, default_config};
 /// `tokio::net::TcpListener`: smcd clients of this host get SMC-D, everyone
 /// else plain TCP.
 ///
-/// `accept` returns as soon as the TCP connection is there; the CLC
-/// handshake of an smcd client then finishes on the stream's first read,
-/// write or [`transport`](SmcStream::transport), so a slow client never
-/// holds up the accept loop.
+/// `accept` returns streams whose CLC handshake is done (as Linux's SMC
+/// `accept` does): the listener drives the handshakes of the connections
+/// it has taken, all at once, and hands each over when it settles, so a
+/// slow client holds up nobody but itself. Past
+/// 64 unfinished handshakes it hands the oldest over as it is; its
+/// handshake then finishes on the stream's first use.
 ///
 /// ```no_run
 /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -42,6 +46,41 @@ use crate::config::{SmcConfig, default_config};
 /// ```
 pub struct SmcListener {
     io: AsyncFd<crate::SmcListener>,
+    /// Accepted connections whose handshake still runs, oldest first.
+    pending: Mutex<VecDeque<(SmcStream, SocketAddr)>>,
+    /// The tasks waiting in `accept`, and the waker that wakes them all:
+    /// the listening socket and every pending handshake are polled with
+    /// it, so any number of tasks may accept at once.
+    waiting: Arc<Waiting>,
+    waker: Waker,
+}
+
+/// Unfinished handshakes the listener keeps before it hands one over as is.
+const MAX_PENDING: usize = 64;
+
+#[derive(Debug, Default)]
+struct Waiting(Mutex<Vec<Waker>>);
+
+impl Waiting {
+    fn add(&self, w: &Waker) {
+        let mut list = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if !list.iter().any(|x| x.will_wake(w)) {
+            list.push(w.clone());
+        }
+    }
+}
+
+impl Wake for Waiting {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let list = std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner));
+        for w in list {
+            w.wake();
+        }
+    }
 }
 
 impl fmt::Debug for SmcListener {
@@ -94,49 +133,72 @@ impl SmcListener {
     /// Outside a tokio runtime, as `tokio::io::unix::AsyncFd::new`.
     pub fn from_std(listener: crate::SmcListener) -> io::Result<Self> {
         listener.set_nonblocking(true)?;
+        let waiting = Arc::new(Waiting::default());
         Ok(Self {
             io: register(listener, Interest::READABLE)?,
+            pending: Mutex::new(VecDeque::new()),
+            waker: Waker::from(Arc::clone(&waiting)),
+            waiting,
         })
     }
 
-    /// The std listener back, still in non-blocking mode.
+    /// The std listener back, still in non-blocking mode (connections
+    /// whose handshake was still running are closed).
     pub fn into_std(self) -> crate::SmcListener {
         self.io.into_inner()
     }
 
-    /// Accept one connection (any number of tasks may wait here at once).
+    /// Accept one connection, its handshake done (any number of tasks may
+    /// wait here at once; dropping the future loses no connection).
     ///
     /// # Errors
     ///
     /// As `TcpListener::accept`.
     pub async fn accept(&self) -> io::Result<(SmcStream, SocketAddr)> {
-        loop {
-            let mut guard = self.io.readable().await?;
-            match guard.try_io(|l| l.get_ref().accept()) {
-                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                Ok(r) => return r.and_then(|(s, peer)| Ok((SmcStream::from_std(s)?, peer))),
-                Err(_would_block) => {}
-            }
-        }
+        std::future::poll_fn(|cx| self.poll_accept(cx)).await
     }
 
-    /// Poll for one connection (for one task at a time, like
-    /// `tokio::net::TcpListener::poll_accept`).
+    /// Poll for one connection (see [`accept`](Self::accept)).
     ///
     /// # Errors
     ///
     /// As `TcpListener::accept`.
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(SmcStream, SocketAddr)>> {
-        loop {
-            let mut guard = ready!(self.io.poll_read_ready(cx))?;
-            match guard.try_io(|l| l.get_ref().accept()) {
-                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                Ok(r) => {
-                    return Poll::Ready(r.and_then(|(s, peer)| Ok((SmcStream::from_std(s)?, peer))));
-                }
-                Err(_would_block) => {}
-            }
+        // Listed before looking: a change after the look wakes this task.
+        self.waiting.add(cx.waker());
+        let mut all = Context::from_waker(&self.waker);
+        let cx = &mut all;
+        let mut pending = self.pending();
+        if let Some(i) = (0..pending.len()).find(|&i| pending[i].0.poll_transport(cx).is_ready()) {
+            return Poll::Ready(Ok(pending.remove(i).unwrap_or_else(|| unreachable!())));
         }
+        loop {
+            if pending.len() >= MAX_PENDING {
+                if let Some(oldest) = pending.pop_front() {
+                    return Poll::Ready(Ok(oldest));
+                }
+            }
+            let (std, peer) = match self.io.poll_read_ready(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(mut guard)) => match guard.try_io(|l| l.get_ref().accept()) {
+                    Ok(Ok(got)) => got,
+                    Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Ok(Err(e)) => return Poll::Ready(Err(e)),
+                    Err(_would_block) => continue,
+                },
+            };
+            let stream = SmcStream::from_std(std)?;
+            // A failed handshake is the stream's to report, as in std.
+            if stream.poll_transport(cx).is_ready() {
+                return Poll::Ready(Ok((stream, peer)));
+            }
+            pending.push_back((stream, peer));
+        }
+    }
+
+    fn pending(&self) -> MutexGuard<'_, VecDeque<(SmcStream, SocketAddr)>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The local address.

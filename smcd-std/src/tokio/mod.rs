@@ -35,10 +35,10 @@
 //! # }
 //! ```
 //!
-//! An accepted stream's CLC handshake finishes on its first read, write or
-//! [`transport`](SmcStream::transport) call, so a slow client never holds
-//! up `accept`. A connect or handshake to a peer that stops answering waits
-//! as long as the TCP connection lives: bound it with
+//! [`SmcListener::accept`] hands over streams whose CLC handshake is done,
+//! and runs the handshakes of several clients at once, so a slow client
+//! holds up nobody else. A connect or handshake to a peer that stops
+//! answering waits as long as the TCP connection lives: bound it with
 //! `tokio::time::timeout` where that matters.
 
 mod connect;

@@ -269,7 +269,12 @@ impl SmcStream {
     ///
     /// The handshake failed (see [`connect`](Self::connect)).
     pub async fn transport(&self) -> io::Result<Transport> {
-        std::future::poll_fn(|cx| self.shared.poll_read_op(cx, crate::SmcStream::transport)).await
+        std::future::poll_fn(|cx| self.poll_transport(cx)).await
+    }
+
+    /// Drive the handshake; ready once the transport is settled.
+    pub(crate) fn poll_transport(&self, cx: &mut Context<'_>) -> Poll<io::Result<Transport>> {
+        self.shared.poll_read_op(cx, crate::SmcStream::transport)
     }
 
     /// The remote address.
