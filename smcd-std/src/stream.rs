@@ -37,6 +37,11 @@ pub(crate) struct Smc {
     ready: Option<Readiness>,
     /// A fallback write found the TCP socket full.
     tcp_full: bool,
+    /// The endpoint took in news (`poll` moved, or the peer rang) since the
+    /// doorbell was last drained in non-blocking mode: the drain then rings
+    /// it again, since the ring it took may have been another waiter's
+    /// only signal (a reader's drain, a writer's room).
+    news: bool,
 }
 
 /// The readiness fd of an SMC stream: an epoll set of the DMB doorbell
@@ -206,6 +211,7 @@ impl SmcStream {
             leftover: Vec::new(),
             ready: None,
             tcp_full: false,
+            news: false,
         };
         Self::with_mode(tcp, Mode::Smc(Box::new(Mutex::new(smc))), config.spin)
     }
@@ -443,9 +449,13 @@ impl SmcStream {
                 // A readiness fd must not stay readable without cause, nor
                 // lose a ring: drain, then look once more.
                 if let Some(b) = s.ready.as_ref().and_then(|r| r.bell.clone()) {
-                    b.drain();
+                    s.news |= drain_rings(&b);
                     let again = attempt(&mut s, &mut op);
                     self.sync_ready(&mut s, dir, &again);
+                    if std::mem::take(&mut s.news) {
+                        // Announce it again for whoever else waits.
+                        let _ = rustix::io::write(&b, &SELF_RING.to_ne_bytes());
+                    }
                     if let Some(v) = again? {
                         return Ok(v);
                     }
@@ -727,6 +737,16 @@ impl SmcStream {
     }
 }
 
+/// What a stream adds to its own doorbell to announce news again (a peer
+/// adds 1 per ring).
+const SELF_RING: u64 = 1 << 32;
+
+/// Drain the doorbell; whether the peer rang since the last drain.
+fn drain_rings(b: &Bell) -> bool {
+    let mut buf = [0u8; 8];
+    rustix::io::read(b, &mut buf).is_ok_and(|_| u64::from_ne_bytes(buf) % SELF_RING != 0)
+}
+
 /// Bytes a zero-copy call over TCP looks at, at most.
 const COPY_CHUNK: usize = 64 * 1024;
 
@@ -769,7 +789,7 @@ fn attempt<T>(
     op: &mut impl FnMut(&mut Smc) -> Result<T, EndpointError>,
 ) -> io::Result<Option<T>> {
     // A failure is reported by the call itself (sticky), with its context.
-    let _ = s.ep.poll(now_ms());
+    s.news |= s.ep.poll(now_ms()).unwrap_or(true);
     if !s.counted && !s.ep.is_handshaking() {
         s.counted = true;
         match std_transport(s.ep.transport()) {
