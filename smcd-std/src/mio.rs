@@ -71,8 +71,15 @@ impl SmcStream {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 impl Source for SmcStream {
-    fn register(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
         let fd = self.ready_fd()?.as_raw_fd();
+        // mio is edge-triggered: leave the doorbell undrained from now on.
+        self.set_edge_triggered();
         SourceFd(&fd).register(registry, token, self.mio_interests(interests))
     }
 
@@ -110,7 +117,12 @@ impl Source for SmcStream {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 impl Source for SmcListener {
-    fn register(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
         SourceFd(&self.as_raw_fd()).register(registry, token, interests)
     }
 

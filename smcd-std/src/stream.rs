@@ -117,6 +117,10 @@ enum Mode {
 #[derive(Debug, Default, Clone, Copy)]
 struct Opts {
     nonblocking: bool,
+    /// The readiness fd is watched edge-triggered (mio, tokio): a
+    /// non-blocking call leaves the doorbell undrained, so no waiter's
+    /// edge is lost to another's drain.
+    edge: bool,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
 }
@@ -448,11 +452,15 @@ impl SmcStream {
             if opts.nonblocking || deadline.is_some_and(|d| Instant::now() >= d) {
                 // A readiness fd must not stay readable without cause, nor
                 // lose a ring: drain, then look once more.
+                // (Edge-triggered watchers keep every ring: no drain.)
+                let drain = !(opts.nonblocking && opts.edge);
                 if let Some(b) = s.ready.as_ref().and_then(|r| r.bell.clone()) {
-                    s.news |= drain_rings(&b);
+                    if drain {
+                        s.news |= drain_rings(&b);
+                    }
                     let again = attempt(&mut s, &mut op);
                     self.sync_ready(&mut s, dir, &again);
-                    if std::mem::take(&mut s.news) {
+                    if drain && std::mem::take(&mut s.news) {
                         // Announce it again for whoever else waits.
                         let _ = rustix::io::write(&b, &SELF_RING.to_ne_bytes());
                     }
@@ -549,6 +557,11 @@ impl SmcStream {
             events |= EventFlags::OUT;
         }
         let _ = ready.watch_tcp(&self.inner.tcp, (!events.is_empty()).then_some(events));
+    }
+
+    /// The readiness fd is watched edge-triggered from now on (see `Opts`).
+    pub(crate) fn set_edge_triggered(&self) {
+        self.set_opts(|o| o.edge = true);
     }
 
     /// Plain TCP from the start: the readiness fd is the socket itself.

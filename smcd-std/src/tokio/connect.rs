@@ -18,7 +18,10 @@ use crate::tcp::TcpWire;
 use crate::transport::TcpReason;
 use crate::wait::now_ms;
 
-pub(super) async fn connect<A: ToSocketAddrs>(config: &SmcConfig, addr: A) -> io::Result<SmcStream> {
+pub(super) async fn connect<A: ToSocketAddrs>(
+    config: &SmcConfig,
+    addr: A,
+) -> io::Result<SmcStream> {
     let mut last = None;
     for a in lookup_host(addr).await? {
         match connect_one(config, a).await {

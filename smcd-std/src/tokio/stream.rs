@@ -42,18 +42,21 @@ enum Try<T> {
     WouldBlock,
 }
 
-fn attempt<T>(r: io::Result<T>) -> Try<T> {
-    match r {
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Try::WouldBlock,
-        // A non-blocking call that was interrupted is simply tried again.
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => Try::WouldBlock,
-        r => Try::Done(r),
+/// Run a non-blocking call, again at once when a signal interrupted it.
+fn attempt<T>(mut op: impl FnMut() -> io::Result<T>) -> Try<T> {
+    loop {
+        match op() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Try::WouldBlock,
+            r => return Try::Done(r),
+        }
     }
 }
 
 impl Shared {
     fn new(std: crate::SmcStream) -> io::Result<Self> {
         std.set_nonblocking(true)?;
+        std.set_edge_triggered();
         let write = if std.is_plain() {
             None
         } else {
@@ -95,7 +98,7 @@ impl Shared {
                 Poll::Ready(g) => Some(g?),
                 Poll::Pending => None,
             };
-            match attempt(op()) {
+            match attempt(&mut op) {
                 Try::Done(r) => return Poll::Ready(r),
                 Try::WouldBlock => match guard {
                     // Readiness that this attempt used up: clear it (unless
