@@ -6,3 +6,5 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 RUSTDOCFLAGS="-D warnings" smcd_run cargo doc --no-deps --locked
+# smcd-std's feature-gated API (mio, tokio) too.
+RUSTDOCFLAGS="-D warnings" smcd_run cargo doc --no-deps --locked -p smcd-std --all-features

@@ -5,3 +5,5 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 smcd_run cargo test --locked
+# smcd-std's optional features (mio, tokio): their integration and doc tests.
+smcd_run cargo test --locked -p smcd-std --all-features

@@ -560,11 +560,13 @@ impl SmcStream {
     }
 
     /// The readiness fd is watched edge-triggered from now on (see `Opts`).
+    #[cfg_attr(not(any(feature = "mio", feature = "tokio")), allow(dead_code))]
     pub(crate) fn set_edge_triggered(&self) {
         self.set_opts(|o| o.edge = true);
     }
 
     /// Plain TCP from the start: the readiness fd is the socket itself.
+    #[cfg_attr(not(any(feature = "mio", feature = "tokio")), allow(dead_code))]
     pub(crate) fn is_plain(&self) -> bool {
         matches!(self.inner.mode, Mode::Plain(_))
     }

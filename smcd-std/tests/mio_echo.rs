@@ -39,7 +39,10 @@ fn pull(s: &SmcStream, into: &mut Vec<u8>, cap: usize) -> (bool, bool) {
     while into.len() < cap {
         match (&*s).read(&mut buf) {
             Ok(0) => return (moved, true),
-            Ok(n) => (into.extend_from_slice(&buf[..n]), moved = true).0,
+            Ok(n) => {
+                into.extend_from_slice(&buf[..n]);
+                moved = true;
+            }
             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
             Err(e) => panic!("read: {e}"),
         }
@@ -60,7 +63,8 @@ impl Echo {
     fn step(&mut self) -> bool {
         let mut moved = push(&self.s, &self.pending, &mut self.sent);
         if self.sent == self.pending.len() {
-            (self.pending.clear(), self.sent = 0);
+            self.pending.clear();
+            self.sent = 0;
         }
         if !self.eof {
             let (got, eof) = pull(&self.s, &mut self.pending, 256 * 1024);

@@ -64,5 +64,8 @@ fn a_read_that_blocks_does_not_swallow_room_for_a_write() {
     let woke = readable(&client, 1000);
     let wrote = (&client).write(&chunk).is_ok();
     assert!(wrote, "the write still blocks");
-    assert!(woke, "the write can go on, but the readiness fd stays quiet");
+    assert!(
+        woke,
+        "the write can go on, but the readiness fd stays quiet"
+    );
 }

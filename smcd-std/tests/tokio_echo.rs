@@ -133,7 +133,9 @@ async fn an_async_client_gets_plain_tcp_from_a_tokio_listener() {
     let sum = fnv(FNV0, &out);
     let (r, w) = client.into_split();
     let writer = tokio::spawn(async move { send(w, &out).await });
-    let got = tokio::time::timeout(LIMIT, drain(r)).await.expect("timed out");
+    let got = tokio::time::timeout(LIMIT, drain(r))
+        .await
+        .expect("timed out");
     assert_eq!(got, (2_000_000, sum));
     writer.await.unwrap();
     server.await.unwrap();

@@ -22,7 +22,7 @@
 //! let addr = listener.local_addr()?;
 //! tokio::spawn(async move {
 //!     let (mut s, _) = listener.accept().await?;
-//!     let (mut r, mut w) = s.split_mut();
+//!     let (mut r, mut w) = s.split();
 //!     tokio::io::copy(&mut r, &mut w).await?;
 //!     Ok::<_, std::io::Error>(())
 //! });
@@ -48,5 +48,5 @@ mod split;
 mod stream;
 
 pub use listener::SmcListener;
-pub use split::{OwnedReadHalf, OwnedWriteHalf, ReuniteError};
+pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf};
 pub use stream::SmcStream;

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -80,17 +80,15 @@ impl Shared {
 
     /// Run `op` until it does not report `WouldBlock`, waiting on `ready`.
     ///
-    /// `op` is tried before the readiness is consulted: the readiness fd
-    /// of an SMC stream promises an event for every change *after* a call
-    /// reported `WouldBlock`, not that it is readable when registered.
-    fn poll_op<'a, F: 'a, T>(
+    /// `op` is tried even when the registration is not ready: the
+    /// readiness fd of an SMC stream promises an event for every change
+    /// *after* a call reported `WouldBlock`, not that it is readable when
+    /// registered.
+    fn poll_op<'a, F: AsRawFd + 'a, T>(
         cx: &mut Context<'_>,
         mut ready: impl FnMut(&mut Context<'_>) -> Poll<io::Result<AsyncFdReadyGuard<'a, F>>>,
         mut op: impl FnMut() -> io::Result<T>,
-    ) -> Poll<io::Result<T>>
-    where
-        F: std::os::fd::AsRawFd,
-    {
+    ) -> Poll<io::Result<T>> {
         loop {
             // Registers the waker before the attempt when not ready, so a
             // change after the attempt's last look wakes this task.
@@ -227,7 +225,9 @@ impl SmcStream {
 
     /// Take over a std stream: it is switched to non-blocking mode and its
     /// readiness fd registered with the current runtime. A handshake still
-    /// running finishes on the stream's first use.
+    /// running (a std listener's in non-blocking mode) finishes on the
+    /// stream's first use; finish it with [`transport`](Self::transport)
+    /// before the halves of a split wait in two tasks.
     ///
     /// # Errors
     ///
