@@ -33,28 +33,24 @@
 //! use embedded_hal_mock::eh1::delay::StdSleep;
 //! use smcd_core::blocking::Blocking;
 //! use smcd_core::clc::testing::FakeDevice;
-//! use smcd_core::clc::{ClcConfig, ClcDevice, Devices, LinkGroups};
+//! use smcd_core::clc::ClcConfig;
 //! use smcd_core::dmb::Gid;
 //! use smcd_core::endpoint::{Host, Pipe};
 //!
 //! let lo = FakeDevice::loopback(Gid::new(1, 2));
-//! let config = ClcConfig::new();
-//! let groups = LinkGroups::<4>::new();
+//! // No UEID at all: the server declines NOUEID.
+//! let host: Host<_> = Host::with_config(ClcConfig::empty(), lo);
 //! let pipe = Pipe::<1024>::new();
 //! let (a, b) = pipe.ends();
 //! std::thread::scope(|s| {
 //!     s.spawn(|| {
-//!         let list: [&dyn ClcDevice; 1] = [&lo];
-//!         let host = Host::new(&config, Devices::new(&list), &groups, &lo);
-//!         let mut server = Blocking::accept(host, b, StdSleep::new()).unwrap();
+//!         let mut server = Blocking::accept(&host, b, StdSleep::new()).unwrap();
 //!         let mut buf = [0u8; 16];
 //!         let n = server.recv(&mut buf).unwrap();
 //!         server.send_all(&buf[..n]).unwrap();
 //!         server.close().unwrap();
 //!     });
-//!     let list: [&dyn ClcDevice; 1] = [&lo];
-//!     let host = Host::new(&config, Devices::new(&list), &groups, &lo);
-//!     let mut client = Blocking::connect(host, a, StdSleep::new()).unwrap();
+//!     let mut client = Blocking::connect(&host, a, StdSleep::new()).unwrap();
 //!     assert!(!client.transport().is_smcd());
 //!     client.send_all(b"echo").unwrap();
 //!     let mut buf = [0u8; 16];

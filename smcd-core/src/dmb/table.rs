@@ -168,7 +168,10 @@ impl<O> DmbEntry<O> {
 /// // `a`'s connection maps `b` (nocopy); `b`'s connection binds `a` (copy).
 /// table.attach(ta, a.region(), tb, 16 * 1024, true).unwrap();
 /// table.attach(tb, b.region(), ta, 16 * 1024, false).unwrap();
-/// assert_eq!(table.attach(ta, a.region(), ta, 16 * 1024, false), Err(DmbError::SelfBind));
+/// assert_eq!(
+///     table.attach(ta, a.region(), ta, 16 * 1024, false).unwrap_err(),
+///     DmbError::SelfBind
+/// );
 ///
 /// assert!(table.unregister(tb, b.region()).unwrap().is_none()); // still mapped: kept
 /// let ring = b.region().tail(32);
