@@ -8,7 +8,7 @@ use smcd_core::clc::{
 };
 use smcd_core::conn::Connection;
 use smcd_core::dmb::Gid;
-use smcd_core::wire::clc::{ClcHeaderRepr, ClcMessage, DeclineReason, DeclineRepr};
+use smcd_core::wire::clc::{AcceptRepr, ClcHeaderRepr, ClcMessage, DeclineReason, DeclineRepr};
 
 #[path = "../common/hex.rs"]
 mod hex;
@@ -290,4 +290,25 @@ pub(crate) fn assert_declines(
     assert_eq!((f.reason, f.declined_by), (reason, DeclinedBy::Local));
     assert!(h.take_established().is_none());
     assert_eq!(h.handle_input(2, APP), 0, "no CLC after a Decline");
+}
+
+/// The bytes of an Accept or Confirm.
+pub(crate) fn emit_accept(a: &AcceptRepr) -> Vec<u8> {
+    let mut buf = vec![0u8; a.buffer_len()];
+    a.emit(&mut buf).unwrap();
+    buf
+}
+
+/// The Accept `server` answers to `client`'s Proposal (the client has not
+/// seen it yet).
+pub(crate) fn accept_for(
+    client: &mut Handshake<impl ClcContext>,
+    server: &mut Handshake<impl ClcContext>,
+) -> AcceptRepr {
+    let proposal = drain(client);
+    assert_eq!(server.handle_input(0, &proposal), proposal.len());
+    match &messages(&drain(server))[..] {
+        [ClcMessage::AcceptConfirm(a)] => *a,
+        other => panic!("{other:?}"),
+    }
 }
