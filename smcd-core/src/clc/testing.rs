@@ -88,6 +88,7 @@ pub struct FakeDevice {
     chid: Chid,
     v2: bool,
     nocopy: bool,
+    local_only: bool,
     peers: Vec<Gid>,
     state: Mutex<State>,
 }
@@ -99,6 +100,7 @@ impl FakeDevice {
             chid,
             v2: true,
             nocopy,
+            local_only: false,
             peers: std::vec![gid],
             state: Mutex::new(State::default()),
         }
@@ -131,6 +133,15 @@ impl FakeDevice {
     /// With nocopy support (mapping works for DMBs of this device only).
     pub fn with_nocopy(mut self) -> Self {
         self.nocopy = true;
+        self
+    }
+
+    /// Every peer DMB must be one of this device's own, as on a loopback
+    /// device, where both ends share one table: a token it does not know is
+    /// refused ([`ErrorKind::InvalidToken`]) in copy mode too, instead of
+    /// being taken for a remote peer's.
+    pub fn local_peers_only(mut self) -> Self {
+        self.local_only = true;
         self
     }
 
@@ -286,7 +297,7 @@ impl SmcdOps for FakeDevice {
     /// device: no self-binding, at most one peer per DMB and one sender into
     /// it, pairs name each other, no DMB whose owner gave it back, the
     /// announced length. A token it does not know is a remote peer's (copy
-    /// only).
+    /// only, and not with [`local_peers_only`](Self::local_peers_only)).
     fn attach_dmb(
         &self,
         own: &Dmb,
@@ -307,7 +318,10 @@ impl SmcdOps for FakeDevice {
             || s.peer_of.get(&p).is_some_and(|&t| t != o)
             || s.peer_of.contains_key(&o)
             || s.bound_by.get(&o).is_some_and(|&t| t != p);
-        let unusable = local.is_some_and(|l| !l.registered || l.size != len);
+        let unusable = match local {
+            Some(l) => !l.registered || l.size != len,
+            None => self.local_only,
+        };
         if o == p || paired_elsewhere || unusable {
             return Err(ErrorKind::InvalidToken);
         }
@@ -581,5 +595,25 @@ mod tests {
         give_back(&lo, Some(a), Some(ab)).unwrap();
         lo.unregister_dmb(c).unwrap();
         assert_eq!((lo.live_dmbs(), lo.attachments()), (0, 0));
+    }
+
+    #[test]
+    fn unknown_tokens_are_remote_unless_local_peers_only() {
+        let unknown = DmbToken(0x5eed);
+        let ism = FakeDevice::ism(7, Chid(0x0123));
+        let a = ism.register_dmb(LEN).unwrap();
+        let remote = ism.attach_dmb(&a, unknown, LEN, false).unwrap();
+        assert!(remote.ring().is_none());
+        give_back(&ism, Some(a), Some(remote)).unwrap();
+        let lo = FakeDevice::loopback(Gid::new(1, 2))
+            .without_nocopy()
+            .local_peers_only();
+        let a = lo.register_dmb(LEN).unwrap();
+        assert_eq!(
+            lo.attach_dmb(&a, unknown, LEN, false).map(|_| ()),
+            Err(ErrorKind::InvalidToken)
+        );
+        lo.unregister_dmb(a).unwrap();
+        assert_eq!(lo.live_dmbs(), 0);
     }
 }
