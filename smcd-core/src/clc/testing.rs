@@ -267,12 +267,9 @@ impl SmcdOps for FakeDevice {
     fn unregister_dmb(&self, dmb: Dmb) -> Result<(), ErrorKind> {
         let mut s = self.lock();
         let token = dmb.token().0;
-        if let Some(peer) = s.peer_of.remove(&token) {
-            s.bound_by.remove(&peer);
-        }
-        if let Some(sender) = s.bound_by.remove(&token) {
-            s.peer_of.remove(&sender);
-        }
+        // Pairings go with the bindings (`detach_dmb`), not with the owner:
+        // the DMB's sender still holds its handle, so its own DMB stays
+        // paired with this one, as in the DMB table.
         match s.dmbs.get_mut(&token) {
             Some(live) if live.registered => live.registered = false,
             _ => return Err(ErrorKind::InvalidToken),
@@ -583,7 +580,7 @@ mod tests {
         let tb = b.token();
         lo.unregister_dmb(b).unwrap();
         assert_eq!(lo.live_dmbs(), 3, "still mapped by a");
-        // Its pairing went with the owner, but nobody else may bind it now.
+        // Nobody else may bind it now.
         assert_eq!(
             lo.attach_dmb(&c, tb, LEN, true).map(|_| ()),
             Err(ErrorKind::InvalidToken)
@@ -595,6 +592,29 @@ mod tests {
         give_back(&lo, Some(a), Some(ab)).unwrap();
         lo.unregister_dmb(c).unwrap();
         assert_eq!((lo.live_dmbs(), lo.attachments()), (0, 0));
+    }
+
+    #[test]
+    fn a_dmb_stays_paired_while_its_peer_goes_away() {
+        let lo = FakeDevice::loopback(Gid::new(1, 2)).without_nocopy();
+        let (a, b, c) = (
+            lo.register_dmb(LEN).unwrap(),
+            lo.register_dmb(LEN).unwrap(),
+            lo.register_dmb(LEN).unwrap(),
+        );
+        let ab = lo.attach_dmb(&a, b.token(), LEN, false).unwrap();
+        let ba = lo.attach_dmb(&b, a.token(), LEN, false).unwrap();
+        // b's side ends; a's owner still reads a and holds its binding.
+        give_back(&lo, Some(b), Some(ba)).unwrap();
+        assert_eq!(
+            lo.attach_dmb(&c, a.token(), LEN, false).map(|_| ()),
+            Err(ErrorKind::InvalidToken)
+        );
+        lo.detach_dmb(ab).unwrap();
+        let ca = lo.attach_dmb(&c, a.token(), LEN, false).unwrap();
+        give_back(&lo, Some(c), Some(ca)).unwrap();
+        lo.unregister_dmb(a).unwrap();
+        assert_eq!(lo.live_dmbs(), 0);
     }
 
     #[test]
