@@ -143,6 +143,12 @@ pub(crate) struct Side {
 /// handed over once, matching the outcome.
 pub(crate) fn take(h: &mut Handshake<impl ClcContext>) -> Side {
     let info = established(h.poll_outcome());
+    resources(h, info)
+}
+
+/// The resources of `h`, whose outcome was `Established(info)`: handed
+/// over once, matching the outcome.
+pub(crate) fn resources(h: &mut Handshake<impl ClcContext>, info: SmcdInfo) -> Side {
     let e = h
         .take_established()
         .expect("an established handshake hands over its resources");
