@@ -174,12 +174,41 @@ fn dmb_len(len: usize) -> Result<usize, HandleError> {
 /// without unregistering it leaks the DMB (it stays registered and mapped);
 /// it never frees memory that is still in use.
 ///
-/// ```compile_fail
+/// Using a DMB after giving it back does not compile (E0382, use of a
+/// moved value):
+///
+/// ```compile_fail,E0382
 /// # use smcd_core::ops::SmcdOps;
 /// # fn f<D: SmcdOps>(dev: &D) -> Result<(), D::Error> {
 /// let d = dev.register_dmb(16384)?;
 /// dev.unregister_dmb(d)?;
 /// d.mem().write(100, b"x"); // error: `d` was moved into unregister_dmb
+/// # Ok(()) }
+/// ```
+///
+/// nor does keeping a view of its memory across the unregister (E0505,
+/// move out of a borrowed value):
+///
+/// ```compile_fail,E0505
+/// # use smcd_core::ops::SmcdOps;
+/// # fn f<D: SmcdOps>(dev: &D) -> Result<(), D::Error> {
+/// let d = dev.register_dmb(16384)?;
+/// let mem = d.mem();
+/// dev.unregister_dmb(d)?; // error: `d` is borrowed by `mem`
+/// mem.write(100, b"x").unwrap();
+/// # Ok(()) }
+/// ```
+///
+/// and the original use-after-free — unregister by token, keep the copied
+/// memory handle — cannot even be written: the handle's fields are private
+/// (E0616) and `unregister_dmb` takes the handle, not a token.
+///
+/// ```compile_fail,E0616
+/// # use smcd_core::ops::SmcdOps;
+/// # fn f<D: SmcdOps>(dev: &D) -> Result<(), D::Error> {
+/// let d = dev.register_dmb(16384)?;
+/// dev.unregister_dmb(d.token)?; // error: field `token` is private
+/// d.mem.write(100, b"x").unwrap(); // error: field `mem` is private
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]

@@ -75,6 +75,30 @@ use crate::conn::{CloseState, Connection};
 use staged::{STAGE_BYTES, Staged};
 
 /// How an endpoint's bytes travel.
+///
+/// A `Transport` is information only: [`SmcD`](Self::SmcD) carries no DMB,
+/// no token and no memory, so one kept after the endpoints closed (and gave
+/// their DMBs back) cannot reach memory that may be freed (E0609, no such
+/// field):
+///
+/// ```compile_fail,E0609
+/// use smcd_core::clc::ClcConfig;
+/// use smcd_core::clc::testing::FakeDevice;
+/// use smcd_core::dmb::Gid;
+/// use smcd_core::endpoint::Transport;
+/// use smcd_core::endpoint::testing::{Fixture, drive};
+///
+/// let lo = FakeDevice::loopback(Gid::new(1, 2));
+/// let fx = Fixture::new(&lo, ClcConfig::default());
+/// let (mut client, mut server) = fx.pair();
+/// drive(&mut client, &mut server, 0);
+/// let Transport::SmcD(est) = client.transport() else { panic!("no SMC-D") };
+/// client.abort();
+/// server.abort();
+/// assert!(client.is_closed() && server.is_closed());
+/// assert_eq!(lo.live_dmbs(), 0); // both DMBs went back
+/// est.dmb.mem.write(64, b"after free").unwrap(); // error: no field `dmb`
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub enum Transport {
     /// The CLC handshake is running; nothing can be sent yet.
