@@ -16,7 +16,7 @@
 //!
 //! ```
 //! use smcd_core::dmb::{Chid, DmbToken, Gid};
-//! use smcd_core::ops::{Dmb, Error, ErrorKind, ErrorType, PeerDmb, SmcdOps};
+//! use smcd_core::ops::{Dmb, Error, ErrorKind, ErrorType, PeerDmb, PeerDmbId, SmcdOps};
 //!
 //! #[derive(Debug)]
 //! struct NoDmbs;
@@ -39,7 +39,7 @@
 //!     fn move_data(&self, _t: DmbToken, _off: usize, _data: &[u8], _signal: bool)
 //!         -> Result<(), NoDmbs> { Err(NoDmbs) }
 //!     fn signal_dmb(&self, _token: DmbToken) -> Result<(), NoDmbs> { Err(NoDmbs) }
-//!     fn attach_dmb(&self, _own: &Dmb, _peer: DmbToken, _len: usize, _map: bool)
+//!     fn attach_dmb(&self, _own: &Dmb, _peer: PeerDmbId, _map: bool)
 //!         -> Result<PeerDmb, NoDmbs> { Err(NoDmbs) }
 //!     fn detach_dmb(&self, _peer: PeerDmb) -> Result<(), NoDmbs> { Err(NoDmbs) }
 //! }
@@ -325,6 +325,19 @@ impl PeerDmb {
     }
 }
 
+/// The peer's DMB as its Accept or Confirm names it: the peer device's GID,
+/// the token and the length (decoded `dmbe_size`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PeerDmbId {
+    /// GID of the peer's device (where the DMB lives).
+    pub gid: Gid,
+    /// The DMB's token.
+    pub token: DmbToken,
+    /// The DMB's length in bytes, CDC header included.
+    pub len: usize,
+}
+
 /// An SMC-D device (ISM, or the loopback device of `smcd-lo`).
 ///
 /// # Handles
@@ -401,10 +414,10 @@ pub trait SmcdOps: ErrorType {
         false
     }
 
-    /// Bind the **peer's** DMB `peer` (of `len` bytes, as its Accept or
-    /// Confirm said) as the send target of our DMB `own`, and with `map`
-    /// (nocopy, only when [`supports_nocopy`](Self::supports_nocopy)) map its
-    /// ring as our send buffer (`attach_dmb`).
+    /// Bind the **peer's** DMB `peer` (as its Accept or Confirm named it)
+    /// as the send target of our DMB `own`, and with `map` (nocopy, only
+    /// when [`supports_nocopy`](Self::supports_nocopy)) map its ring as our
+    /// send buffer (`attach_dmb`).
     ///
     /// Every connection binds its peer DMB, in copy mode too: this is where
     /// a device refuses a peer DMB the connection must not write into — one
@@ -416,13 +429,7 @@ pub trait SmcdOps: ErrorType {
     /// [`ErrorKind::InvalidToken`] for an unknown, dying, foreign or already
     /// bound DMB; [`ErrorKind::Unsupported`] for `map` on a device without
     /// nocopy.
-    fn attach_dmb(
-        &self,
-        own: &Dmb,
-        peer: DmbToken,
-        len: usize,
-        map: bool,
-    ) -> Result<PeerDmb, Self::Error>;
+    fn attach_dmb(&self, own: &Dmb, peer: PeerDmbId, map: bool) -> Result<PeerDmb, Self::Error>;
 
     /// Undo [`attach_dmb`](Self::attach_dmb) (`detach_dmb`), consuming the
     /// handle. Call it before unregistering the own DMB it belongs to.
@@ -492,14 +499,8 @@ impl<T: SmcdOps + ?Sized> SmcdOps for &T {
     fn supports_nocopy(&self) -> bool {
         (**self).supports_nocopy()
     }
-    fn attach_dmb(
-        &self,
-        own: &Dmb,
-        peer: DmbToken,
-        len: usize,
-        map: bool,
-    ) -> Result<PeerDmb, Self::Error> {
-        (**self).attach_dmb(own, peer, len, map)
+    fn attach_dmb(&self, own: &Dmb, peer: PeerDmbId, map: bool) -> Result<PeerDmb, Self::Error> {
+        (**self).attach_dmb(own, peer, map)
     }
     fn detach_dmb(&self, peer: PeerDmb) -> Result<(), Self::Error> {
         (**self).detach_dmb(peer)

@@ -21,7 +21,7 @@ use smcd_core::clc::testing::FakeDevice;
 use smcd_core::clc::{ClcConfig, Context, Devices, LinkGroups, Outcome};
 use smcd_core::dmb::{CDC_HEADER_LEN_BYTES, Chid, DmbTable, DmbToken, Gid};
 use smcd_core::mem::{DmbMem, DmbRegion};
-use smcd_core::ops::{Dmb, Error as _, ErrorKind, ErrorType, PeerDmb, SmcdOps};
+use smcd_core::ops::{Dmb, Error as _, ErrorKind, ErrorType, PeerDmb, PeerDmbId, SmcdOps};
 use smcd_core::wire::clc::{AcceptKind, AcceptRepr, ClcMessage, DeclineReason};
 
 /// The Decline of a refused peer DMB: INTERR.
@@ -251,13 +251,15 @@ impl SmcdOps for TableDevice {
     fn supports_nocopy(&self) -> bool {
         self.nocopy
     }
-    fn attach_dmb(
-        &self,
-        own: &Dmb,
-        peer: DmbToken,
-        len: usize,
-        map: bool,
-    ) -> Result<PeerDmb, ErrorKind> {
+    fn attach_dmb(&self, own: &Dmb, id: PeerDmbId, map: bool) -> Result<PeerDmb, ErrorKind> {
+        let PeerDmbId {
+            gid,
+            token: peer,
+            len,
+        } = id;
+        if gid != LO_GID {
+            return Err(ErrorKind::Unreachable);
+        }
         if map && !self.nocopy {
             return Err(ErrorKind::Unsupported);
         }

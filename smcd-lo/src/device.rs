@@ -8,7 +8,7 @@ use smcd_core::dmb::{
     DmbTable, DmbToken, Gid,
 };
 use smcd_core::mem::{DmbMem, MemError};
-use smcd_core::ops::{Dmb, Error, ErrorKind, ErrorType, PeerDmb, SmcdOps};
+use smcd_core::ops::{Dmb, Error, ErrorKind, ErrorType, PeerDmb, PeerDmbId, SmcdOps};
 use smcd_core::stats::DeviceStats;
 use smcd_core::sync::{AtomicBool, AtomicU64, Ordering, SpinLock};
 use smcd_core::wire::cdc::{self, CdcError};
@@ -150,7 +150,7 @@ fn bump(c: &AtomicU64, n: u64) {
 ///
 /// ```
 /// use rand::{SeedableRng, rngs::SmallRng};
-/// use smcd_core::ops::{ErrorKind, Error, SmcdOps};
+/// use smcd_core::ops::{ErrorKind, Error, PeerDmbId, SmcdOps};
 /// use smcd_lo::{CountingDoorbell, LoopbackDevice, StaticArena};
 ///
 /// let region: &'static mut [u8] = Box::leak(vec![0u8; 48 * 1024].into_boxed_slice());
@@ -172,10 +172,11 @@ fn bump(c: &AtomicU64, n: u64) {
 /// // The arena is exhausted: the CLC engine declines (no memory).
 /// assert_eq!(dev.register_dmb(16 * 1024).unwrap_err().kind(), ErrorKind::NoMemory);
 /// // The client sends into the server's DMB, mapped (nocopy).
-/// let to_server = dev.attach_dmb(&client, server.token(), 16 * 1024, true).unwrap();
+/// let id = |dmb: &smcd_core::ops::Dmb| PeerDmbId { gid: dev.local_gid(), token: dmb.token(), len: dmb.len() };
+/// let to_server = dev.attach_dmb(&client, id(&server), true).unwrap();
 /// assert_eq!(to_server.ring().unwrap().len(), 16 * 1024 - 32);
 /// // Its own DMB is no peer of its own.
-/// assert!(dev.attach_dmb(&client, client.token(), 32 * 1024, false).is_err());
+/// assert!(dev.attach_dmb(&client, id(&client), false).is_err());
 /// dev.detach_dmb(to_server).unwrap();
 /// dev.unregister_dmb(client).unwrap();
 /// assert_eq!(dev.stats().dmbs_in_use, 1);
@@ -416,13 +417,8 @@ impl<M: DmbMemory, R: RngCore, D: Doorbell, const N: usize> SmcdOps for Loopback
     }
 
     #[allow(unsafe_code)] // audited: the mapping reference keeps the ring alive
-    fn attach_dmb(
-        &self,
-        own: &Dmb,
-        peer: DmbToken,
-        len: usize,
-        map: bool,
-    ) -> Result<PeerDmb, LoError> {
+    fn attach_dmb(&self, own: &Dmb, id: PeerDmbId, map: bool) -> Result<PeerDmb, LoError> {
+        let (peer, len) = (id.token, id.len);
         if map && !self.supports_nocopy() {
             return Err(LoError::NocopyOff);
         }

@@ -5,7 +5,7 @@
 use core::fmt;
 
 use smcd_core::dmb::{Chid, DmbToken, Gid};
-use smcd_core::ops::{Dmb, Error, ErrorKind, ErrorType, PeerDmb, SmcdOps};
+use smcd_core::ops::{Dmb, Error, ErrorKind, ErrorType, PeerDmb, PeerDmbId, SmcdOps};
 use smcd_core::sync::SpinLock;
 
 /// A device operation, as reported to the hook and counted.
@@ -308,14 +308,8 @@ impl<D: SmcdOps, H: Fn(Op)> SmcdOps for FaultInjector<D, H> {
         self.inner.supports_nocopy()
     }
 
-    fn attach_dmb(
-        &self,
-        own: &Dmb,
-        peer: DmbToken,
-        len: usize,
-        map: bool,
-    ) -> Result<PeerDmb, Self::Error> {
-        self.forward(Op::AttachDmb, |d| d.attach_dmb(own, peer, len, map))
+    fn attach_dmb(&self, own: &Dmb, peer: PeerDmbId, map: bool) -> Result<PeerDmb, Self::Error> {
+        self.forward(Op::AttachDmb, |d| d.attach_dmb(own, peer, map))
     }
 
     fn detach_dmb(&self, peer: PeerDmb) -> Result<(), Self::Error> {
@@ -335,6 +329,9 @@ mod tests {
     use rand::rngs::SmallRng;
     use smcd_core::sync::Ordering;
 
+    use smcd_core::dmb::DmbError;
+    use smcd_core::mem::DmbMem;
+
     use super::*;
     use crate::{CountingDoorbell, LoError, LoopbackDevice, StaticArena};
 
@@ -351,6 +348,14 @@ mod tests {
         )
     }
 
+    fn id<D: SmcdOps>(dev: &D, token: DmbToken, len: usize) -> PeerDmbId {
+        PeerDmbId {
+            gid: dev.local_gid(),
+            token,
+            len,
+        }
+    }
+
     fn header(prod: u64) -> [u8; 32] {
         let mut h = [0u8; 32];
         h[8..16].copy_from_slice(&prod.to_ne_bytes());
@@ -362,16 +367,19 @@ mod tests {
         let dev = FaultInjector::new(lo());
         let d = dev.register_dmb(SIZE).unwrap();
         dev.drop_signals(2);
-        dev.move_data(d.token, 0, &header(7), true).unwrap();
-        assert_eq!(d.mem.load_u64(8, Ordering::Acquire).unwrap(), 7);
-        dev.signal_dmb(d.token).unwrap();
+        dev.move_data(d.token(), 0, &header(7), true).unwrap();
+        assert_eq!(d.mem().load_u64(8, Ordering::Acquire).unwrap(), 7);
+        dev.signal_dmb(d.token()).unwrap();
         assert_eq!(dev.inner().doorbell().count(), 0);
         // Data writes do not use up dropped signals; the third signal rings.
-        dev.move_data(d.token, 32, b"data", false).unwrap();
-        dev.move_data(d.token, 0, &header(8), true).unwrap();
+        dev.move_data(d.token(), 32, b"data", false).unwrap();
+        dev.move_data(d.token(), 0, &header(8), true).unwrap();
         assert_eq!(dev.inner().doorbell().count(), 1);
+        assert_eq!(d.mem().load_u64(8, Ordering::Acquire).unwrap(), 8);
         let c = dev.calls();
         assert_eq!((c.move_data, c.signal_dmb, c.dropped_signals), (3, 1, 2));
+        dev.unregister_dmb(d).unwrap();
+        assert_eq!(dev.inner().stats().dmbs_in_use, 0);
     }
 
     #[test]
@@ -386,11 +394,15 @@ mod tests {
         let d = dev.register_dmb(SIZE).unwrap();
         dev.fail_register(ErrorKind::NoMemory, 1);
         dev.fail_register(ErrorKind::NoMemory, 0);
-        dev.register_dmb(SIZE).unwrap();
+        let e = dev.register_dmb(SIZE).unwrap();
         let c = dev.calls();
         assert_eq!((c.register_dmb, c.injected_failures), (4, 2));
         assert_eq!(dev.inner().stats().dmbs_in_use, 2);
-        dev.unregister_dmb(d.token).unwrap();
+        // Injected failures never reach the device.
+        assert_eq!(dev.inner().stats().register_failures, 0);
+        dev.unregister_dmb(d).unwrap();
+        dev.unregister_dmb(e).unwrap();
+        assert_eq!(dev.inner().stats().dmbs_in_use, 0);
     }
 
     #[test]
@@ -398,26 +410,42 @@ mod tests {
         let dev = FaultInjector::new(lo());
         let d = dev.register_dmb(SIZE).unwrap();
         dev.fail_move_data(ErrorKind::PeerGone, 1);
-        let err = dev.move_data(d.token, 32, b"lost", false).unwrap_err();
+        let err = dev.move_data(d.token(), 32, b"lost", false).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::PeerGone);
         let mut got = [0u8; 4];
-        d.mem.read(32, &mut got).unwrap();
+        d.mem().read(32, &mut got).unwrap();
         assert_eq!(got, [0; 4]);
-        dev.move_data(d.token, 32, b"kept", false).unwrap();
-        d.mem.read(32, &mut got).unwrap();
+        dev.move_data(d.token(), 32, b"kept", false).unwrap();
+        d.mem().read(32, &mut got).unwrap();
         assert_eq!(&got, b"kept");
+        assert_eq!(dev.inner().stats().bytes_moved, 4);
+        dev.unregister_dmb(d).unwrap();
     }
 
     #[test]
     fn device_errors_pass_through() {
         let dev = FaultInjector::new(lo());
-        let err = dev.attach_dmb(DmbToken(1)).unwrap_err();
-        assert!(matches!(err, FaultError::Device(LoError::Table(..))));
-        assert_eq!(err.kind(), ErrorKind::InvalidToken);
+        let own = dev.register_dmb(SIZE).unwrap();
+        let err = dev
+            .attach_dmb(&own, id(&dev, DmbToken(1), SIZE), false)
+            .unwrap_err();
         assert_eq!(
-            dev.detach_dmb(DmbToken(1)).unwrap_err().kind(),
-            ErrorKind::InvalidToken
+            err,
+            FaultError::Device(LoError::Table(DmbToken(1), DmbError::NotFound))
         );
+        assert_eq!(err.kind(), ErrorKind::InvalidToken);
+        // A mapping of a DMB that does not exist.
+        let buf = Box::leak(vec![0u8; SIZE].into_boxed_slice());
+        let skip = buf.as_ptr().align_offset(8);
+        let ring = DmbMem::from_static(&mut buf[skip..skip + SIZE - 32]).unwrap();
+        let bogus = PeerDmb::new(own.token(), DmbToken(1), SIZE, Some(ring)).unwrap();
+        let err = dev.detach_dmb(bogus).unwrap_err();
+        assert_eq!(
+            err,
+            FaultError::Device(LoError::Table(DmbToken(1), DmbError::NotFound))
+        );
+        assert_eq!(err.kind(), ErrorKind::InvalidToken);
+        dev.unregister_dmb(own).unwrap();
         assert_eq!(
             dev.query_remote_gid(Gid::new(0, 0)).unwrap_err().kind(),
             ErrorKind::Unreachable
@@ -438,13 +466,18 @@ mod tests {
         let seen = RefCell::new(Vec::new());
         let dev = FaultInjector::with_hook(lo(), |op| seen.borrow_mut().push(op));
         let d = dev.register_dmb(SIZE).unwrap();
-        let peer = dev.attach_dmb(d.token).unwrap();
+        let own = dev.inner().register_dmb(SIZE).unwrap(); // not seen
+        let peer = dev
+            .attach_dmb(&own, id(&dev, d.token(), SIZE), true)
+            .unwrap();
+        assert!(peer.ring().is_some());
         dev.fail_move_data(ErrorKind::Other, 1);
-        assert!(dev.move_data(d.token, 32, b"x", false).is_err());
-        dev.move_data(d.token, 32, b"x", false).unwrap();
-        dev.signal_dmb(d.token).unwrap();
-        dev.detach_dmb(peer.token).unwrap();
-        dev.unregister_dmb(d.token).unwrap();
+        assert!(dev.move_data(d.token(), 32, b"x", false).is_err());
+        dev.move_data(d.token(), 32, b"x", false).unwrap();
+        dev.signal_dmb(d.token()).unwrap();
+        dev.detach_dmb(peer).unwrap();
+        dev.unregister_dmb(d).unwrap();
+        dev.inner().unregister_dmb(own).unwrap();
         // The injected failure is counted but never reaches the hook.
         assert_eq!(
             *seen.borrow(),
@@ -462,5 +495,7 @@ mod tests {
             (c.move_data, c.attach_dmb, c.detach_dmb, c.unregister_dmb),
             (2, 1, 1, 1)
         );
+        let s = dev.inner().stats();
+        assert_eq!((s.dmbs_in_use, s.attachments), (0, 0));
     }
 }

@@ -6,7 +6,7 @@
 
 mod e2e_util;
 
-use e2e_util::{DMB, Lo, config, loopback, read_all, split_clc, vector};
+use e2e_util::{DMB, Lo, assert_all_given_back, config, loopback, read_all, split_clc, vector};
 use smcd_core::clc::{CLC_WAIT_MS, HandshakeError, ProtocolError};
 use smcd_core::endpoint::testing::Fixture;
 use smcd_core::endpoint::{ByteStream, Endpoint, EndpointError, Failure, Transport};
@@ -33,7 +33,7 @@ fn malformed_proposal_drops_the_connection_without_a_decline() {
         let fx = Fixture::new(&lo, config(DMB));
         let pipe = &fx.pipe;
         let (mut raw, b) = pipe.ends();
-        let mut server = Endpoint::server(fx.host(), b, 0);
+        let mut server = Endpoint::server(&fx.host, b, 0);
         raw.write(&vector(name)).unwrap();
         raw.write(b"app data").unwrap();
         assert!(matches!(
@@ -49,6 +49,7 @@ fn malformed_proposal_drops_the_connection_without_a_decline() {
             Err(EndpointError::Failed(_))
         ));
         assert_eq!(lo.stats().dmbs_registered, 0);
+        assert_all_given_back(&lo, &fx.host);
     }
 }
 
@@ -58,7 +59,7 @@ fn malformed_accept_fails_the_client_without_a_decline() {
     let fx = Fixture::new(&lo, config(DMB));
     let pipe = &fx.pipe;
     let (a, mut raw) = pipe.ends();
-    let mut client = Endpoint::client(fx.host(), a, 0);
+    let mut client = Endpoint::client(&fx.host, a, 0);
     client.poll(0).unwrap();
     raw.write(&vector("bad-accept-v2-short.hex")).unwrap();
     assert!(client.poll(1).is_err());
@@ -68,6 +69,7 @@ fn malformed_accept_fails_the_client_without_a_decline() {
     assert!(matches!(msgs.as_slice(), [ClcMessage::Proposal(_)]));
     assert!(rest.is_empty(), "nothing after the Proposal");
     assert_eq!(lo.stats().dmbs_in_use, 0);
+    assert_all_given_back(&lo, &fx.host);
 }
 
 #[test]
@@ -76,7 +78,7 @@ fn client_times_out_after_six_seconds_without_an_accept() {
     let fx = Fixture::new(&lo, config(DMB));
     let pipe = &fx.pipe;
     let (a, mut raw) = pipe.ends();
-    let mut client = Endpoint::client(fx.host(), a, 1_000);
+    let mut client = Endpoint::client(&fx.host, a, 1_000);
     client.poll(1_000).unwrap();
     assert_eq!(client.poll_timeout(), Some(1_000 + CLC_WAIT_MS));
     assert_eq!(client.poll(6_999), Ok(false));
@@ -91,6 +93,7 @@ fn client_times_out_after_six_seconds_without_an_accept() {
     let (msgs, rest) = split_clc(&written);
     assert!(matches!(msgs.as_slice(), [ClcMessage::Proposal(_)]));
     assert!(rest.is_empty(), "no Decline after a timeout");
+    assert_all_given_back(&lo, &fx.host);
 }
 
 #[test]
@@ -99,8 +102,8 @@ fn server_times_out_waiting_for_the_confirm_and_gives_back_its_dmb() {
     let fx = Fixture::new(&lo, config(DMB));
     let pipe = &fx.pipe;
     let (a, b) = pipe.ends();
-    let mut client = Endpoint::client(fx.host(), a, 0);
-    let mut server = Endpoint::server(fx.host(), b, 0);
+    let mut client = Endpoint::client(&fx.host, a, 0);
+    let mut server = Endpoint::server(&fx.host, b, 0);
     client.poll(0).unwrap(); // Proposal
     server.poll(10).unwrap(); // Accept; the Confirm never comes
     assert_eq!(lo.stats().dmbs_in_use, 1);
@@ -112,7 +115,8 @@ fn server_times_out_waiting_for_the_confirm_and_gives_back_its_dmb() {
         )))
     );
     assert_eq!(lo.stats().dmbs_in_use, 0);
-    assert_eq!(fx.groups.in_use(), 0);
+    assert_eq!(fx.host.groups().in_use(), 0);
+    assert_all_given_back(&lo, &fx.host);
     // The stream was closed: no Decline after the Accept, just EOF.
     let (mut raw, _) = pipe.ends();
     let written = read_all(&mut raw);

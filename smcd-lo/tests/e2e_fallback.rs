@@ -7,19 +7,20 @@
 mod e2e_util;
 
 use e2e_util::{
-    DMB, Lo, assert_both_fell_back, config, decline_in, fallback, loopback, read_all, vector,
+    DMB, Lo, assert_all_given_back, assert_both_fell_back, config, decline_in, fallback, loopback,
+    read_all, vector,
 };
-use smcd_core::clc::{ClcConfig, DeclinedBy, LinkGroups};
+use smcd_core::clc::{ClcConfig, DeclinedBy};
 use smcd_core::endpoint::testing::{Fixture, close_both, drive, pair_on, transfer};
-use smcd_core::endpoint::{ByteStream, Endpoint, Pipe};
+use smcd_core::endpoint::{ByteStream, Endpoint, HostRef, Pipe};
 use smcd_core::ops::{ErrorKind, SmcdOps};
 use smcd_core::wire::clc::{DeclineReason, ProposalRepr, SmcType};
 use smcd_lo::FaultInjector;
 
 /// Application data both ways over the fallen-back endpoints.
-fn data_flows<D: SmcdOps, S: ByteStream, T: ByteStream>(
-    client: &mut Endpoint<'_, D, S>,
-    server: &mut Endpoint<'_, D, T>,
+fn data_flows<A: HostRef, B: HostRef, S: ByteStream, T: ByteStream>(
+    client: &mut Endpoint<A, S>,
+    server: &mut Endpoint<B, T>,
 ) {
     let up: Vec<u8> = (0..5_000u32).map(|i| i as u8).collect();
     assert_eq!(transfer(client, server, &up, 333), up);
@@ -32,7 +33,7 @@ fn data_flows<D: SmcdOps, S: ByteStream, T: ByteStream>(
 fn without_any_ueid_the_server_declines_noueid() {
     let lo: Lo = loopback(1);
     // Linux on x86/arm64 without a UEID.
-    let fx = Fixture::new(&lo, ClcConfig::new());
+    let fx = Fixture::new(&lo, ClcConfig::empty());
     let (mut client, mut server) = fx.pair();
     drive(&mut client, &mut server, 0);
     assert_both_fell_back(
@@ -44,6 +45,7 @@ fn without_any_ueid_the_server_declines_noueid() {
     assert_eq!(DeclineReason::NoUeid.code(), 0x0303_0008);
     data_flows(&mut client, &mut server);
     assert_eq!(lo.stats().dmbs_registered, 0);
+    assert_all_given_back(&lo, &fx.host);
 }
 
 #[test]
@@ -62,9 +64,9 @@ fn server_at_its_dmb_limit_declines_max_dmb() {
     assert_eq!(DeclineReason::MaxDmb.code(), 0x030d_0000);
     assert_eq!(lo.stats().register_failures, 1);
     data_flows(&mut client, &mut server);
-    lo.unregister_dmb(held.token).unwrap();
-    assert_eq!(lo.stats().dmbs_in_use, 0);
-    assert_eq!(fx.groups.in_use(), 0);
+    assert_eq!(fx.host.groups().in_use(), 0);
+    lo.unregister_dmb(held).unwrap();
+    assert_all_given_back(&lo, &fx.host);
 }
 
 #[test]
@@ -85,7 +87,7 @@ fn client_hitting_the_dmb_limit_declines_max_dmb_and_the_server_gives_back() {
     );
     assert_eq!(lo.inner().stats().dmbs_in_use, 0);
     data_flows(&mut client, &mut server);
-    assert_eq!(fx.groups.in_use(), 0);
+    assert_all_given_back(lo.inner(), &fx.host);
 }
 
 #[test]
@@ -94,9 +96,9 @@ fn first_contact_mismatch_declines_syncerr() {
     let fx = Fixture::new(&lo, config(DMB)); // the server's host
 
     // A first connection leaves a link group in the server's table.
-    let old_client_groups = LinkGroups::<4>::new();
-    let pipe = Pipe::new();
-    let (mut c, mut s) = pair_on(fx.host_with(&old_client_groups), fx.host(), &pipe);
+    let old_client = fx.second_host();
+    let pipe = Pipe::<1024>::new();
+    let (mut c, mut s) = pair_on(&old_client, &fx.host, &pipe);
     drive(&mut c, &mut s, 0);
     assert!(c.transport().is_smcd() && s.transport().is_smcd());
     close_both(&mut c, &mut s);
@@ -104,23 +106,28 @@ fn first_contact_mismatch_declines_syncerr() {
 
     // A client that lost its groups: the server joins its group (first
     // contact 0), the client has none and declines SYNCERR, out of sync.
-    let fresh = LinkGroups::<4>::new();
-    let pipe = Pipe::new();
-    let (mut c, mut s) = pair_on(fx.host_with(&fresh), fx.host(), &pipe);
+    let fresh = fx.second_host();
+    let pipe = Pipe::<1024>::new();
+    let (mut c, mut s) = pair_on(&fresh, &fx.host, &pipe);
     drive(&mut c, &mut s, 0);
     assert_both_fell_back(c.transport(), s.transport(), DeclineReason::SyncErr, false);
     data_flows(&mut c, &mut s);
     drop((c, s));
     // The Decline was marked out of sync: the server dropped its group.
-    assert_eq!(fx.groups.len(), 0, "the out-of-sync group is gone");
+    assert_eq!(fx.host.groups().len(), 0, "the out-of-sync group is gone");
+    assert_eq!(fresh.groups().len(), 0, "the client created none");
+    assert_all_given_back(&lo, &fx.host);
 
     // Both sides start over with a first contact.
-    let pipe = Pipe::new();
-    let (mut c, mut s) = pair_on(fx.host_with(&fresh), fx.host(), &pipe);
+    let pipe = Pipe::<1024>::new();
+    let (mut c, mut s) = pair_on(&fresh, &fx.host, &pipe);
     drive(&mut c, &mut s, 0);
     assert!(c.transport().is_smcd() && s.transport().is_smcd());
     close_both(&mut c, &mut s);
-    assert_eq!(lo.stats().dmbs_in_use, 0);
+    drop((c, s));
+    assert_all_given_back(&lo, &fx.host);
+    assert_all_given_back(&lo, &fresh);
+    assert_eq!(old_client.groups().in_use(), 0);
 }
 
 /// A Linux-like client writes `proposal` and then application data; the
@@ -130,7 +137,7 @@ fn raw_client_is_declined(proposal: &[u8], reason: DeclineReason, version: u8) {
     let lo: Lo = loopback(5);
     let fx = Fixture::new(&lo, config(DMB));
     let (mut raw, b) = fx.pipe.ends();
-    let mut server = Endpoint::server(fx.host(), b, 0);
+    let mut server = Endpoint::server(&fx.host, b, 0);
     raw.write(proposal).unwrap();
     raw.write(b"GET / HTTP/1.0\r\n\r\n").unwrap();
     server.poll(0).unwrap();
@@ -147,6 +154,7 @@ fn raw_client_is_declined(proposal: &[u8], reason: DeclineReason, version: u8) {
     assert!(!decline.out_of_sync);
     assert_eq!(rest, b"HTTP/1.0 200 OK\r\n");
     assert_eq!(lo.stats().dmbs_registered, 0);
+    assert_all_given_back(&lo, &fx.host);
 }
 
 #[test]

@@ -5,16 +5,15 @@
 
 mod e2e_util;
 
-use e2e_util::{DMB, Lo, config, loopback};
-use smcd_core::clc::Established;
+use e2e_util::{DMB, Lo, assert_all_given_back, config, loopback};
+use smcd_core::clc::{Role, SmcdInfo};
 use smcd_core::conn::{CloseState, ConnError, SendMode};
 use smcd_core::dmb::Chid;
 use smcd_core::endpoint::testing::{Fixture, close_both, drive, pair_on, transfer};
-use smcd_core::endpoint::{ByteStream, Endpoint, EndpointError, Pipe, Transport};
+use smcd_core::endpoint::{ByteStream, Endpoint, EndpointError, HostRef, Pipe, Transport};
 use smcd_core::ops::{ErrorKind, SmcdOps};
 use smcd_core::stats::DeviceStats;
 use smcd_lo::FaultInjector;
-use smcd_lo::nocopy_switch::NocopySwitch;
 
 fn payload(len: usize, seed: u32) -> Vec<u8> {
     let mut x = seed | 1;
@@ -28,14 +27,14 @@ fn payload(len: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
-fn smcd(t: Transport) -> Established {
+fn smcd(t: Transport) -> SmcdInfo {
     match t {
         Transport::SmcD(e) => e,
         other => panic!("expected SMC-D, got {other:?}"),
     }
 }
 
-fn state<D: SmcdOps, S: ByteStream>(ep: &Endpoint<'_, D, S>) -> CloseState {
+fn state<H: HostRef, S: ByteStream>(ep: &Endpoint<H, S>) -> CloseState {
     ep.connection().unwrap().state()
 }
 
@@ -47,18 +46,34 @@ fn connection_lifecycle<D: SmcdOps + Sync>(dev: &D, stats: impl Fn() -> DeviceSt
     assert_eq!(drive(&mut client, &mut server, 5), (None, None));
 
     let (c, s) = (smcd(client.transport()), smcd(server.transport()));
+    assert_eq!((c.role, s.role), (Role::Client, Role::Server));
+    let mode = if nocopy {
+        SendMode::NoCopy
+    } else {
+        SendMode::Copy
+    };
     for e in [&c, &s] {
         assert_eq!((e.version, e.release, e.chid), (2, 1, Chid::LOOPBACK));
-        assert_eq!(matches!(e.mode, SendMode::NoCopy(_)), nocopy);
+        assert_eq!(e.mode, mode);
         assert!(e.first_contact);
         assert_eq!(e.eid.trimmed(), b"SMCD-E2E");
-        assert_eq!((e.dmb.mem.len(), e.peer_dmb_size), (DMB, DMB));
+        assert_eq!((e.own_dmb_size, e.peer_dmb_size), (DMB, DMB));
         assert_eq!(e.peer_gid, dev.local_gid());
     }
-    assert_eq!((c.peer_token, s.peer_token), (s.dmb.token, c.dmb.token));
+    let (cc, sc) = (client.connection().unwrap(), server.connection().unwrap());
+    assert_eq!((cc.mode(), sc.mode()), (mode, mode));
+    assert_eq!((cc.own_dmb_len(), cc.peer_dmb_len()), (DMB, DMB));
+    assert_eq!(
+        (cc.peer_token(), sc.peer_token()),
+        (sc.own_token(), cc.own_token())
+    );
+    assert_ne!(cc.own_token(), sc.own_token());
     // On first contact each side creates its own group (one table here).
-    assert_ne!(c.link_group.id(), s.link_group.id());
+    assert_ne!(c.link_id, s.link_id);
+    assert_eq!(fx.host.groups().in_use(), 2);
     assert_eq!(stats().dmbs_in_use, 2);
+    // Nocopy: each side maps the other's DMB; copy: nothing is mapped.
+    assert_eq!(stats().attachments, if nocopy { 2 } else { 0 });
 
     // Many ring laps each way, in odd chunk sizes.
     let up = payload(300_000, 1);
@@ -105,15 +120,32 @@ fn connection_lifecycle<D: SmcdOps + Sync>(dev: &D, stats: impl Fn() -> DeviceSt
     drive(&mut client, &mut server, 5);
     assert!(client.is_closed());
     assert_eq!(stats().dmbs_in_use, 0, "every DMB given back");
-    assert_eq!(fx.groups.in_use(), 0);
-    assert_eq!(fx.groups.len(), 2, "the idle link groups stay for reuse");
+    assert_eq!(stats().attachments, 0, "every mapping detached");
+    assert_eq!(fx.host.groups().in_use(), 0);
+    assert_eq!(
+        fx.host.groups().len(),
+        2,
+        "the idle link groups stay for reuse"
+    );
 }
 
 #[test]
 fn copy_mode_lifecycle() {
-    let dev = loopback::<64>(1);
-    let lo = NocopySwitch::copy_only(&dev);
-    connection_lifecycle(&lo, || dev.stats(), false);
+    let lo = loopback::<64>(1);
+    lo.set_nocopy(false);
+    connection_lifecycle(&lo, || lo.stats(), false);
+}
+
+#[test]
+fn copy_mode_lifecycle_through_a_fault_injector() {
+    // A device wrapper that passes everything on sees the same connection.
+    let lo = loopback::<64>(9);
+    lo.set_nocopy(false);
+    let dev = FaultInjector::new(&lo);
+    connection_lifecycle(&dev, || lo.stats(), false);
+    let c = dev.calls();
+    assert_eq!((c.register_dmb, c.unregister_dmb), (2, 2));
+    assert_eq!((c.attach_dmb, c.detach_dmb), (2, 2));
 }
 
 #[test]
@@ -123,27 +155,53 @@ fn nocopy_mode_lifecycle() {
 }
 
 #[test]
+fn switching_nocopy_off_affects_only_later_connections() {
+    let lo: Lo = loopback(10);
+    let fx = Fixture::new(&lo, config(DMB));
+    let (mut c1, mut s1) = fx.pair();
+    drive(&mut c1, &mut s1, 0);
+    assert_eq!(smcd(c1.transport()).mode, SendMode::NoCopy);
+    lo.set_nocopy(false);
+    assert!(!lo.supports_nocopy());
+    let pipe = Pipe::<1024>::new();
+    let (mut c2, mut s2) = pair_on(&fx.host, &fx.host, &pipe);
+    drive(&mut c2, &mut s2, 0);
+    assert_eq!(smcd(c2.transport()).mode, SendMode::Copy);
+    assert_eq!(smcd(s2.transport()).mode, SendMode::Copy);
+    assert_eq!(c1.connection().unwrap().mode(), SendMode::NoCopy);
+    assert_eq!(lo.stats().attachments, 2, "only the first pair maps");
+    // Both keep working in their own modes.
+    let data = payload(50_000, 11);
+    assert_eq!(transfer(&mut c1, &mut s1, &data, 8_000), data);
+    assert_eq!(transfer(&mut s2, &mut c2, &data, 8_000), data);
+    close_both(&mut c1, &mut s1);
+    close_both(&mut s2, &mut c2);
+    assert_all_given_back(&lo, &fx.host);
+}
+
+#[test]
 fn later_connections_join_the_link_group() {
     let lo: Lo = loopback(3);
     let fx = Fixture::new(&lo, config(DMB));
     let mut server_group = None;
     for round in 0..3 {
-        let pipe = Pipe::new();
-        let (mut client, mut server) = pair_on(fx.host(), fx.host(), &pipe);
+        let pipe = Pipe::<1024>::new();
+        let (mut client, mut server) = pair_on(&fx.host, &fx.host, &pipe);
         drive(&mut client, &mut server, 0);
         let (c, s) = (smcd(client.transport()), smcd(server.transport()));
         assert_eq!((c.first_contact, s.first_contact), (round == 0, round == 0));
         // Later connections, either role, join the group the first server
         // created (spec/handshake.md §5, one lgr for both ends).
-        let id = *server_group.get_or_insert(s.link_group.id());
-        assert_eq!(s.link_group.id(), id);
+        let id = *server_group.get_or_insert(s.link_id);
+        assert_eq!(s.link_id, id);
         if round > 0 {
-            assert_eq!(c.link_group.id(), id);
+            assert_eq!(c.link_id, id);
         }
         let data = payload(20_000, round);
         assert_eq!(transfer(&mut client, &mut server, &data, 7_000), data);
         close_both(&mut server, &mut client);
         assert_eq!(lo.stats().dmbs_in_use, 0);
+        assert_all_given_back(&lo, &fx.host);
     }
     assert_eq!(lo.stats().dmbs_registered, 6);
 }
@@ -154,14 +212,15 @@ fn clc_in_seven_byte_pieces_still_establishes() {
     let fx = Fixture::new(&lo, config(DMB));
     let pipe = Pipe::<7>::new(); // every CLC message crosses in 7-byte pieces
     let (a, b) = pipe.ends();
-    let mut client = Endpoint::client(fx.host(), a, 0);
-    let mut server = Endpoint::server(fx.host(), b, 0);
+    let mut client = Endpoint::client(&fx.host, a, 0);
+    let mut server = Endpoint::server(&fx.host, b, 0);
     assert_eq!(drive(&mut client, &mut server, 0), (None, None));
     assert!(client.transport().is_smcd() && server.transport().is_smcd());
     let data = payload(50_000, 5);
     assert_eq!(transfer(&mut server, &mut client, &data, 50_000), data);
     close_both(&mut client, &mut server);
     assert_eq!(lo.stats().dmbs_in_use, 0);
+    assert_all_given_back(&lo, &fx.host);
 }
 
 #[test]
@@ -177,6 +236,7 @@ fn lost_doorbells_do_not_lose_data() {
     assert!(lo.calls().dropped_signals > 10);
     close_both(&mut client, &mut server);
     assert_eq!(lo.inner().stats().dmbs_in_use, 0);
+    assert_all_given_back(lo.inner(), &fx.host);
 }
 
 #[test]
@@ -189,6 +249,8 @@ fn a_killed_peer_is_seen_as_reset_and_everything_goes_back() {
     drop(client); // the process dies: abort, DMB back, stream silent
     // The client's DMB lives on while the server has it attached (nocopy).
     assert_eq!(lo.stats().dmbs_in_use, 2);
+    assert_eq!(lo.stats().attachments, 1, "the client's mapping went back");
+    assert_eq!(fx.host.groups().in_use(), 1);
     server.poll(0).unwrap();
     assert_eq!(
         server.recv(&mut [0u8; 8]),
@@ -203,5 +265,5 @@ fn a_killed_peer_is_seen_as_reset_and_everything_goes_back() {
     );
     assert!(server.is_closed());
     assert_eq!(lo.stats().dmbs_in_use, 0);
-    assert_eq!(fx.groups.in_use(), 0);
+    assert_all_given_back(&lo, &fx.host);
 }

@@ -5,28 +5,24 @@
 
 mod e2e_util;
 
-use e2e_util::{config, loopback};
+use e2e_util::{Lo, assert_all_given_back, config, loopback};
 use embedded_hal_mock::eh1::delay::StdSleep;
 use smcd_core::blocking::Blocking;
-use smcd_core::clc::{ClcDevice, Devices, LinkGroups};
 use smcd_core::conn::SendMode;
 use smcd_core::endpoint::{EndpointError, Host, Pipe, Transport};
-use smcd_core::ops::SmcdOps;
-use smcd_lo::nocopy_switch::NocopySwitch;
 
 const BYTES: usize = 3 << 20;
 
-fn echo<D: SmcdOps + Sync>(dev: &D, nocopy: bool) {
-    let config = config(64 * 1024);
-    let groups = LinkGroups::<4>::new();
+/// Echo through `dev` with one host for both ends (client and server share
+/// the host's link groups, as two sockets of one Linux host do).
+fn echo(dev: &Lo, nocopy: bool) {
+    let host = Host::<_, 4>::with_config(config(64 * 1024), dev);
     let pipe = Pipe::<1024>::new();
     let (a, b) = pipe.ends();
     let data: Vec<u8> = (0..BYTES).map(|i| (i * 31 % 257) as u8).collect();
     std::thread::scope(|s| {
         s.spawn(|| {
-            let list: [&dyn ClcDevice; 1] = [dev];
-            let host = Host::new(&config, Devices::new(&list), &groups, dev);
-            let mut server = Blocking::accept(host, b, StdSleep::new()).unwrap();
+            let mut server = Blocking::accept(&host, b, StdSleep::new()).unwrap();
             let mut buf = vec![0u8; 50_000];
             loop {
                 let n = server.recv(&mut buf).unwrap();
@@ -37,13 +33,17 @@ fn echo<D: SmcdOps + Sync>(dev: &D, nocopy: bool) {
             }
             assert_eq!(server.close(), Ok(true));
         });
-        let list: [&dyn ClcDevice; 1] = [dev];
-        let host = Host::new(&config, Devices::new(&list), &groups, dev);
-        let mut client = Blocking::connect(host, a, StdSleep::new()).unwrap();
+        let mut client = Blocking::connect(&host, a, StdSleep::new()).unwrap();
         let Transport::SmcD(e) = client.transport() else {
             panic!("{:?}", client.transport())
         };
-        assert_eq!(matches!(e.mode, SendMode::NoCopy(_)), nocopy);
+        let mode = if nocopy {
+            SendMode::NoCopy
+        } else {
+            SendMode::Copy
+        };
+        assert_eq!(e.mode, mode);
+        assert_eq!(client.endpoint().connection().map(|c| c.mode()), Some(mode));
         let (mut sent, mut echoed) = (0, Vec::with_capacity(BYTES));
         let mut buf = vec![0u8; 70_000];
         while echoed.len() < BYTES {
@@ -70,13 +70,15 @@ fn echo<D: SmcdOps + Sync>(dev: &D, nocopy: bool) {
         assert!(echoed == data, "echo differs");
         assert_eq!(client.close(), Ok(true));
     });
-    assert_eq!(groups.in_use(), 0);
+    assert_eq!(host.groups().in_use(), 0);
+    assert_all_given_back(dev, &host);
 }
 
 #[test]
 fn copy_mode_echo_in_two_threads() {
     let dev = loopback::<64>(1);
-    echo(&NocopySwitch::copy_only(&dev), false);
+    dev.set_nocopy(false);
+    echo(&dev, false);
     assert_eq!(dev.stats().dmbs_in_use, 0);
 }
 

@@ -6,8 +6,8 @@ use super::devices::{ClcDevice, Devices};
 use super::lgr::{LinkGroup, LinkGroupTable};
 use super::outcome::{Established, SmcdInfo};
 use crate::conn::SendMode;
-use crate::dmb::{DMB_MAX_SIZE_BYTES, DMB_MIN_SIZE_BYTES, DmbToken};
-use crate::ops::{Dmb, ErrorKind, PeerDmb};
+use crate::dmb::{DMB_MAX_SIZE_BYTES, DMB_MIN_SIZE_BYTES};
+use crate::ops::{Dmb, ErrorKind, PeerDmb, PeerDmbId};
 use crate::wire::clc::{DeclineReason, bufsize};
 
 /// Decline reason for a failed `register_dmb`: the DMB limit is MAX_DMB,
@@ -84,7 +84,7 @@ impl Claim {
         }
     }
 
-    /// Bind the peer's DMB (`peer_token`, `peer_size` bytes) to ours and map
+    /// Bind the peer's DMB `peer` to ours and map
     /// it if `dev` supports nocopy (client step 15, server step 13), keeping
     /// it in the claim. A size outside 16 KiB … 1 MiB, and any DMB the
     /// device refuses to pair with ours (our own, another connection's: the
@@ -93,20 +93,17 @@ impl Claim {
     pub(crate) fn attach(
         &mut self,
         dev: &dyn ClcDevice,
-        peer_token: DmbToken,
-        peer_size: usize,
+        peer: PeerDmbId,
     ) -> Result<SendMode, DeclineReason> {
         let own = self.dmb.as_ref().ok_or(DeclineReason::IntErr)?;
-        if !(DMB_MIN_SIZE_BYTES..=DMB_MAX_SIZE_BYTES).contains(&peer_size) {
+        if !(DMB_MIN_SIZE_BYTES..=DMB_MAX_SIZE_BYTES).contains(&peer.len) {
             return Err(PEER_DMB_INVALID);
         }
         let nocopy = dev.nocopy();
-        let peer = dev
-            .attach(own, peer_token, peer_size, nocopy)
-            .map_err(|kind| match kind {
-                ErrorKind::InvalidToken | ErrorKind::OutOfBounds => PEER_DMB_INVALID,
-                _ => ATTACH_FAILURE,
-            })?;
+        let peer = dev.attach(own, peer, nocopy).map_err(|kind| match kind {
+            ErrorKind::InvalidToken | ErrorKind::OutOfBounds => PEER_DMB_INVALID,
+            _ => ATTACH_FAILURE,
+        })?;
         let mode = if peer.ring().is_some() {
             SendMode::NoCopy
         } else {

@@ -11,6 +11,7 @@ use super::messages::{FEATURE_MASK, OwnSide, fce, peer_hostname, wire_gid};
 use super::outcome::{Outcome, ProtocolError, Role, SmcdInfo};
 use super::session::{Received, Session};
 use crate::dmb::{Chid, Gid};
+use crate::ops::PeerDmbId;
 use crate::wire::clc::{
     AcceptKind, AcceptRepr, ClcMessage, ClcType, DeclineReason, MAX_GIDCHID_ENTRIES, ProposalRepr,
     SMC_RELEASE_MAX, SmcType, SmcdV2Ext, V2Ext,
@@ -185,7 +186,14 @@ fn setup(
     // Step 15: bind (nocopy: map) the peer's DMB.
     let mode = s
         .claim
-        .attach(dev, a.token, a.dmbe_size_bytes())
+        .attach(
+            dev,
+            PeerDmbId {
+                gid: peer_gid,
+                token: a.token,
+                len: a.dmbe_size_bytes(),
+            },
+        )
         .map_err(|r| (r, false))?;
     let e = SmcdInfo {
         role: Role::Client,

@@ -26,8 +26,8 @@
 //! is not `Sync` (e.g. one with `RefCell` state) cannot be listed; give it a
 //! lock instead (a spin mutex costs nothing without contention).
 
-use crate::dmb::{Chid, DmbToken, Gid};
-use crate::ops::{Dmb, Error as _, ErrorKind, PeerDmb, SmcdOps};
+use crate::dmb::{Chid, Gid};
+use crate::ops::{Dmb, Error as _, ErrorKind, PeerDmb, PeerDmbId, SmcdOps};
 
 /// What the handshake needs from a device: [`SmcdOps`] without the data path
 /// and with errors reduced to their [`ErrorKind`].
@@ -58,13 +58,7 @@ pub trait ClcDevice: Sync {
     /// # Errors
     ///
     /// The device error's kind.
-    fn attach(
-        &self,
-        own: &Dmb,
-        peer: DmbToken,
-        len: usize,
-        map: bool,
-    ) -> Result<PeerDmb, ErrorKind>;
+    fn attach(&self, own: &Dmb, peer: PeerDmbId, map: bool) -> Result<PeerDmb, ErrorKind>;
     /// [`give_back`](crate::ops::give_back) through this device.
     ///
     /// # Errors
@@ -92,14 +86,8 @@ impl<T: SmcdOps + Sync> ClcDevice for T {
     fn nocopy(&self) -> bool {
         self.supports_nocopy()
     }
-    fn attach(
-        &self,
-        own: &Dmb,
-        peer: DmbToken,
-        len: usize,
-        map: bool,
-    ) -> Result<PeerDmb, ErrorKind> {
-        self.attach_dmb(own, peer, len, map).map_err(|e| e.kind())
+    fn attach(&self, own: &Dmb, peer: PeerDmbId, map: bool) -> Result<PeerDmb, ErrorKind> {
+        self.attach_dmb(own, peer, map).map_err(|e| e.kind())
     }
     fn give_back(&self, own: Option<Dmb>, peer: Option<PeerDmb>) -> Result<(), ErrorKind> {
         crate::ops::give_back(self, own, peer).map_err(|e| e.kind())

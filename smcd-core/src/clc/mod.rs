@@ -63,7 +63,7 @@
 //! #     fn unregister_dmb(&self, _d: Dmb) -> Result<(), ErrorKind> { Ok(()) }
 //! #     fn move_data(&self, _t: DmbToken, _o: usize, _d: &[u8], _s: bool) -> Result<(), ErrorKind> { Ok(()) }
 //! #     fn signal_dmb(&self, _t: DmbToken) -> Result<(), ErrorKind> { Ok(()) }
-//! #     fn attach_dmb(&self, _o: &Dmb, _t: DmbToken, _l: usize, _m: bool) -> Result<PeerDmb, ErrorKind> {
+//! #     fn attach_dmb(&self, _o: &Dmb, _p: smcd_core::ops::PeerDmbId, _m: bool) -> Result<PeerDmb, ErrorKind> {
 //! #         Err(ErrorKind::Unsupported)
 //! #     }
 //! #     fn detach_dmb(&self, _p: PeerDmb) -> Result<(), ErrorKind> { Ok(()) }

@@ -11,6 +11,7 @@ use super::messages::{FEATURE_MASK, OwnSide, fce, peer_hostname};
 use super::outcome::{Outcome, ProtocolError, Role, SmcdInfo};
 use super::session::{Received, Session};
 use crate::dmb::{Chid, Gid};
+use crate::ops::PeerDmbId;
 use crate::wire::clc::{
     AcceptKind, AcceptRepr, ClcMessage, ClcType, DeclineReason, Eid, MAX_GIDCHID_ENTRIES,
     ProposalRepr, SmcdV2Offer, server_precheck,
@@ -246,7 +247,14 @@ fn confirm(s: &mut Session<impl ClcContext>, a: &Accepted, c: &AcceptRepr) {
     }
     // Step 13: nocopy attach of the peer's DMB.
     let mode = match s.ctx.devices().get(s.claim.device) {
-        Some(dev) => s.claim.attach(dev, c.token, c.dmbe_size_bytes()),
+        Some(dev) => s.claim.attach(
+            dev,
+            PeerDmbId {
+                gid: a.peer_gid,
+                token: c.token,
+                len: c.dmbe_size_bytes(),
+            },
+        ),
         None => Err(DeclineReason::IntErr),
     };
     let mode = match mode {

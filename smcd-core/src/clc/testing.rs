@@ -14,7 +14,7 @@ use super::context::ClcContext;
 use super::handshake::Handshake;
 use crate::dmb::{Chid, DmbToken, Gid};
 use crate::mem::{DmbMem, DmbRegion};
-use crate::ops::{Dmb, ErrorKind, ErrorType, PeerDmb, SmcdOps};
+use crate::ops::{Dmb, ErrorKind, ErrorType, PeerDmb, PeerDmbId, SmcdOps};
 use crate::wire::clc::bufsize;
 
 /// Number of DMB size classes (16 KiB … 1 MiB).
@@ -295,13 +295,8 @@ impl SmcdOps for FakeDevice {
     /// it, pairs name each other, no DMB whose owner gave it back, the
     /// announced length. A token it does not know is a remote peer's (copy
     /// only, and not with [`local_peers_only`](Self::local_peers_only)).
-    fn attach_dmb(
-        &self,
-        own: &Dmb,
-        peer: DmbToken,
-        len: usize,
-        map: bool,
-    ) -> Result<PeerDmb, ErrorKind> {
+    fn attach_dmb(&self, own: &Dmb, id: PeerDmbId, map: bool) -> Result<PeerDmb, ErrorKind> {
+        let (peer, len) = (id.token, id.len);
         let mut s = self.lock();
         if let Some(kind) = s.attach_fault {
             return Err(kind);
@@ -526,6 +521,15 @@ mod tests {
 
     const LEN: usize = 16 * 1024;
 
+    /// The peer DMB `token` of `len` bytes on the test devices' GID.
+    fn id(token: DmbToken, len: usize) -> PeerDmbId {
+        PeerDmbId {
+            gid: Gid::new(1, 2),
+            token,
+            len,
+        }
+    }
+
     #[test]
     fn next_token_is_the_next_registered() {
         let lo = FakeDevice::loopback(Gid::new(1, 2));
@@ -547,21 +551,30 @@ mod tests {
             lo.register_dmb(LEN).unwrap(),
         );
         let invalid = Err(ErrorKind::InvalidToken);
-        assert_eq!(lo.attach_dmb(&a, a.token(), LEN, true).map(|_| ()), invalid);
         assert_eq!(
-            lo.attach_dmb(&a, b.token(), 2 * LEN, true).map(|_| ()),
+            lo.attach_dmb(&a, id(a.token(), LEN), true).map(|_| ()),
+            invalid
+        );
+        assert_eq!(
+            lo.attach_dmb(&a, id(b.token(), 2 * LEN), true).map(|_| ()),
             invalid
         );
         // b sends into a; a may pair only with b.
-        let ba = lo.attach_dmb(&b, a.token(), LEN, true).unwrap();
-        assert_eq!(lo.attach_dmb(&a, c.token(), LEN, true).map(|_| ()), invalid);
+        let ba = lo.attach_dmb(&b, id(a.token(), LEN), true).unwrap();
         assert_eq!(
-            lo.attach_dmb(&c, a.token(), LEN, false).map(|_| ()),
+            lo.attach_dmb(&a, id(c.token(), LEN), true).map(|_| ()),
             invalid
         );
-        let ab = lo.attach_dmb(&a, b.token(), LEN, false).unwrap();
+        assert_eq!(
+            lo.attach_dmb(&c, id(a.token(), LEN), false).map(|_| ()),
+            invalid
+        );
+        let ab = lo.attach_dmb(&a, id(b.token(), LEN), false).unwrap();
         assert_eq!(lo.attachments(), 1);
-        assert_eq!(lo.attach_dmb(&c, b.token(), LEN, true).map(|_| ()), invalid);
+        assert_eq!(
+            lo.attach_dmb(&c, id(b.token(), LEN), true).map(|_| ()),
+            invalid
+        );
         give_back(&lo, Some(b), Some(ba)).unwrap();
         give_back(&lo, Some(a), Some(ab)).unwrap();
         lo.unregister_dmb(c).unwrap();
@@ -576,17 +589,17 @@ mod tests {
             lo.register_dmb(LEN).unwrap(),
             lo.register_dmb(LEN).unwrap(),
         );
-        let ab = lo.attach_dmb(&a, b.token(), LEN, true).unwrap();
+        let ab = lo.attach_dmb(&a, id(b.token(), LEN), true).unwrap();
         let tb = b.token();
         lo.unregister_dmb(b).unwrap();
         assert_eq!(lo.live_dmbs(), 3, "still mapped by a");
         // Nobody else may bind it now.
         assert_eq!(
-            lo.attach_dmb(&c, tb, LEN, true).map(|_| ()),
+            lo.attach_dmb(&c, id(tb, LEN), true).map(|_| ()),
             Err(ErrorKind::InvalidToken)
         );
         assert_eq!(
-            lo.attach_dmb(&c, tb, LEN, false).map(|_| ()),
+            lo.attach_dmb(&c, id(tb, LEN), false).map(|_| ()),
             Err(ErrorKind::InvalidToken)
         );
         give_back(&lo, Some(a), Some(ab)).unwrap();
@@ -602,16 +615,16 @@ mod tests {
             lo.register_dmb(LEN).unwrap(),
             lo.register_dmb(LEN).unwrap(),
         );
-        let ab = lo.attach_dmb(&a, b.token(), LEN, false).unwrap();
-        let ba = lo.attach_dmb(&b, a.token(), LEN, false).unwrap();
+        let ab = lo.attach_dmb(&a, id(b.token(), LEN), false).unwrap();
+        let ba = lo.attach_dmb(&b, id(a.token(), LEN), false).unwrap();
         // b's side ends; a's owner still reads a and holds its binding.
         give_back(&lo, Some(b), Some(ba)).unwrap();
         assert_eq!(
-            lo.attach_dmb(&c, a.token(), LEN, false).map(|_| ()),
+            lo.attach_dmb(&c, id(a.token(), LEN), false).map(|_| ()),
             Err(ErrorKind::InvalidToken)
         );
         lo.detach_dmb(ab).unwrap();
-        let ca = lo.attach_dmb(&c, a.token(), LEN, false).unwrap();
+        let ca = lo.attach_dmb(&c, id(a.token(), LEN), false).unwrap();
         give_back(&lo, Some(c), Some(ca)).unwrap();
         lo.unregister_dmb(a).unwrap();
         assert_eq!(lo.live_dmbs(), 0);
@@ -622,7 +635,7 @@ mod tests {
         let unknown = DmbToken(0x5eed);
         let ism = FakeDevice::ism(7, Chid(0x0123));
         let a = ism.register_dmb(LEN).unwrap();
-        let remote = ism.attach_dmb(&a, unknown, LEN, false).unwrap();
+        let remote = ism.attach_dmb(&a, id(unknown, LEN), false).unwrap();
         assert!(remote.ring().is_none());
         give_back(&ism, Some(a), Some(remote)).unwrap();
         let lo = FakeDevice::loopback(Gid::new(1, 2))
@@ -630,7 +643,7 @@ mod tests {
             .local_peers_only();
         let a = lo.register_dmb(LEN).unwrap();
         assert_eq!(
-            lo.attach_dmb(&a, unknown, LEN, false).map(|_| ()),
+            lo.attach_dmb(&a, id(unknown, LEN), false).map(|_| ()),
             Err(ErrorKind::InvalidToken)
         );
         lo.unregister_dmb(a).unwrap();

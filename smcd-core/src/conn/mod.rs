@@ -57,7 +57,7 @@
 //! use smcd_core::conn::{Connection, SendMode};
 //! use smcd_core::dmb::{Chid, DmbToken, Gid};
 //! use smcd_core::mem::{DmbMem, DmbRegion};
-//! use smcd_core::ops::{Dmb, ErrorKind, ErrorType, PeerDmb, SmcdOps};
+//! use smcd_core::ops::{Dmb, ErrorKind, ErrorType, PeerDmb, PeerDmbId, SmcdOps};
 //! use smcd_core::wire::cdc;
 //!
 //! const LEN: usize = 16 * 1024;
@@ -105,9 +105,8 @@
 //!         }
 //!     }
 //!     fn signal_dmb(&self, _: DmbToken) -> Result<(), ErrorKind> { Ok(()) }
-//!     fn attach_dmb(&self, own: &Dmb, peer: DmbToken, len: usize, map: bool)
-//!         -> Result<PeerDmb, ErrorKind>
-//!     {
+//!     fn attach_dmb(&self, own: &Dmb, id: PeerDmbId, map: bool) -> Result<PeerDmb, ErrorKind> {
+//!         let PeerDmbId { token: peer, len, .. } = id;
 //!         if map { return Err(ErrorKind::Unsupported); }
 //!         if peer == own.token() || self.mem(peer)?.len() != len {
 //!             return Err(ErrorKind::InvalidToken);
@@ -120,8 +119,9 @@
 //! let dev = Toy::new();
 //! let (da, db) = (dev.register_dmb(LEN).unwrap(), dev.register_dmb(LEN).unwrap());
 //! // Each side binds the other's DMB (as its Accept / Confirm named it).
-//! let pa = dev.attach_dmb(&da, db.token(), LEN, false).unwrap();
-//! let pb = dev.attach_dmb(&db, da.token(), LEN, false).unwrap();
+//! let id = |d: &Dmb| PeerDmbId { gid: dev.local_gid(), token: d.token(), len: d.len() };
+//! let pa = dev.attach_dmb(&da, id(&db), false).unwrap();
+//! let pb = dev.attach_dmb(&db, id(&da), false).unwrap();
 //! let mut a = Connection::new(da, pa);
 //! let mut b = Connection::new(db, pb);
 //! assert_eq!(a.mode(), SendMode::Copy);

@@ -131,6 +131,9 @@ pub struct DmbEntry<O> {
     pub peer: Option<DmbToken>,
     /// The DMB whose connection sends into this one, once bound.
     pub bound_by: Option<DmbToken>,
+    /// Whether the binding by `bound_by` maps this DMB (nocopy); meaningless
+    /// while `bound_by` is `None`.
+    pub mapped: bool,
 }
 
 impl<O> DmbEntry<O> {
@@ -243,6 +246,7 @@ impl<O: Copy, const N: usize> DmbTable<O, N> {
             attached: 0,
             peer: None,
             bound_by: None,
+            mapped: false,
         };
         self.entries.with(|entries| match search(entries, token) {
             Ok(_) => Err(DmbError::TokenInUse),
@@ -349,6 +353,7 @@ impl<O: Copy, const N: usize> DmbTable<O, N> {
                 theirs.attached = theirs.attached.checked_add(1).ok_or(DmbError::Full)?;
             }
             theirs.bound_by = Some(own);
+            theirs.mapped = map;
             let snapshot = *theirs;
             if let Some(mine) = entries.get_mut(o) {
                 mine.peer = Some(peer);
@@ -367,7 +372,9 @@ impl<O: Copy, const N: usize> DmbTable<O, N> {
     /// [`DmbError::InvalidToken`] for token 0; for a mapped binding
     /// [`DmbError::NotFound`] if the peer DMB is gone,
     /// [`DmbError::Foreign`] if `mapped` is not its ring, and
-    /// [`DmbError::NotAttached`] if nobody maps it.
+    /// [`DmbError::NotAttached`] if nobody maps it; [`DmbError::Foreign`]
+    /// also for `mapped: None` while `own`'s binding of `peer` is mapped (a
+    /// forged copy-mode handle cannot undo a nocopy binding).
     pub fn detach(
         &self,
         own: DmbToken,
@@ -388,6 +395,10 @@ impl<O: Copy, const N: usize> DmbTable<O, N> {
                     return Err(DmbError::Foreign);
                 }
                 e.attached = e.attached.checked_sub(1).ok_or(DmbError::NotAttached)?;
+            } else if let Some(e) = p.as_ref().ok().and_then(|&at| entries.get(at)) {
+                if e.bound_by == Some(own) && e.mapped {
+                    return Err(DmbError::Foreign);
+                }
             }
             unlink(entries, peer, |e| &mut e.bound_by, own);
             unlink(entries, own, |e| &mut e.peer, peer);

@@ -66,7 +66,7 @@ pub mod testing;
 
 pub use error::{EndpointError, Failure};
 pub use host::{DEFAULT_LINK_GROUPS, Host, HostRef};
-pub use pair::pair;
+pub use pair::{Paired, pair};
 pub use pipe::{Pipe, PipeEnd};
 pub use stream::{ByteStream, StreamError, StreamErrorKind};
 

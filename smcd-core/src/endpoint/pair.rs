@@ -4,6 +4,9 @@
 
 use super::{Endpoint, EndpointError, HostRef, Pipe, PipeEnd};
 
+/// One end of a [`pair`]: an endpoint on an in-memory pipe.
+pub type Paired<'p, H, const N: usize> = Endpoint<H, PipeEnd<'p, N>>;
+
 /// Rounds of polling after which a handshake over a pipe counts as stuck
 /// (a handshake takes a handful).
 const PAIR_ROUNDS: usize = 1_000;
@@ -22,7 +25,7 @@ pub fn pair<'p, H: HostRef, const N: usize>(
     server_host: H,
     pipe: &'p Pipe<N>,
     now_ms: u64,
-) -> Result<(Endpoint<H, PipeEnd<'p, N>>, Endpoint<H, PipeEnd<'p, N>>), EndpointError> {
+) -> Result<(Paired<'p, H, N>, Paired<'p, H, N>), EndpointError> {
     let (a, b) = pipe.ends();
     let mut client = Endpoint::client(client_host, a, now_ms);
     let mut server = Endpoint::server(server_host, b, now_ms);

@@ -13,7 +13,7 @@ use std::vec::Vec;
 use smcd_core::conn::Connection;
 use smcd_core::dmb::{CDC_HEADER_LEN_BYTES, Chid, DMB_MIN_SIZE_BYTES, DmbToken, Gid};
 use smcd_core::mem::{DmbMem, DmbRegion};
-use smcd_core::ops::{Dmb, ErrorKind, ErrorType, PeerDmb, SmcdOps};
+use smcd_core::ops::{Dmb, ErrorKind, ErrorType, PeerDmb, PeerDmbId, SmcdOps};
 use smcd_core::wire::cdc::{self, CdcHeader};
 
 /// One `move_data` call.
@@ -220,13 +220,15 @@ impl SmcdOps for FakeDev {
         self.nocopy
     }
 
-    fn attach_dmb(
-        &self,
-        own: &Dmb,
-        peer: DmbToken,
-        len: usize,
-        map: bool,
-    ) -> Result<PeerDmb, ErrorKind> {
+    fn attach_dmb(&self, own: &Dmb, id: PeerDmbId, map: bool) -> Result<PeerDmb, ErrorKind> {
+        let PeerDmbId {
+            gid,
+            token: peer,
+            len,
+        } = id;
+        if gid != self.local_gid() {
+            return Err(ErrorKind::Unreachable);
+        }
         if map && !self.nocopy {
             return Err(ErrorKind::Unsupported);
         }
@@ -290,8 +292,13 @@ impl Pair {
         let da = dev.register_dmb(a_len).unwrap();
         let db = dev.register_dmb(b_len).unwrap();
         // Each side binds the other's DMB, as the handshake would.
-        let pa = dev.attach_dmb(&da, db.token(), b_len, nocopy).unwrap();
-        let pb = dev.attach_dmb(&db, da.token(), a_len, nocopy).unwrap();
+        let id = |d: &Dmb| PeerDmbId {
+            gid: dev.local_gid(),
+            token: d.token(),
+            len: d.len(),
+        };
+        let pa = dev.attach_dmb(&da, id(&db), nocopy).unwrap();
+        let pb = dev.attach_dmb(&db, id(&da), nocopy).unwrap();
         let a = Connection::new(da, pa);
         let b = Connection::new(db, pb);
         dev.take_moves();

@@ -1,11 +1,12 @@
 //! Shared pieces of the `e2e_*` tests: a loopback device on a leaked static
-//! arena, host configurations, and checks on what crossed the pipe.
+//! arena, host configurations, checks on what crossed the pipe, and the
+//! check that a device and a host hold nothing any more.
 #![allow(dead_code)] // each test binary uses a different subset
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use smcd_core::clc::{ClcConfig, DeclinedBy, Fallback};
-use smcd_core::endpoint::{ByteStream, EndpointError, Transport};
+use smcd_core::endpoint::{ByteStream, EndpointError, Host, Transport};
 use smcd_core::wire::clc::{ClcHeaderRepr, ClcMessage, DeclineReason, DeclineRepr};
 use smcd_lo::{LoopbackDevice, NoDoorbell, StaticArena};
 
@@ -33,9 +34,10 @@ pub(crate) fn loopback<const N: usize>(seed: u64) -> Lo<N> {
     )
 }
 
-/// A host with the test UEID and `dmb` bytes of DMB.
+/// A host with the test UEID (and no other: not the default UEID) and
+/// `dmb` bytes of DMB.
 pub(crate) fn config(dmb: usize) -> ClcConfig {
-    ClcConfig::new()
+    ClcConfig::empty()
         .with_ueid("SMCD-E2E")
         .unwrap()
         .with_hostname("e2e")
@@ -118,4 +120,23 @@ pub(crate) fn vector(name: &str) -> Vec<u8> {
         "{}/../smcd-core/tests/vectors/{name}",
         env!("CARGO_MANIFEST_DIR")
     ))
+}
+
+/// Every DMB `dev` handed out is back and unmapped, and `host`'s link groups
+/// hold no connection.
+#[track_caller]
+pub(crate) fn assert_all_given_back<M, R, D, const N: usize, H, const G: usize>(
+    dev: &LoopbackDevice<M, R, D, N>,
+    host: &Host<H, G>,
+) where
+    M: smcd_lo::DmbMemory,
+    R: rand::RngCore,
+    D: smcd_lo::Doorbell,
+{
+    let s = dev.stats();
+    assert_eq!(
+        (s.dmbs_in_use, s.attachments, host.groups().in_use()),
+        (0, 0, 0),
+        "DMBs in use, nocopy mappings, link-group connections"
+    );
 }

@@ -1,0 +1,204 @@
+//! The device socket protocol: how a peer obtains one of our DMBs.
+//!
+//! A peer that learnt one of our DMB tokens from the CLC handshake connects
+//! to our device socket and sends a [`Request`] naming the token and its
+//! length. We answer with a [`Status`]; on success the DMB's memfd and its
+//! doorbell eventfd ride along with `SCM_RIGHTS`. The token is the
+//! capability (it only travels in our Accept or Confirm, over the TCP
+//! connection); the socket's peer credentials must pass the uid policy too.
+
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+
+use rustix::net::{
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags,
+};
+use smcd_core::dmb::{DmbToken, Gid};
+
+const MAGIC: [u8; 4] = *b"SMCF";
+const VERSION: u8 = 1;
+
+/// Bytes of a request on the wire.
+pub(crate) const REQUEST_BYTES: usize = 40;
+
+/// "Give me DMB `token` of `len` bytes"; `from` is the asking device (for
+/// diagnostics only: nothing is trusted from it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Request {
+    pub(crate) token: DmbToken,
+    pub(crate) len: u64,
+    pub(crate) from: Gid,
+}
+
+impl Request {
+    pub(crate) fn to_bytes(self) -> [u8; REQUEST_BYTES] {
+        let mut b = [0u8; REQUEST_BYTES];
+        b[..4].copy_from_slice(&MAGIC);
+        b[4] = VERSION;
+        b[8..16].copy_from_slice(&self.token.0.to_le_bytes());
+        b[16..24].copy_from_slice(&self.len.to_le_bytes());
+        b[24..32].copy_from_slice(&self.from.gid_ext.to_le_bytes());
+        b[32..40].copy_from_slice(&self.from.gid.to_le_bytes());
+        b
+    }
+
+    /// `None` for anything but a well-formed request of this version.
+    pub(crate) fn parse(b: &[u8; REQUEST_BYTES]) -> Option<Self> {
+        if b[..4] != MAGIC || b[4] != VERSION {
+            return None;
+        }
+        let word = |at: usize| {
+            b.get(at..at + 8)
+                .and_then(|s| s.try_into().ok())
+                .map(u64::from_le_bytes)
+        };
+        Some(Self {
+            token: DmbToken(word(8)?),
+            len: word(16)?,
+            from: Gid::new(word(32)?, word(24)?),
+        })
+    }
+}
+
+/// The answer to a [`Request`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum Status {
+    /// The memfd and eventfd follow.
+    Granted = 0,
+    /// No such DMB, or it was already handed out, or its length differs.
+    Unknown = 1,
+    /// The asking process fails the credential policy.
+    Denied = 2,
+    /// Not a request of this protocol.
+    Malformed = 3,
+}
+
+impl Status {
+    /// A sentence for the device error.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Self::Granted => "granted",
+            Self::Unknown => "the peer's device does not hand out this DMB",
+            Self::Denied => "the peer's device refuses our credentials",
+            Self::Malformed => "the peer's device answered outside the protocol",
+        }
+    }
+
+    fn from_u32(v: u32) -> Self {
+        match v {
+            0 => Self::Granted,
+            1 => Self::Unknown,
+            2 => Self::Denied,
+            _ => Self::Malformed,
+        }
+    }
+}
+
+/// Send `status`, with `fds` attached when granted.
+pub(crate) fn answer(sock: &UnixStream, status: Status, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    let bytes = (status as u32).to_le_bytes();
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(io::ErrorKind::InvalidInput.into());
+    }
+    rustix::net::sendmsg(
+        sock,
+        &[IoSlice::new(&bytes)],
+        &mut control,
+        SendFlags::NOSIGNAL,
+    )?;
+    Ok(())
+}
+
+/// Ask over `sock` for the DMB of `req`: its memfd and eventfd, or the status
+/// that refused them.
+pub(crate) fn ask(
+    mut sock: UnixStream,
+    req: Request,
+) -> io::Result<Result<(OwnedFd, OwnedFd), Status>> {
+    sock.write_all(&req.to_bytes())?;
+    let mut status = [0u8; 4];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let got = rustix::net::recvmsg(
+        sock.as_fd(),
+        &mut [IoSliceMut::new(&mut status)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC,
+    )?;
+    let mut fds: Vec<OwnedFd> = Vec::new();
+    for msg in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = msg {
+            fds.extend(received);
+        }
+    }
+    if got.bytes != status.len() {
+        return Ok(Err(Status::Malformed));
+    }
+    match (Status::from_u32(u32::from_le_bytes(status)), fds.len()) {
+        (Status::Granted, 2) => {
+            let mut it = fds.into_iter();
+            match (it.next(), it.next()) {
+                (Some(memfd), Some(bell)) => Ok(Ok((memfd, bell))),
+                _ => Ok(Err(Status::Malformed)),
+            }
+        }
+        (Status::Granted, _) => Ok(Err(Status::Malformed)),
+        (other, _) => Ok(Err(other)),
+    }
+}
+
+/// Read one request from `sock` (`None` if it is not one).
+pub(crate) fn read_request(mut sock: &UnixStream) -> io::Result<Option<Request>> {
+    let mut b = [0u8; REQUEST_BYTES];
+    sock.read_exact(&mut b)?;
+    Ok(Request::parse(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_and_reject_garbage() {
+        let r = Request {
+            token: DmbToken(0x1122_3344_5566_7788),
+            len: 65536,
+            from: Gid::new(1, 2),
+        };
+        assert_eq!(Request::parse(&r.to_bytes()), Some(r));
+        let mut bad = r.to_bytes();
+        bad[0] = b'X';
+        assert_eq!(Request::parse(&bad), None);
+        let mut v2 = r.to_bytes();
+        v2[4] = 2;
+        assert_eq!(Request::parse(&v2), None);
+    }
+
+    #[test]
+    fn fds_travel_with_a_grant() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let e1 = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC).unwrap();
+        let e2 = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC).unwrap();
+        let req = Request {
+            token: DmbToken(9),
+            len: 16384,
+            from: Gid::new(3, 4),
+        };
+        let asker = std::thread::spawn(move || ask(a, req).unwrap());
+        assert_eq!(read_request(&b).unwrap(), Some(req));
+        answer(&b, Status::Granted, &[e1.as_fd(), e2.as_fd()]).unwrap();
+        assert!(asker.join().unwrap().is_ok());
+
+        let (a, b) = UnixStream::pair().unwrap();
+        let asker = std::thread::spawn(move || ask(a, req).unwrap());
+        read_request(&b).unwrap();
+        answer(&b, Status::Denied, &[]).unwrap();
+        assert_eq!(asker.join().unwrap().unwrap_err(), Status::Denied);
+    }
+}

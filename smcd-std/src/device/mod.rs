@@ -1,0 +1,299 @@
+#![allow(unsafe_code)] // audited: views of shared mappings, each with a SAFETY note
+//! [`StdDevice`]: this process as an SMC-D device of the host.
+//!
+//! Every process that uses smcd is one device with a random 128-bit GID and
+//! CHID 0xFFFF (loopback-ism). Its DMBs are sealed memfds mapped shared
+//! ([`shm`]); a peer process obtains one over this device's Unix socket
+//! ([`fetch`]) by naming its token — which only travels in our Accept or
+//! Confirm — and passing the credential policy. Two endpoints of one process
+//! share the device, and then pair their DMBs inside it the way the loopback
+//! device of `smcd-lo` does.
+//!
+//! A DMB's doorbell is an eventfd handed to the peer with the memfd; the
+//! peer writes it after a CDC header only while the receiver has armed the
+//! flag in the DMB's control page (see [`Bell`]).
+
+mod bell;
+mod error;
+mod fetch;
+mod server;
+mod shm;
+mod state;
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use smcd_core::dmb::{
+    CDC_HEADER_LEN_BYTES, Chid, DMB_MAX_SIZE_BYTES, DMB_MIN_SIZE_BYTES, DmbToken, Gid,
+};
+use smcd_core::mem::DmbMem;
+use smcd_core::ops::{Dmb, ErrorKind, ErrorType, PeerDmb, PeerDmbId, SmcdOps};
+use smcd_core::wire::cdc;
+
+pub use bell::Bell;
+pub use error::DeviceError;
+pub use server::PeerPolicy;
+
+use crate::naming::Place;
+use state::{Own, State, Target};
+
+/// How long a fetch from a peer's device socket may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The most DMBs one process holds (Linux: 5000 per loopback device).
+pub const MAX_DMBS: usize = 5000;
+
+#[derive(Debug)]
+struct Shared {
+    gid: Gid,
+    place: Place,
+    state: Mutex<State>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// This process's SMC-D device (a cheap handle: clones share the device).
+///
+/// `nocopy` is per handle, so hosts with different send modes share one
+/// device.
+#[derive(Debug, Clone)]
+pub struct StdDevice {
+    shared: Arc<Shared>,
+    nocopy: bool,
+}
+
+impl StdDevice {
+    /// A new device at `place`, serving its DMBs to peers that pass `policy`
+    /// (its socket is served by one thread for the life of the process).
+    ///
+    /// # Errors
+    ///
+    /// The device socket could not be bound or its thread not started.
+    pub fn start(place: Place, policy: PeerPolicy) -> io::Result<Self> {
+        let gid = Gid::new(rand::random::<u64>() | 1, rand::random::<u64>());
+        let shared = Arc::new(Shared {
+            gid,
+            place,
+            state: Mutex::new(State::default()),
+        });
+        server::start(Arc::clone(&shared), policy)?;
+        Ok(Self {
+            shared,
+            nocopy: true,
+        })
+    }
+
+    /// The same device, sending in nocopy (`true`) or copy mode.
+    #[must_use]
+    pub fn with_nocopy(&self, nocopy: bool) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            nocopy,
+        }
+    }
+
+    /// Where this device's and its peers' sockets live.
+    pub fn place(&self) -> &Place {
+        &self.shared.place
+    }
+
+    /// The doorbell of our DMB `own`, for a waiter.
+    pub fn bell(&self, own: DmbToken) -> Option<Bell> {
+        self.shared.lock().own.get(&own.0).map(Own::bell)
+    }
+
+    /// DMBs of ours registered now.
+    pub fn dmbs_in_use(&self) -> usize {
+        self.shared.lock().own.len()
+    }
+
+    /// Peer DMBs bound now (mapped or not).
+    pub fn peers_bound(&self) -> usize {
+        self.shared.lock().targets.len()
+    }
+
+    fn target(&self, token: DmbToken) -> Result<Arc<Target>, DeviceError> {
+        self.shared
+            .lock()
+            .targets
+            .get(&token.0)
+            .cloned()
+            .ok_or(DeviceError::new(
+                ErrorKind::InvalidToken,
+                "no bound peer DMB with this token",
+            ))
+    }
+
+    /// Get the memfd and eventfd of a peer's DMB from its device socket.
+    fn fetch(&self, peer: PeerDmbId) -> Result<(OwnedFd, OwnedFd), DeviceError> {
+        let unreachable =
+            |e: io::Error| DeviceError::io(ErrorKind::Unreachable, "peer device socket", &e);
+        let addr = self.shared.place.device(peer.gid).map_err(unreachable)?;
+        let sock = UnixStream::connect_addr(&addr).map_err(unreachable)?;
+        sock.set_read_timeout(Some(FETCH_TIMEOUT))
+            .map_err(unreachable)?;
+        sock.set_write_timeout(Some(FETCH_TIMEOUT))
+            .map_err(unreachable)?;
+        let req = fetch::Request {
+            token: peer.token,
+            len: peer.len as u64,
+            from: self.shared.gid,
+        };
+        match fetch::ask(sock, req) {
+            Ok(Ok(fds)) => Ok(fds),
+            Ok(Err(status)) => Err(DeviceError::new(ErrorKind::InvalidToken, status.describe())),
+            Err(e) => Err(unreachable(e)),
+        }
+    }
+}
+
+impl ErrorType for StdDevice {
+    type Error = DeviceError;
+}
+
+impl SmcdOps for StdDevice {
+    fn local_gid(&self) -> Gid {
+        self.shared.gid
+    }
+
+    fn chid(&self) -> Chid {
+        Chid::LOOPBACK
+    }
+
+    fn supports_v2(&self) -> bool {
+        true
+    }
+
+    /// Our own GID (endpoints of this process), or a device whose socket
+    /// accepts a connection.
+    fn query_remote_gid(&self, gid: Gid) -> Result<(), DeviceError> {
+        if gid == self.shared.gid {
+            return Ok(());
+        }
+        let addr = self
+            .shared
+            .place
+            .device(gid)
+            .map_err(|e| DeviceError::io(ErrorKind::Unreachable, "peer device socket", &e))?;
+        UnixStream::connect_addr(&addr)
+            .map(drop)
+            .map_err(|e| DeviceError::io(ErrorKind::Unreachable, "peer device socket", &e))
+    }
+
+    fn register_dmb(&self, size: usize) -> Result<Dmb, DeviceError> {
+        if !(DMB_MIN_SIZE_BYTES..=DMB_MAX_SIZE_BYTES).contains(&size) {
+            return Err(DeviceError::new(
+                ErrorKind::NoMemory,
+                "DMB size outside 16 KiB … 1 MiB",
+            ));
+        }
+        if self.shared.lock().own.len() >= MAX_DMBS {
+            return Err(DeviceError::new(
+                ErrorKind::NoSpace,
+                "DMB limit of the process reached",
+            ));
+        }
+        let own =
+            Own::create(size).map_err(|e| DeviceError::io(ErrorKind::NoMemory, "DMB memfd", &e))?;
+        let mut st = self.shared.lock();
+        let token = st.fresh_token();
+        // SAFETY: the view lives in the handle, which comes back through
+        // `unregister_dmb` (dropping it) before the entry and its mapping go.
+        let mem = unsafe { own.map.view() };
+        let dmb =
+            Dmb::new(token, mem).map_err(|_| DeviceError::new(ErrorKind::NoMemory, "DMB size"))?;
+        st.own.insert(token.0, own);
+        Ok(dmb)
+    }
+
+    fn unregister_dmb(&self, dmb: Dmb) -> Result<(), DeviceError> {
+        let (token, region) = (dmb.token(), dmb.mem().region());
+        drop(dmb);
+        self.shared.lock().unregister(token, region)
+    }
+
+    fn move_data(
+        &self,
+        token: DmbToken,
+        offset: usize,
+        data: &[u8],
+        signal: bool,
+    ) -> Result<(), DeviceError> {
+        let header = offset == 0 && data.len() == CDC_HEADER_LEN_BYTES;
+        let bad = DeviceError::new(
+            ErrorKind::OutOfBounds,
+            "move_data outside the ring or a misplaced header",
+        );
+        if signal != header || (!header && offset < CDC_HEADER_LEN_BYTES) {
+            return Err(bad);
+        }
+        let target = self.target(token)?;
+        {
+            // SAFETY: `target` keeps the mapping alive while the view is used.
+            let mem: DmbMem = unsafe { target.map.view() };
+            if header {
+                cdc::publish(&mem, 0, data).map(drop).map_err(|_| bad)?;
+            } else {
+                mem.write(offset, data).map_err(|_| bad)?;
+            }
+        }
+        if signal {
+            target.ring();
+        }
+        Ok(())
+    }
+
+    fn signal_dmb(&self, token: DmbToken) -> Result<(), DeviceError> {
+        self.target(token)?.ring();
+        Ok(())
+    }
+
+    fn supports_nocopy(&self) -> bool {
+        self.nocopy
+    }
+
+    fn attach_dmb(&self, own: &Dmb, peer: PeerDmbId, map: bool) -> Result<PeerDmb, DeviceError> {
+        if map && !self.nocopy {
+            return Err(DeviceError::new(
+                ErrorKind::Unsupported,
+                "nocopy is off for this host",
+            ));
+        }
+        let target = if peer.gid == self.shared.gid {
+            self.shared.lock().pair_local(own, peer, map)?
+        } else {
+            self.shared.lock().check_remote(own, peer)?;
+            let (memfd, bell) = self.fetch(peer)?;
+            let target = Target::remote(own.token(), memfd, bell, peer.len, map)?;
+            self.shared.lock().bind_remote(own, peer, target)?
+        };
+        let ring = match map {
+            // SAFETY: the target entry keeps the mapping alive until the
+            // handle comes back through `detach_dmb`, which drops it first.
+            true => target
+                .map
+                .region()
+                .tail(CDC_HEADER_LEN_BYTES)
+                .map(|r| unsafe { DmbMem::from_region(r) }),
+            false => None,
+        };
+        PeerDmb::new(own.token(), peer.token, peer.len, ring)
+            .map_err(|_| DeviceError::new(ErrorKind::InvalidToken, "peer DMB size"))
+    }
+
+    fn detach_dmb(&self, peer: PeerDmb) -> Result<(), DeviceError> {
+        let (own, token) = (peer.own_token(), peer.token());
+        let ring = peer.ring().map(DmbMem::region);
+        drop(peer);
+        self.shared.lock().detach(own, token, ring)
+    }
+}

@@ -1,0 +1,261 @@
+//! What a [`StdDevice`](super::StdDevice) knows: its own DMBs and the peer
+//! DMBs its connections send into, with the pairing rules.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{Ordering, fence};
+
+use smcd_core::dmb::DmbToken;
+use smcd_core::mem::DmbRegion;
+use smcd_core::ops::{Dmb, ErrorKind, PeerDmbId};
+
+use super::bell::Bell;
+use super::error::DeviceError;
+use super::shm::{self, Mapping, OwnShm};
+
+/// One of our DMBs.
+#[derive(Debug)]
+pub(super) struct Own {
+    pub(super) map: Arc<Mapping>,
+    pub(super) fd: OwnedFd,
+    pub(super) bell: Arc<OwnedFd>,
+    /// (device, inode) of the memfd, to recognise it coming back.
+    pub(super) identity: (u64, u64),
+    /// Whether a peer already fetched it (a DMB is handed out once).
+    pub(super) handed_out: bool,
+    /// In-process pairing: the DMB of ours this one sends into.
+    pub(super) peer: Option<u64>,
+    /// In-process pairing: the DMB of ours that sends into this one.
+    pub(super) bound_by: Option<u64>,
+}
+
+impl Own {
+    pub(super) fn create(len: usize) -> std::io::Result<Self> {
+        let OwnShm { fd, map } = OwnShm::create(len)?;
+        let bell = rustix::event::eventfd(
+            0,
+            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+        )?;
+        let identity = shm::identity(&fd)?;
+        Ok(Self {
+            map: Arc::new(map),
+            fd,
+            bell: Arc::new(bell),
+            identity,
+            handed_out: false,
+            peer: None,
+            bound_by: None,
+        })
+    }
+
+    pub(super) fn bell(&self) -> Bell {
+        Bell::new(Arc::clone(&self.map), Arc::clone(&self.bell))
+    }
+}
+
+/// A peer DMB one of our DMBs sends into.
+#[derive(Debug)]
+pub(super) struct Target {
+    pub(super) map: Arc<Mapping>,
+    bell: Arc<OwnedFd>,
+    /// Our DMB that sends into it.
+    own: DmbToken,
+    /// Whether the connection writes its ring directly (nocopy).
+    mapped: bool,
+}
+
+impl Target {
+    /// A peer process's DMB from its memfd and eventfd.
+    pub(super) fn remote(
+        own: DmbToken,
+        memfd: OwnedFd,
+        bell: OwnedFd,
+        len: usize,
+        mapped: bool,
+    ) -> Result<(Self, (u64, u64)), DeviceError> {
+        let io = |e: std::io::Error| DeviceError::io(ErrorKind::InvalidToken, "peer memfd", &e);
+        let identity = shm::identity(&memfd).map_err(io)?;
+        let map = shm::map_peer(&memfd, len)
+            .map_err(io)?
+            .map_err(|e| DeviceError::new(ErrorKind::InvalidToken, e.describe()))?;
+        Ok((
+            Self {
+                map: Arc::new(map),
+                bell: Arc::new(bell),
+                own,
+                mapped,
+            },
+            identity,
+        ))
+    }
+
+    /// Ring the receiver's doorbell if it waits: the header is published
+    /// (release) before; the full fence orders it before reading the flag,
+    /// pairing with the waiter's arm-then-recheck.
+    pub(super) fn ring(&self) {
+        fence(Ordering::SeqCst);
+        if self.map.control().armed.load(Ordering::SeqCst) != 0 {
+            let _ = rustix::io::write(self.bell.as_fd(), &1u64.to_ne_bytes());
+        }
+    }
+}
+
+/// The device's tables.
+#[derive(Debug, Default)]
+pub(super) struct State {
+    pub(super) own: HashMap<u64, Own>,
+    pub(super) targets: HashMap<u64, Arc<Target>>,
+}
+
+fn refused(what: &'static str) -> DeviceError {
+    DeviceError::new(ErrorKind::InvalidToken, what)
+}
+
+impl State {
+    /// A random non-zero token that names nothing we know.
+    pub(super) fn fresh_token(&self) -> DmbToken {
+        loop {
+            let t = rand::random::<u64>();
+            if t != 0 && !self.own.contains_key(&t) && !self.targets.contains_key(&t) {
+                return DmbToken(t);
+            }
+        }
+    }
+
+    /// Our entry for the handle `own`, if the handle is really ours.
+    fn own_entry(&mut self, own: &Dmb) -> Result<&mut Own, DeviceError> {
+        match self.own.get_mut(&own.token().0) {
+            Some(e) if e.map.region() == own.mem().region() => Ok(e),
+            _ => Err(refused("not a DMB handle of this device")),
+        }
+    }
+
+    pub(super) fn unregister(
+        &mut self,
+        token: DmbToken,
+        region: DmbRegion,
+    ) -> Result<(), DeviceError> {
+        match self.own.get(&token.0) {
+            Some(e) if e.map.region() == region => {}
+            _ => return Err(refused("not a DMB handle of this device")),
+        }
+        let Some(e) = self.own.remove(&token.0) else {
+            return Err(refused("not a DMB handle of this device"));
+        };
+        if let Some(p) = e.peer.and_then(|p| self.own.get_mut(&p)) {
+            p.bound_by = None;
+        }
+        if let Some(s) = e.bound_by.and_then(|s| self.own.get_mut(&s)) {
+            s.peer = None;
+        }
+        Ok(())
+    }
+
+    /// Pair our DMB `own` with another DMB of ours (two endpoints of this
+    /// process): the rules of `smcd_core::dmb::DmbTable::attach`.
+    pub(super) fn pair_local(
+        &mut self,
+        own: &Dmb,
+        peer: PeerDmbId,
+        map: bool,
+    ) -> Result<Arc<Target>, DeviceError> {
+        let (o, p) = (own.token().0, peer.token.0);
+        if o == p {
+            return Err(refused("a DMB cannot be its own peer"));
+        }
+        let mine = self.own_entry(own)?;
+        if mine.peer.is_some() || mine.bound_by.is_some_and(|s| s != p) {
+            return Err(refused("DMB already paired"));
+        }
+        let theirs = self.own.get_mut(&p).ok_or(refused("no such DMB"))?;
+        if theirs.map.region().len() != peer.len {
+            return Err(refused("peer DMB length differs"));
+        }
+        if theirs.bound_by.is_some()
+            || theirs.peer.is_some_and(|t| t != o)
+            || self.targets.contains_key(&p)
+        {
+            return Err(refused("peer DMB already paired"));
+        }
+        theirs.bound_by = Some(o);
+        let target = Arc::new(Target {
+            map: Arc::clone(&theirs.map),
+            bell: Arc::clone(&theirs.bell),
+            own: own.token(),
+            mapped: map,
+        });
+        if let Some(mine) = self.own.get_mut(&o) {
+            mine.peer = Some(p);
+        }
+        self.targets.insert(p, Arc::clone(&target));
+        Ok(target)
+    }
+
+    /// Before fetching a peer process's DMB: `own` is ours and unpaired, and
+    /// the token names no DMB of ours and no bound peer DMB.
+    pub(super) fn check_remote(&mut self, own: &Dmb, peer: PeerDmbId) -> Result<(), DeviceError> {
+        let mine = self.own_entry(own)?;
+        if mine.peer.is_some() {
+            return Err(refused("DMB already paired"));
+        }
+        if self.own.contains_key(&peer.token.0) || self.targets.contains_key(&peer.token.0) {
+            return Err(refused("peer names a DMB of ours or one already bound"));
+        }
+        Ok(())
+    }
+
+    /// Keep a fetched peer DMB (after [`check_remote`](Self::check_remote)
+    /// again, the lock having been released for the fetch): refused if the
+    /// memfd is one of our own.
+    pub(super) fn bind_remote(
+        &mut self,
+        own: &Dmb,
+        peer: PeerDmbId,
+        (target, identity): (Target, (u64, u64)),
+    ) -> Result<Arc<Target>, DeviceError> {
+        self.check_remote(own, peer)?;
+        if self.own.values().any(|e| e.identity == identity) {
+            return Err(refused("peer handed us one of our own DMBs"));
+        }
+        let target = Arc::new(target);
+        self.targets.insert(peer.token.0, Arc::clone(&target));
+        if let Ok(mine) = self.own_entry(own) {
+            mine.peer = Some(peer.token.0);
+        }
+        Ok(target)
+    }
+
+    pub(super) fn detach(
+        &mut self,
+        own: DmbToken,
+        peer: DmbToken,
+        ring: Option<DmbRegion>,
+    ) -> Result<(), DeviceError> {
+        let ok = match self.targets.get(&peer.0) {
+            Some(t) => {
+                t.own == own
+                    && t.mapped == ring.is_some()
+                    && ring.is_none_or(|r| {
+                        t.map.region().tail(smcd_core::dmb::CDC_HEADER_LEN_BYTES) == Some(r)
+                    })
+            }
+            None => false,
+        };
+        if !ok {
+            return Err(refused("not a peer DMB handle of this device"));
+        }
+        self.targets.remove(&peer.0);
+        if let Some(mine) = self.own.get_mut(&own.0) {
+            if mine.peer == Some(peer.0) {
+                mine.peer = None;
+            }
+        }
+        if let Some(theirs) = self.own.get_mut(&peer.0) {
+            if theirs.bound_by == Some(own.0) {
+                theirs.bound_by = None;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,173 @@
+//! The host-local rendezvous: how a client learns, before any CLC byte, that
+//! the address it connects to is an smcd listener on this host, and how the
+//! listener learns which accepted connections will speak CLC.
+//!
+//! A listener binds a datagram socket named after its address
+//! ([`Place::rendezvous`]). A client that is about to connect binds its TCP
+//! socket first and sends the listener an [`Announce`] with its local port;
+//! the send fails when no such listener exists, and the client then stays
+//! plain TCP. The datagram is queued before the client's SYN leaves, so the
+//! listener finds it when it accepts that connection. Anyone else — a plain
+//! `TcpStream`, a client on another host — sends nothing and gets plain TCP.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::net::{SocketAddr as UnixAddr, UnixDatagram};
+use std::time::{Duration, Instant};
+
+use smcd_core::dmb::Gid;
+
+use crate::naming::Place;
+
+const MAGIC: [u8; 4] = *b"SMCR";
+const VERSION: u8 = 1;
+const ANNOUNCE_BYTES: usize = 24;
+
+/// How long an announcement waits for its connection.
+const ANNOUNCE_TTL: Duration = Duration::from_secs(10);
+
+/// "A connection from local port `port` is coming, and it speaks CLC."
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Announce {
+    pub(crate) port: u16,
+    /// The announcing device (diagnostics only).
+    pub(crate) from: Gid,
+}
+
+impl Announce {
+    fn to_bytes(self) -> [u8; ANNOUNCE_BYTES] {
+        let mut b = [0u8; ANNOUNCE_BYTES];
+        b[..4].copy_from_slice(&MAGIC);
+        b[4] = VERSION;
+        b[6..8].copy_from_slice(&self.port.to_be_bytes());
+        b[8..16].copy_from_slice(&self.from.gid.to_be_bytes());
+        b[16..24].copy_from_slice(&self.from.gid_ext.to_be_bytes());
+        b
+    }
+
+    fn parse(b: &[u8]) -> Option<Self> {
+        if b.len() != ANNOUNCE_BYTES || b[..4] != MAGIC || b[4] != VERSION {
+            return None;
+        }
+        let word = |at: usize| {
+            b.get(at..at + 8)
+                .and_then(|s| s.try_into().ok())
+                .map(u64::from_be_bytes)
+        };
+        Some(Self {
+            port: u16::from_be_bytes([b[6], b[7]]),
+            from: Gid::new(word(8)?, word(16)?),
+        })
+    }
+}
+
+/// Tell the listener at `dest` (if it is an smcd listener on this host)
+/// that our connection from `local_port` will speak CLC. `false` when no
+/// listener took the announcement.
+pub(crate) fn announce(place: &Place, dest: SocketAddr, local_port: u16, from: Gid) -> bool {
+    let Ok(sock) = UnixDatagram::unbound() else {
+        return false;
+    };
+    let msg = Announce {
+        port: local_port,
+        from,
+    }
+    .to_bytes();
+    let wildcard = SocketAddr::new(
+        match dest {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+        },
+        dest.port(),
+    );
+    [dest, wildcard].iter().any(|&a| {
+        place
+            .rendezvous(a)
+            .and_then(|addr| sock.send_to_addr(&msg, &addr))
+            .is_ok()
+    })
+}
+
+/// A listener's rendezvous socket and the announcements it received.
+#[derive(Debug)]
+pub(crate) struct Rendezvous {
+    sock: UnixDatagram,
+    path: Option<std::path::PathBuf>,
+    pending: HashMap<u16, Instant>,
+}
+
+impl Rendezvous {
+    /// Bind the rendezvous of a listener at `local`.
+    pub(crate) fn bind(place: &Place, local: SocketAddr) -> io::Result<Self> {
+        let addr: UnixAddr = place.rendezvous(local)?;
+        let path = Place::path_of(&addr);
+        if let Some(p) = &path {
+            // A socket left by a killed listener of the same address.
+            let _ = std::fs::remove_file(p);
+        }
+        let sock = UnixDatagram::bind_addr(&addr)?;
+        sock.set_nonblocking(true)?;
+        Ok(Self {
+            sock,
+            path,
+            pending: HashMap::new(),
+        })
+    }
+
+    /// Whether the connection from `peer_port` was announced; the
+    /// announcement is used up.
+    pub(crate) fn take(&mut self, peer_port: u16) -> bool {
+        self.drain();
+        self.pending.remove(&peer_port).is_some()
+    }
+
+    fn drain(&mut self) {
+        let now = Instant::now();
+        let mut buf = [0u8; 64];
+        while let Ok(n) = self.sock.recv(&mut buf) {
+            if let Some(a) = buf.get(..n).and_then(Announce::parse) {
+                self.pending.insert(a.port, now + ANNOUNCE_TTL);
+            }
+        }
+        self.pending.retain(|_, expiry| *expiry > now);
+    }
+}
+
+impl Drop for Rendezvous {
+    fn drop(&mut self) {
+        if let Some(p) = &self.path {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announcements_reach_only_their_listener() {
+        let place = Place::Abstract;
+        let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        // A port nobody else uses in this test: the listener's own test name.
+        let addr = SocketAddr::new(local.ip(), 47_123);
+        let mut rv = Rendezvous::bind(&place, addr).unwrap();
+        assert!(announce(&place, addr, 5555, Gid::new(1, 2)));
+        assert!(!announce(
+            &place,
+            SocketAddr::new(local.ip(), 47_124),
+            5556,
+            Gid::new(1, 2)
+        ));
+        assert!(!rv.take(5556));
+        assert!(rv.take(5555));
+        assert!(!rv.take(5555), "an announcement is used once");
+        let a = Announce {
+            port: 9,
+            from: Gid::new(3, 4),
+        };
+        assert_eq!(Announce::parse(&a.to_bytes()), Some(a));
+        assert_eq!(Announce::parse(&[0; 24]), None);
+    }
+}

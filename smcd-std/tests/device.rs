@@ -1,0 +1,63 @@
+//! The process device, driven by two endpoints over an in-memory pipe: two
+//! devices in one test process stand for two processes (DMBs travel over
+//! the device socket), one device for two endpoints of one process.
+
+use smcd_core::conn::SendMode;
+use smcd_core::endpoint::testing::{close_both, transfer};
+use smcd_core::endpoint::{Host, Pipe, Transport, pair};
+use smcd_std::device::{PeerPolicy, StdDevice};
+use smcd_std::naming::Place;
+
+fn device() -> StdDevice {
+    StdDevice::start(Place::Abstract, PeerPolicy::SameUser).expect("device socket")
+}
+
+fn data(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+fn round_trip(client: &Host<StdDevice>, server: &Host<StdDevice>, mode: SendMode) {
+    let pipe = Pipe::<4096>::new();
+    let (mut c, mut s) = pair(client, server, &pipe, 0).expect("handshake");
+    let Transport::SmcD(info) = c.transport() else {
+        panic!("client fell back: {:?}", c.transport());
+    };
+    assert_eq!(info.mode, mode);
+    let out = data(300_000);
+    assert_eq!(transfer(&mut c, &mut s, &out, 7000), out);
+    assert_eq!(transfer(&mut s, &mut c, &out, 5000), out);
+    close_both(&mut c, &mut s);
+}
+
+#[test]
+fn two_devices_exchange_dmbs_over_their_sockets() {
+    let (a, b) = (device(), device());
+    for nocopy in [false, true] {
+        let ha = Host::new(a.with_nocopy(nocopy));
+        let hb = Host::new(b.with_nocopy(nocopy));
+        let mode = if nocopy {
+            SendMode::NoCopy
+        } else {
+            SendMode::Copy
+        };
+        round_trip(&ha, &hb, mode);
+        for dev in [&a, &b] {
+            assert_eq!((dev.dmbs_in_use(), dev.peers_bound()), (0, 0));
+        }
+    }
+}
+
+#[test]
+fn one_device_pairs_two_endpoints_of_a_process() {
+    let a = device();
+    for nocopy in [false, true] {
+        let host = Host::new(a.with_nocopy(nocopy));
+        let mode = if nocopy {
+            SendMode::NoCopy
+        } else {
+            SendMode::Copy
+        };
+        round_trip(&host, &host, mode);
+        assert_eq!((a.dmbs_in_use(), a.peers_bound()), (0, 0));
+    }
+}
