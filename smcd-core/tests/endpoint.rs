@@ -11,7 +11,9 @@ use smcd_core::clc::{ClcConfig, DeclinedBy, HandshakeError};
 use smcd_core::conn::{CloseState, ConnError, SendMode};
 use smcd_core::dmb::Gid;
 use smcd_core::endpoint::testing::{Fixture, close_both, drive, transfer};
-use smcd_core::endpoint::{ByteStream, Endpoint, EndpointError, Failure, Pipe, Transport};
+use smcd_core::endpoint::{
+    ByteStream, Endpoint, EndpointError, Failure, Host, Pipe, Transport, pair,
+};
 use smcd_core::wire::clc::{ClcMessage, DeclineReason};
 
 fn config() -> ClcConfig {
@@ -295,4 +297,29 @@ fn closing_during_the_handshake_gives_everything_back() {
     assert_eq!(client.recv(&mut [0u8; 8]), Ok(0));
     assert_eq!(lo.live_dmbs(), 0);
     assert_eq!(fx.host.groups().in_use(), 0);
+}
+
+#[test]
+fn pair_hands_back_two_handshaken_endpoints() {
+    // SMC-D on a data-capable device.
+    let dev = FakeDev::new(true);
+    let host: Host<&FakeDev, 4> = Host::with_config(config(), &dev);
+    let pipe = Pipe::<1024>::new();
+    let (mut client, mut server) = pair(&host, &host, &pipe, 0).unwrap();
+    assert!(!client.is_handshaking() && !server.is_handshaking());
+    assert!(client.transport().is_smcd() && server.transport().is_smcd());
+    let up = data(20_000, 7);
+    assert_eq!(transfer(&mut client, &mut server, &up, 3_000), up);
+    close_both(&mut client, &mut server);
+    assert_eq!(dev.registered(), 0);
+    assert_eq!(host.groups().in_use(), 0);
+
+    // No common EID: both fall back on the pipe.
+    let lo = FakeDevice::loopback(Gid::new(1, 2));
+    let host: Host<_> = Host::with_config(ClcConfig::empty(), lo);
+    let pipe = Pipe::<1024>::new();
+    let (client, server) = pair(&host, &host, &pipe, 0).unwrap();
+    assert!(matches!(client.transport(), Transport::Tcp(_)));
+    assert!(matches!(server.transport(), Transport::Tcp(_)));
+    assert_eq!(host.device().live_dmbs(), 0);
 }
