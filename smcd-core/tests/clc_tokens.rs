@@ -614,8 +614,10 @@ fn run(dev: &impl Probe, ops: &[Op], tally: &Tally) -> Result<(), TestCaseError>
 #[test]
 fn multi_session_tokens() {
     let tally = Tally::default();
+    // Miri interprets every step: a few cases there.
+    let cases = if cfg!(miri) { 4 } else { 256 };
     let mut runner = TestRunner::new(Config {
-        cases: 256,
+        cases,
         failure_persistence: None,
         ..Config::default()
     });
@@ -641,5 +643,7 @@ fn multi_session_tokens() {
         tally.refused.load(Ordering::Relaxed),
         tally.hostile_established.load(Ordering::Relaxed),
     );
-    assert!(e > 100 && r > 100 && h > 0, "{tally:?}");
+    if !cfg!(miri) {
+        assert!(e > 100 && r > 100 && h > 0, "{tally:?}");
+    }
 }
