@@ -33,8 +33,11 @@
 //!   loopback case: both ends share one table, so "no common EID" there means
 //!   "none configured"). UEIDs offered but none in common ⇒ step 7 records
 //!   nothing ⇒ NOSMCDDEV.
-//! * **nocopy attach failure** (unverified in the spec) ⇒ Decline MEM on
-//!   either side; the server sends it even though the client has finished.
+//! * **Peer DMB refused by the device** (our own DMB, one that already has
+//!   a sender, a wrong length) ⇒ Decline INTERR; **any other attach
+//!   failure**, e.g. a nocopy mapping that fails (unverified in the spec) ⇒
+//!   Decline MEM, on either side; the server sends it even though the client
+//!   has finished.
 //! * **Link-group table full** ⇒ Decline MEM (Linux fails the allocation).
 //! * **Confirm** with another version than the Accept ⇒ protocol error; on a
 //!   first contact, a Confirm without FCE counts as a release mismatch

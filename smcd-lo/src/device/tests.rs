@@ -294,13 +294,14 @@ fn unregister_while_attached_frees_at_last_detach() {
         ErrorKind::NoMemory
     );
     assert_eq!(dev.stats().dmbs_in_use, 3);
-    // It takes no new binding, not even from its old sender, and cannot be
-    // unregistered twice.
-    for d in [&send, &third] {
+    // It takes no new binding: its old sender is still paired with it (a
+    // pairing ends only by detach), a third DMB finds it unregistered; and
+    // it cannot be unregistered twice.
+    for (d, why) in [(&send, DmbError::Bound), (&third, DmbError::Unregistered)] {
         assert_eq!(
             dev.attach_dmb(d, id(&dev, recv_token, 16 * KIB), false)
                 .unwrap_err(),
-            LoError::Table(recv_token, DmbError::Unregistered)
+            LoError::Table(recv_token, why)
         );
     }
     let forged_again = Dmb::new(recv_token, foreign(16 * KIB)).unwrap();
