@@ -15,7 +15,7 @@
 //! (thumbv6m, riscv64imac), word loads on the private side, which the compiler
 //! then assembles from bytes.
 //!
-//! The middle loops move [`UNROLL`] words per iteration, a fixed-size inner
+//! On 64-bit targets the middle loops move [`UNROLL`] words per iteration, a fixed-size inner
 //! loop the compiler unrolls fully.
 #![allow(unsafe_code)]
 
@@ -30,8 +30,14 @@ const WORD: usize = size_of::<usize>();
 // below aligns to `WORD`. `core` makes the two equal on every target.
 const _: () = assert!(align_of::<SharedUsize>() == WORD && size_of::<SharedUsize>() == WORD);
 
-/// Words moved per iteration of the middle loops.
-const UNROLL: usize = 4;
+/// Words moved per iteration of the unrolled middle loops: 4 on 64-bit
+/// targets (the hosts where throughput counts), none on the 32-bit
+/// microcontrollers, where the code size does.
+const UNROLL: usize = if cfg!(target_pointer_width = "64") {
+    4
+} else {
+    1
+};
 
 /// Bytes from `addr` up to the next word boundary, at most `len`.
 fn head_len(addr: usize, len: usize) -> usize {
@@ -71,7 +77,7 @@ pub(crate) unsafe fn copy_to_shared(dst: *mut u8, src: &[u8]) {
     unsafe {
         store_bytes(dst, from, 0, head);
         let mut at = head;
-        while at + WORD * UNROLL <= words_end {
+        while UNROLL > 1 && at + WORD * UNROLL <= words_end {
             for k in 0..UNROLL {
                 let o = at + k * WORD;
                 word(dst.add(o).cast()).store(
@@ -112,7 +118,7 @@ pub(crate) unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
     unsafe {
         load_bytes(src, to, 0, head);
         let mut at = head;
-        while at + WORD * UNROLL <= words_end {
+        while UNROLL > 1 && at + WORD * UNROLL <= words_end {
             for k in 0..UNROLL {
                 let o = at + k * WORD;
                 to.add(o)
