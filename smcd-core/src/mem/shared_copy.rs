@@ -15,8 +15,8 @@
 //! (thumbv6m, riscv64imac), word loads on the private side, which the compiler
 //! then assembles from bytes.
 //!
-//! On 64-bit targets the middle loops move [`UNROLL`] words per iteration, a fixed-size inner
-//! loop the compiler unrolls fully.
+//! On 64-bit targets the middle loops move [`UNROLL`] words per iteration, a
+//! fixed-size inner loop the compiler unrolls fully.
 #![allow(unsafe_code)]
 
 use core::mem::{align_of, size_of};
