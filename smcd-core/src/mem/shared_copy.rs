@@ -149,14 +149,13 @@ pub(crate) unsafe fn zero_shared(dst: *mut u8, len: usize) {
     // word offsets lie in `head..words_end`, where `dst + offset` is word
     // aligned (`split`).
     unsafe {
-        for at in (0..head).chain(words_end..len) {
-            byte(dst.add(at)).store(0, Ordering::Relaxed);
-        }
+        zero_bytes(dst, 0, head);
         let mut at = head;
         while at < words_end {
             word(dst.add(at).cast()).store(0, Ordering::Relaxed);
             at += WORD;
         }
+        zero_bytes(dst, words_end, len);
     }
 }
 
@@ -190,10 +189,25 @@ unsafe fn word<'a>(p: *const usize) -> &'a SharedUsize {
 ///
 /// Both ranges are valid, do not overlap, and the shared one is only
 /// atomically accessed during the call.
+#[inline(never)] // one copy for the head and the tail
 unsafe fn store_bytes(dst: *mut u8, from: *const u8, from_at: usize, to_at: usize) {
     for at in from_at..to_at {
         // SAFETY: `at` lies in both ranges, per this function's contract.
         unsafe { byte(dst.add(at)).store(from.add(at).read(), Ordering::Relaxed) };
+    }
+}
+
+/// Zero the shared bytes `dst + from_at .. dst + to_at`, one relaxed byte
+/// store each.
+///
+/// # Safety
+///
+/// The range is valid and only atomically accessed during the call.
+#[inline(never)] // one copy for the head and the tail
+unsafe fn zero_bytes(dst: *mut u8, from_at: usize, to_at: usize) {
+    for at in from_at..to_at {
+        // SAFETY: `at` lies in the range, per this function's contract.
+        unsafe { byte(dst.add(at)).store(0, Ordering::Relaxed) };
     }
 }
 
@@ -203,6 +217,7 @@ unsafe fn store_bytes(dst: *mut u8, from: *const u8, from_at: usize, to_at: usiz
 /// # Safety
 ///
 /// As for [`store_bytes`].
+#[inline(never)] // one copy for the head and the tail
 unsafe fn load_bytes(src: *const u8, to: *mut u8, from_at: usize, to_at: usize) {
     for at in from_at..to_at {
         // SAFETY: `at` lies in both ranges, per this function's contract.
