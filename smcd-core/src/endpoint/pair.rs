@@ -17,6 +17,7 @@ const PAIR_ROUNDS: usize = 1_000;
 /// The first [`EndpointError`] either side reported (e.g. a protocol error),
 /// or [`EndpointError::WouldBlock`] if the handshake did not end within a
 /// bounded number of rounds (a full pipe).
+#[allow(clippy::type_complexity)] // a pair of endpoints, spelled out for the docs
 pub fn pair<'p, H: HostRef, const N: usize>(
     client_host: H,
     server_host: H,
