@@ -466,24 +466,31 @@ impl<T: ErrorType + ?Sized> ErrorType for &T {
 /// A reference to a device is the device: `Host<&Device>` shares one device
 /// between hosts, and a stack-local device needs no `'static`.
 impl<T: SmcdOps + ?Sized> SmcdOps for &T {
+    #[inline]
     fn local_gid(&self) -> Gid {
         (**self).local_gid()
     }
+    #[inline]
     fn chid(&self) -> Chid {
         (**self).chid()
     }
+    #[inline]
     fn supports_v2(&self) -> bool {
         (**self).supports_v2()
     }
+    #[inline]
     fn query_remote_gid(&self, gid: Gid) -> Result<(), Self::Error> {
         (**self).query_remote_gid(gid)
     }
+    #[inline]
     fn register_dmb(&self, size: usize) -> Result<Dmb, Self::Error> {
         (**self).register_dmb(size)
     }
+    #[inline]
     fn unregister_dmb(&self, dmb: Dmb) -> Result<(), Self::Error> {
         (**self).unregister_dmb(dmb)
     }
+    #[inline]
     fn move_data(
         &self,
         token: DmbToken,
@@ -493,15 +500,19 @@ impl<T: SmcdOps + ?Sized> SmcdOps for &T {
     ) -> Result<(), Self::Error> {
         (**self).move_data(token, offset, data, signal)
     }
+    #[inline]
     fn signal_dmb(&self, token: DmbToken) -> Result<(), Self::Error> {
         (**self).signal_dmb(token)
     }
+    #[inline]
     fn supports_nocopy(&self) -> bool {
         (**self).supports_nocopy()
     }
+    #[inline]
     fn attach_dmb(&self, own: &Dmb, peer: PeerDmbId, map: bool) -> Result<PeerDmb, Self::Error> {
         (**self).attach_dmb(own, peer, map)
     }
+    #[inline]
     fn detach_dmb(&self, peer: PeerDmb) -> Result<(), Self::Error> {
         (**self).detach_dmb(peer)
     }

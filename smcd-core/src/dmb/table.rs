@@ -469,7 +469,7 @@ fn find<O>(entries: &[DmbEntry<O>], token: DmbToken) -> Result<usize, DmbError> 
 fn unlink<O>(
     entries: &mut [DmbEntry<O>],
     token: DmbToken,
-    field: impl FnOnce(&mut DmbEntry<O>) -> &mut Option<DmbToken>,
+    field: fn(&mut DmbEntry<O>) -> &mut Option<DmbToken>,
     other: DmbToken,
 ) {
     if let Some(e) = find(entries, token).ok().and_then(|at| entries.get_mut(at)) {
