@@ -173,7 +173,7 @@ const ECHO_CLIENT_HELP: &str = "\
 Connects (each of --streams connections in turn) and prints the transport as
 its first stdout line, right after the handshake:
   transport: smc-d v2 nocopy dmb 65536/65536 eid SMCD-LOOPBACK peer ...
-  transport: tcp (reason 0x03030000: ... (declined by the peer))
+  transport: tcp (reason 0x03030001: NOSMCDDEV, no SMC-D device (declined by the peer))
   transport: tcp (no smcd listener on this host for that address)
 (with several streams, \"stream I transport: ...\" lines and a \"streams:\" count
 follow). Then it sends --bytes of a deterministic pseudo-random pattern on each
@@ -198,7 +198,7 @@ Connects to ADDR as an smcd client, completes the handshake and prints one line,
   transport: smc-d v2 nocopy dmb 65536/65536 eid SMCD-LOOPBACK peer ...
 or, when the connection carries plain TCP, why:
   transport: tcp (no smcd listener on this host for that address)
-  transport: tcp (reason 0x03030000: ... (declined by the peer))
+  transport: tcp (reason 0x03030001: NOSMCDDEV, no SMC-D device (declined by the peer))
 then closes the connection without sending data.
 
 Example:

@@ -77,7 +77,12 @@ impl Lines {
 
     /// How many lines satisfy `pred`.
     fn count(&self, pred: impl Fn(&str) -> bool) -> usize {
-        self.lines.lock().unwrap().iter().filter(|l| pred(l)).count()
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| pred(l))
+            .count()
     }
 
     /// Every line, once the pipe is closed (the child has exited).
@@ -236,7 +241,11 @@ fn echo_client_and_server_speak_smc_d_in_copy_and_nocopy_mode() {
             "first line: {first:?}"
         );
         assert!(run.has("verify: ok"), "{run:?}");
-        let echoed = run.stdout.iter().find(|l| l.starts_with("echoed:")).unwrap();
+        let echoed = run
+            .stdout
+            .iter()
+            .find(|l| l.starts_with("echoed:"))
+            .unwrap();
         println!("{mode}: {echoed}");
         let closed = srv
             .err
@@ -267,7 +276,10 @@ fn smcd_bytes(s: &str) -> usize {
         Some('G') => (&s[..s.len() - 1], 30),
         _ => (s, 0),
     };
-    digits.parse::<usize>().expect("SMCD_TEST_BYTES: N, NK, NM or NG") << shift
+    digits
+        .parse::<usize>()
+        .expect("SMCD_TEST_BYTES: N, NK, NM or NG")
+        << shift
 }
 
 #[test]
@@ -291,9 +303,8 @@ fn a_plain_tcp_client_gets_its_bytes_back_from_echo_server() {
         .err
         .wait_for(Duration::from_secs(10), |l| l.contains(" transport "));
     assert!(
-        line.as_deref().is_some_and(
-            |l| l.contains("transport tcp (the client did not announce itself")
-        ),
+        line.as_deref()
+            .is_some_and(|l| l.contains("transport tcp (the client did not announce itself")),
         "{line:?}"
     );
 }
@@ -318,6 +329,35 @@ fn echo_client_gets_plain_tcp_from_a_plain_tcp_echo_server() {
     );
     assert!(run.has("verify: ok"), "{run:?}");
     echo.join().unwrap();
+}
+
+#[test]
+fn echo_client_reports_a_decline_and_passes_over_tcp() {
+    // No common UEID: SMC-D v2 cannot be negotiated, the server declines.
+    let (srv, addr) = server(&[], &[("SMCD_UEID", "SMCD-TEST-SERVER")]);
+    let run = client(
+        &addr,
+        &["--bytes", "4M"],
+        &[("SMCD_UEID", "SMCD-TEST-CLIENT")],
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        run.stdout.first().map(String::as_str),
+        Some(
+            "transport: tcp (reason 0x03030001: NOSMCDDEV, no SMC-D device (declined by the peer))"
+        ),
+        "{run:?}"
+    );
+    assert!(run.has("verify: ok"), "{run:?}");
+    let line = srv
+        .err
+        .wait_for(Duration::from_secs(10), |l| l.contains(" transport "));
+    assert!(
+        line.as_deref().is_some_and(|l| l.ends_with(
+            "transport tcp (reason 0x03030001: NOSMCDDEV, no SMC-D device (declined by us))"
+        )),
+        "{line:?}"
+    );
 }
 
 #[test]
@@ -371,7 +411,8 @@ sys.exit(0 if bytes(got) == data else 1)
     assert!(status.success(), "python3 client: bytes changed");
     assert!(
         srv.err
-            .wait_for(Duration::from_secs(10), |l| l.contains("closed: 1048576 bytes"))
+            .wait_for(Duration::from_secs(10), |l| l
+                .contains("closed: 1048576 bytes"))
             .is_some(),
         "{:?}",
         srv.err.snapshot()
@@ -380,7 +421,11 @@ sys.exit(0 if bytes(got) == data else 1)
 
 #[test]
 fn a_hundred_streams_at_once_all_speak_smc_d() {
-    let per_stream = if cfg!(debug_assertions) { "256K" } else { "16M" };
+    let per_stream = if cfg!(debug_assertions) {
+        "256K"
+    } else {
+        "16M"
+    };
     let (srv, addr) = server(&[], &[]);
     let run = client(&addr, &["--streams", "100", "--bytes", per_stream], &[]);
     assert_eq!(run.code, Some(0), "{run:?}");
@@ -396,7 +441,10 @@ fn a_hundred_streams_at_once_all_speak_smc_d() {
     assert!(run.has("verify: ok"), "{run:?}");
     println!(
         "{}",
-        run.stdout.iter().find(|l| l.starts_with("echoed:")).unwrap()
+        run.stdout
+            .iter()
+            .find(|l| l.starts_with("echoed:"))
+            .unwrap()
     );
     let end = Instant::now() + Duration::from_secs(20);
     while srv.err.count(|l| l.contains(" closed: ")) < 100 && Instant::now() < end {
@@ -419,7 +467,9 @@ fn endless_client(addr: &str, mode: &str) -> Proc {
         .out
         .wait_for(START_LIMIT, |l| l.starts_with("transport: "));
     assert!(
-        first.as_deref().is_some_and(|l| l.starts_with("transport: smc-d v2 ")),
+        first
+            .as_deref()
+            .is_some_and(|l| l.starts_with("transport: smc-d v2 ")),
         "{first:?} {:?}",
         c.err.snapshot()
     );
@@ -452,7 +502,10 @@ fn server_killed(mode: &str) {
     });
     let err = c.err.finish();
     assert_eq!(status.code(), Some(2), "{err:?}");
-    assert!(err.iter().any(|l| l.starts_with("error: stream 0: ")), "{err:?}");
+    assert!(
+        err.iter().any(|l| l.starts_with("error: stream 0: ")),
+        "{err:?}"
+    );
     println!("client: {err:?}");
     assert!(took < Duration::from_secs(2), "{took:?}");
     assert_eq!(shm_count(), shm_before, "/dev/shm entries changed");
@@ -545,6 +598,9 @@ fn help_says_what_each_command_does_and_its_exit_status() {
         assert!(text.contains("Exit status"), "{cmd}: {text}");
         assert!(text.contains(words), "{cmd}: {text}");
     }
-    let run = finish(Proc::spawn(&["echo-client", "127.0.0.1:1", "--dmb-size", "4K"], &[]));
+    let run = finish(Proc::spawn(
+        &["echo-client", "127.0.0.1:1", "--dmb-size", "4K"],
+        &[],
+    ));
     assert_eq!(run.code, Some(2), "{run:?}");
 }
