@@ -466,6 +466,24 @@ impl SmcStream {
                     s.ep.connection()
                         .and_then(|c| s.ep.host().device().bell(c.own_token()));
             }
+            if s.bell.is_none() && !s.ep.is_handshaking() {
+                // TCP after a Decline: no doorbell, so each thread polls the
+                // socket for its own direction. One sleeper for all would
+                // poll for its own only: a reader asleep on IN never wakes a
+                // writer waiting for room.
+                let events = match dir {
+                    Dir::Read => PollFlags::IN,
+                    Dir::Write => PollFlags::OUT,
+                };
+                let park = Park {
+                    bell: None,
+                    tcp: Some((self.inner.tcp.as_fd(), events)),
+                    timeout: until(deadline),
+                };
+                drop(s);
+                park.sleep()?;
+                continue;
+            }
             let mut parked = self
                 .inner
                 .parked
