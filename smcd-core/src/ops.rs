@@ -1,5 +1,5 @@
 //! The device seam: [`SmcdOps`], mirroring Linux `smcd_ops`
-//! (`include/net/smc.h`, v6.10–6.17; `spec/loopback.md` §5).
+//! (`include/net/smc.h`, v6.10–6.17; `docs/protocol/loopback.md` §5).
 //!
 //! A device registers DMBs (receive buffers the peer writes into), moves data
 //! into a peer's DMB, and — if it supports *nocopy* — lets a sender map the
@@ -148,7 +148,7 @@ impl fmt::Display for HandleError {
 
 impl core::error::Error for HandleError {}
 
-/// Smallest DMB a handle accepts: 16 KiB (`spec/cdc.md` §1).
+/// Smallest DMB a handle accepts: 16 KiB (`docs/protocol/cdc.md` §1).
 #[cfg(not(smcd_loom))]
 pub const MIN_DMB_LEN_BYTES: usize = crate::dmb::DMB_MIN_SIZE_BYTES;
 /// Smallest DMB a handle accepts: under `cfg(smcd_loom)` a header plus a

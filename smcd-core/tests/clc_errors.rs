@@ -1,4 +1,4 @@
-//! Hard errors (`spec/handshake.md` §6): malformed messages and CLC
+//! Hard errors (`docs/protocol/handshake.md` §6): malformed messages and CLC
 //! timeouts end the handshake without a Decline and without fallback, and
 //! every resource taken so far is given back.
 

@@ -1,5 +1,5 @@
 //! Every Decline of an SMC-D handshake, driven through the engines: the
-//! reason code and Decline version of `spec/handshake.md`, the Decline bytes
+//! reason code and Decline version of `docs/protocol/handshake.md`, the Decline bytes
 //! parsed back with `wire`, application data after the Decline delivered
 //! intact, and every DMB, attachment and link-group reference given back.
 

@@ -1,5 +1,5 @@
 //! Data path of `Connection`: send/recv, wrap-around, flow control and
-//! window updates (`spec/cdc.md` §5–§8), both send modes, zero-copy.
+//! window updates (`docs/protocol/cdc.md` §5–§8), both send modes, zero-copy.
 
 mod conn_util;
 
@@ -105,7 +105,7 @@ fn recv_would_block_until_data_arrives() {
     assert_eq!(p.b.recv(&p.dev, &mut []), Err(ConnError::WouldBlock));
 }
 
-/// `spec/cdc.md` §8 #1–#2: a send that wraps is written in two chunks and
+/// `docs/protocol/cdc.md` §8 #1–#2: a send that wraps is written in two chunks and
 /// the receiver counts it across the wrap.
 #[test]
 fn example_1_send_across_the_ring_end() {
@@ -152,7 +152,7 @@ fn example_1_send_across_the_ring_end() {
     }
 }
 
-/// `spec/cdc.md` §8 #14–#16: filling the ring exactly sets `write_blocked`,
+/// `docs/protocol/cdc.md` §8 #14–#16: filling the ring exactly sets `write_blocked`,
 /// the rest waits for the peer's consumer cursor.
 #[test]
 fn examples_14_to_16_window_closes_and_reopens() {

@@ -11,7 +11,7 @@
 //! [`BackoffPolicy`]; [`Blocking::set_backoff`] changes them). It has no
 //! clock of its own: it adds up the nanoseconds each pause reports, and that
 //! sum is its time ([`Blocking::now_ms`]), which feeds the CLC timer (6 s
-//! per message, `spec/handshake.md` §7) and the close wait. A pause reports
+//! per message, `docs/protocol/handshake.md` §7) and the close wait. A pause reports
 //! at most the time that really passed (a `DelayNs` waits at least what was
 //! asked and reports exactly that) and the work between pauses is not
 //! counted, so this clock is a **lower bound** of real time: timeouts fire
@@ -70,7 +70,7 @@ use crate::endpoint::{ByteStream, Endpoint, EndpointError, HostRef, Transport};
 
 /// How long [`Blocking::close`] waits for pending CLC bytes and for the
 /// peer's close before it aborts: 2 s, the close flush time Linux uses
-/// without `SO_LINGER` (`spec/close.md` §6).
+/// without `SO_LINGER` (`docs/protocol/close.md` §6).
 pub const CLOSE_WAIT_MS: u64 = 2_000;
 
 const NS_PER_MS: u64 = 1_000_000;

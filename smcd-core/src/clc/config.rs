@@ -19,7 +19,7 @@ pub const DEFAULT_UEID: &str = "SMCD-LOOPBACK";
 /// DMB size used unless configured otherwise.
 pub const DMB_DEFAULT_SIZE_BYTES: usize = 64 * 1024;
 
-/// Why a UEID was refused (`spec/handshake.md` §4).
+/// Why a UEID was refused (`docs/protocol/handshake.md` §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum EidError {
@@ -163,7 +163,7 @@ impl ClcConfig {
     }
 
     /// Preferred size of our DMB, rounded up to a size class of
-    /// `spec/clc.md` §9 and kept within 16 KiB … 1 MiB.
+    /// `docs/protocol/clc.md` §9 and kept within 16 KiB … 1 MiB.
     pub fn with_dmb_size(mut self, bytes: usize) -> Self {
         let bytes = bytes.clamp(DMB_MIN_SIZE_BYTES, DMB_MAX_SIZE_BYTES);
         self.dmb_size = bufsize::decode(bufsize::encode_smcd(bytes));

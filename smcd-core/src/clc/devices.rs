@@ -11,7 +11,7 @@
 //! Native ISM-like devices (CHID below 0xFF00) come before emulated devices
 //! such as loopback (CHID 0xFF00–0xFFFF); within each class the caller's slice
 //! order is kept. This is the project's chosen order ("ISM-like devices before
-//! loopback"); Linux itself lists loopback-ism first (`spec/handshake.md` §2
+//! loopback"); Linux itself lists loopback-ism first (`docs/protocol/handshake.md` §2
 //! step 5). The order only decides which device a peer picks when several are
 //! usable; both orders are valid on the wire. Device indices in outcomes are
 //! always positions in the caller's slice, never priority ranks.

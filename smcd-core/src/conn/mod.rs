@@ -1,5 +1,5 @@
-//! One established SMC-D connection over two DMBs (`spec/cdc.md`,
-//! `spec/close.md`).
+//! One established SMC-D connection over two DMBs (`docs/protocol/cdc.md`,
+//! `docs/protocol/close.md`).
 //!
 //! A [`Connection`] owns no device: every method that touches memory or
 //! writes a CDC header takes `&D where D: SmcdOps`, so one device serves many
@@ -210,7 +210,7 @@ pub struct Connection {
     peer: PeerDmb,
     peer_ring: u32,
 
-    // Sending (`spec/cdc.md` §5), counts in peer-ring units.
+    // Sending (`docs/protocol/cdc.md` §5), counts in peer-ring units.
     /// Next ring offset to fill in the peer's ring.
     prod: Cursor,
     /// Free bytes in the peer's ring.
@@ -222,10 +222,10 @@ pub struct Connection {
     /// Our sticky connection-state flags.
     local_conn_flags: ConnStateFlags,
     /// The connection-state flags of the last header we actually wrote
-    /// ("sent any close" in `spec/close.md` means sent, not just set).
+    /// ("sent any close" in `docs/protocol/close.md` means sent, not just set).
     sent_conn_flags: ConnStateFlags,
 
-    // Receiving (`spec/cdc.md` §6–7), counts in own-ring units.
+    // Receiving (`docs/protocol/cdc.md` §6–7), counts in own-ring units.
     /// The peer's producer cursor.
     rx_prod: Cursor,
     /// How far our application has consumed our ring.

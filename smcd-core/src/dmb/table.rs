@@ -1,5 +1,5 @@
 //! [`DmbTable`]: a device's registry of DMBs, token → DMB, with the
-//! owner/attacher reference counting of loopback-ism (`spec/loopback.md` §2, §4).
+//! owner/attacher reference counting of loopback-ism (`docs/protocol/loopback.md` §2, §4).
 //!
 //! # Concurrency design
 //!

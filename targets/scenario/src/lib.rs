@@ -56,7 +56,7 @@ const MAX_DMBS: usize = 4;
 const RNG_SEED: u64 = 0x736d_6364_7461_7267;
 /// Capacity of each direction of the in-image stream.
 const PIPE_BYTES: usize = 4096;
-/// The UEID both ends are configured with (SMC-Dv2 needs one, `spec/handshake.md` §4).
+/// The UEID both ends are configured with (SMC-Dv2 needs one, `docs/protocol/handshake.md` §4).
 const UEID: &str = "SMCD-TARGETS-SCENARIO";
 /// Link groups the engines may create.
 const LINK_GROUPS: usize = 2;
