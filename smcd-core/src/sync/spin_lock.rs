@@ -48,7 +48,7 @@ impl<T> SpinLock<T> {
     /// Run `f` with exclusive access to the value.
     ///
     /// Inlined, so that each critical section is compiled into its caller
-    /// around one shared, non-generic [`acquire`] (one copy of the lock loop
+    /// around one shared, non-generic `acquire` (one copy of the lock loop
     /// per image, not one per closure).
     #[inline(always)]
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
