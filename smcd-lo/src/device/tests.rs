@@ -43,8 +43,16 @@ impl RngCore for Script {
     }
 }
 
+/// `len` leaked bytes of `fill` starting on an 8-byte boundary (the global
+/// allocator need not align a byte buffer: Miri does not).
+fn aligned(len: usize, fill: u8) -> &'static mut [u8] {
+    let buf = Box::leak(vec![fill; len + 8].into_boxed_slice());
+    let skip = buf.as_ptr().align_offset(8);
+    &mut buf[skip..skip + len]
+}
+
 fn arena(kib: usize) -> StaticArena {
-    StaticArena::new(Box::leak(vec![0u8; kib * KIB].into_boxed_slice()))
+    StaticArena::new(aligned(kib * KIB, 0))
 }
 
 type Lo<R = SmallRng, const N: usize = 8> = LoopbackDevice<StaticArena, R, CountingDoorbell, N>;
