@@ -9,10 +9,11 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::pattern::{Checksum, Pattern};
 use super::{BUF_BYTES, Conn, EXIT_ERROR};
 use crate::args::EchoClientArgs;
 use crate::report;
+use smcd_payload::checksum::Checksum;
+use smcd_payload::payload::{POOL_BYTES, Payload as Pattern};
 
 /// Exit status when the echo differs from what was sent.
 const EXIT_MISMATCH: u8 = 1;
@@ -50,7 +51,7 @@ fn out(line: &str) -> Result<(), String> {
 }
 
 fn run_inner(args: &EchoClientArgs) -> Result<ExitCode, String> {
-    let pattern = Arc::new(Pattern::new(SEED));
+    let pattern = Arc::new(Pattern::new(SEED, POOL_BYTES));
     let config = args.smc.config();
     let timeout = Duration::from_secs_f64(args.timeout);
     let mut conns = Vec::with_capacity(args.streams);

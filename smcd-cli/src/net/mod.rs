@@ -7,7 +7,6 @@
 pub(crate) mod chk;
 pub(crate) mod echo_client;
 pub(crate) mod echo_server;
-mod pattern;
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
