@@ -567,7 +567,7 @@ fn two_threads_share_the_device() {
         CountingDoorbell::new(),
     );
     // Each round zeroes a 16 KiB DMB, which the interpreter does slowly.
-    let rounds = if cfg!(miri) { 8 } else { 200 };
+    let rounds: u64 = if cfg!(miri) { 8 } else { 200 };
     std::thread::scope(|s| {
         for byte in [1u8, 2] {
             let dev = &dev;
