@@ -587,5 +587,5 @@ fn two_threads_share_the_device() {
     let s = dev.stats();
     let all = 2 * rounds;
     assert_eq!((s.dmbs_registered, s.dmbs_in_use, s.signals), (all, 0, all));
-    assert_eq!(dev.doorbell().count(), all);
+    assert_eq!(dev.doorbell().count() as u64, all);
 }
