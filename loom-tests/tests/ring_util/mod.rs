@@ -7,7 +7,7 @@ use loom::thread;
 use smcd_core::conn::{ConnError, Connection};
 use smcd_core::dmb::{CDC_HEADER_LEN_BYTES, Chid, DmbToken, Gid};
 use smcd_core::mem::{DmbMem, DmbRegion};
-use smcd_core::ops::{Dmb, ErrorKind, ErrorType, PeerDmb, SmcdOps};
+use smcd_core::ops::{Dmb, ErrorKind, ErrorType, PeerDmb, PeerDmbId, SmcdOps};
 use smcd_core::wire::cdc;
 
 /// Two loom-tracked DMBs with tokens 1 (A's) and 2 (B's). `move_data`
@@ -86,13 +86,8 @@ impl SmcdOps for LoomDev {
     fn supports_nocopy(&self) -> bool {
         true
     }
-    fn attach_dmb(
-        &self,
-        own: &Dmb,
-        peer: DmbToken,
-        len: usize,
-        map: bool,
-    ) -> Result<PeerDmb, ErrorKind> {
+    fn attach_dmb(&self, own: &Dmb, id: PeerDmbId, map: bool) -> Result<PeerDmb, ErrorKind> {
+        let (peer, len) = (id.token, id.len);
         if own.token() == peer {
             return Err(ErrorKind::InvalidToken);
         }
@@ -122,7 +117,12 @@ pub(crate) fn pair(ring: usize, nocopy: bool) -> (LoomDev, Connection, Connectio
     };
     let conn = |own: DmbToken, peer: DmbToken| {
         let own = dev.own(own);
-        let peer = dev.attach_dmb(&own, peer, len, nocopy).unwrap();
+        let id = PeerDmbId {
+            gid: dev.local_gid(),
+            token: peer,
+            len,
+        };
+        let peer = dev.attach_dmb(&own, id, nocopy).unwrap();
         Connection::new(own, peer)
     };
     (dev, conn(A, B), conn(B, A))
