@@ -5,3 +5,6 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 smcd_run cargo test --locked
+# The process tests once more in release, where they move 1 GiB each way
+# (debug builds move 8 MiB: the unoptimised data path is slow).
+smcd_run cargo test --locked --release -p smcd-cli --test echo
