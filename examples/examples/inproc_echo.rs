@@ -37,10 +37,9 @@ use examples::wait::Waiting;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use smcd_core::blocking::BackoffPolicy;
-use smcd_core::clc::{ClcConfig, Established};
+use smcd_core::clc::{ClcConfig, SmcdInfo};
 use smcd_core::conn::SendMode;
 use smcd_core::ops::SmcdOps;
-use smcd_lo::nocopy_switch::NocopySwitch;
 use smcd_lo::{HeapMemory, LoopbackDevice};
 
 /// The loopback device with heap DMBs, ringing parked owners.
@@ -84,7 +83,7 @@ fn main() -> Result<(), BoxError> {
     let bytes = mib << 20;
     let payload = Payload::new(PAYLOAD_SEED, POOL_BYTES);
     let job = Job::new(&payload, bytes, SEND_CHUNK_BYTES, RECV_BUF_BYTES);
-    let config = ClcConfig::new()
+    let config = ClcConfig::empty()
         .with_ueid("SMCD-EXAMPLE")?
         .with_hostname("inproc-echo")
         .with_dmb_size(DMB_BYTES);
@@ -97,12 +96,12 @@ fn main() -> Result<(), BoxError> {
 
     let mut times: [Vec<Duration>; 4] = Default::default();
     for round in 1..=rounds {
-        let copy_lo = loopback();
-        let copy_dev = NocopySwitch::copy_only(&copy_lo);
+        let copy_dev = loopback();
+        copy_dev.set_nocopy(false);
         let nocopy_dev = loopback();
         let describe = round == 1;
         let runs = [
-            run_smc(&copy_dev, copy_lo.doorbell(), &config, &job, describe)?,
+            run_smc(&copy_dev, copy_dev.doorbell(), &config, &job, describe)?,
             run_smc(&nocopy_dev, nocopy_dev.doorbell(), &config, &job, describe)?,
             socket::echo("TCP", &job, tcp_pair()?, WAITING)?,
             socket::echo("UDS", &job, uds_pair()?, WAITING)?,
@@ -153,9 +152,9 @@ fn run_smc<D: SmcdOps + Sync>(
         config,
         waiting: WAITING,
     };
-    let (elapsed, est) = smc::echo(&setup, job)?;
+    let (elapsed, info) = smc::echo(&setup, job)?;
     if describe {
-        println!("{}", smcd_line(&est));
+        println!("{}", smcd_line(&info));
     }
     Ok(elapsed)
 }
@@ -176,10 +175,10 @@ fn ratio(base: Duration, t: Duration) -> f64 {
     base.as_secs_f64() / t.as_secs_f64()
 }
 
-fn smcd_line(e: &Established) -> String {
+fn smcd_line(e: &SmcdInfo) -> String {
     let mode = match e.mode {
         SendMode::Copy => "copy (move_data)",
-        SendMode::NoCopy(_) => "nocopy (peer DMB attached)",
+        SendMode::NoCopy => "nocopy (peer DMB attached)",
     };
     format!(
         "SMC-D v{}.{} over loopback device CHID {:#06x} (peer GID {:032x}), DMB {} KiB own / {} KiB peer, \
@@ -188,7 +187,7 @@ fn smcd_line(e: &Established) -> String {
         e.release,
         e.chid.0,
         e.peer_gid.as_u128(),
-        e.dmb.mem.len() >> 10,
+        e.own_dmb_size >> 10,
         e.peer_dmb_size >> 10,
         String::from_utf8_lossy(e.eid.trimmed()),
     )

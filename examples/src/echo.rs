@@ -213,12 +213,5 @@ pub fn clamp(left: u64, max: usize) -> usize {
 
 /// The checksum of the first `bytes` bytes of the payload stream.
 pub fn stream_checksum(payload: &Payload, bytes: u64) -> u64 {
-    let mut sum = Checksum::new();
-    let mut at = 0;
-    while at < bytes {
-        let piece = payload.at(at, clamp(bytes - at, usize::MAX));
-        sum.update(piece);
-        at += piece.len() as u64;
-    }
-    sum.value()
+    payload.checksum(bytes)
 }

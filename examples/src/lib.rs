@@ -3,10 +3,10 @@
 //! pattern over any [`echo::Link`] (SMC-D, TCP, Unix sockets), and the
 //! spin-then-park waiting that wakes on the loopback device's doorbell.
 
-pub mod checksum;
+pub use smcd_payload::{checksum, payload};
+
 pub mod echo;
 pub mod park;
-pub mod payload;
 pub mod smc;
 pub mod socket;
 pub mod wait;

@@ -1,4 +1,4 @@
-//! Spin briefly, then park, and wake on the doorbell (DESIGN "Waiting").
+//! Spin briefly, then park, and wake on the doorbell (`docs/design-notes.md`, waiting).
 //!
 //! * [`Bell`]: a "something happened" flag owned by one thread; ringing it
 //!   unparks that thread.

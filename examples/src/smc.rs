@@ -14,9 +14,9 @@ use std::thread;
 use std::time::Duration;
 
 use smcd_core::blocking::{Blocking, Pause};
-use smcd_core::clc::{ClcConfig, ClcDevice, Devices, Established, LinkGroups};
+use smcd_core::clc::{ClcConfig, SmcdInfo};
 use smcd_core::conn::{ConnError, Connection, SendMode};
-use smcd_core::endpoint::{ByteStream, EndpointError, Host, Pipe, PipeEnd, Transport};
+use smcd_core::endpoint::{ByteStream, EndpointError, Host, HostRef, Pipe, PipeEnd, Transport};
 use smcd_core::ops::SmcdOps;
 
 use crate::checksum::Checksum;
@@ -27,30 +27,37 @@ use crate::wait::Waiting;
 /// Capacity of the in-memory "TCP" pipe (it carries only CLC messages).
 const PIPE_BYTES: usize = 1024;
 
+/// Link groups of the host both sides share.
+const LINK_GROUPS: usize = 4;
+
+/// The host both sides of an echo share: the setup's configuration, its
+/// device (borrowed) and one link-group table.
+pub type EchoHost<'a, D> = Host<&'a D, LINK_GROUPS>;
+
 /// An SMC-D connection (the endpoint must have taken SMC-D) as a [`Link`].
 #[derive(Debug)]
-pub struct SmcLink<'a, D: SmcdOps, S: ByteStream, P: Pause> {
-    driver: Blocking<'a, D, S, P>,
+pub struct SmcLink<H: HostRef, S: ByteStream, P: Pause> {
+    driver: Blocking<H, S, P>,
     nocopy: bool,
 }
 
-impl<'a, D: SmcdOps, S: ByteStream, P: Pause> SmcLink<'a, D, S, P> {
+impl<H: HostRef, S: ByteStream, P: Pause> SmcLink<H, S, P> {
     /// Wrap an established driver.
     ///
     /// # Errors
     ///
     /// The endpoint did not take SMC-D.
-    pub fn new(driver: Blocking<'a, D, S, P>) -> Result<Self, BoxError> {
+    pub fn new(driver: Blocking<H, S, P>) -> Result<Self, BoxError> {
         let Transport::SmcD(e) = driver.transport() else {
             return Err(format!("not SMC-D: {:?}", driver.transport()).into());
         };
         Ok(Self {
             driver,
-            nocopy: matches!(e.mode, SendMode::NoCopy(_)),
+            nocopy: matches!(e.mode, SendMode::NoCopy),
         })
     }
 
-    fn connection(&mut self) -> Result<(&mut Connection, &'a D), BoxError> {
+    fn connection(&mut self) -> Result<(&mut Connection, &H::Device), BoxError> {
         self.driver
             .endpoint_mut()
             .connection_mut()
@@ -67,7 +74,7 @@ fn would_block<T>(r: Result<T, EndpointError>) -> Result<Option<T>, BoxError> {
     }
 }
 
-impl<D: SmcdOps, S: ByteStream, P: Pause> Link for SmcLink<'_, D, S, P> {
+impl<H: HostRef, S: ByteStream, P: Pause> Link for SmcLink<H, S, P> {
     fn send(&mut self, data: &[u8]) -> Result<usize, BoxError> {
         Ok(would_block(self.driver.endpoint_mut().send(data))?.unwrap_or(0))
     }
@@ -113,7 +120,8 @@ impl<D: SmcdOps, S: ByteStream, P: Pause> Link for SmcLink<'_, D, S, P> {
 /// What both sides of an SMC-D echo share.
 #[derive(Debug, Clone, Copy)]
 pub struct Setup<'a, D> {
-    /// The device (a loopback device, possibly [`smcd_lo::nocopy_switch::NocopySwitch`]).
+    /// The device (a loopback device; [`smcd_lo::LoopbackDevice::set_nocopy`]
+    /// picks copy or nocopy mode).
     pub dev: &'a D,
     /// The doorbell the device rings.
     pub doorbell: &'a ParkDoorbell,
@@ -125,8 +133,9 @@ pub struct Setup<'a, D> {
 
 /// Run `job` over SMC-D on `setup.dev`: the CLC handshake over an in-memory
 /// pipe, then the echo server on a new thread and the client on this one,
-/// each parking on its own bell, which the doorbell rings for its DMB.
-/// Returns the client's time and its handshake result.
+/// each parking on its own bell, which the doorbell rings for its DMB. Both
+/// sides are endpoints of one [`EchoHost`] on the device. Returns the
+/// client's time and what its handshake settled on.
 ///
 /// # Errors
 ///
@@ -135,31 +144,32 @@ pub struct Setup<'a, D> {
 pub fn echo<D: SmcdOps + Sync>(
     setup: &Setup<'_, D>,
     job: &Job<'_>,
-) -> Result<(Duration, Established), BoxError> {
-    let groups = LinkGroups::<4>::new();
+) -> Result<(Duration, SmcdInfo), BoxError> {
+    let host: EchoHost<'_, D> = Host::with_config(setup.config.clone(), setup.dev);
     let pipe = Pipe::<PIPE_BYTES>::new();
     let (client_end, server_end) = pipe.ends();
     thread::scope(|s| {
-        let server = s.spawn(|| side(setup, &groups, server_end, true, |l| job.serve(l)));
-        let echoed = side(setup, &groups, client_end, false, |l| job.client(l));
+        let server = s.spawn(|| side(setup, &host, server_end, true, |l| job.serve(l)));
+        let echoed = side(setup, &host, client_end, false, |l| job.client(l));
         let served = server.join().map_err(|_| "server thread panicked")?;
-        let est = echoed.as_ref().map(|(_, e)| *e).ok();
+        let info = echoed.as_ref().map(|(_, i)| *i).ok();
         let elapsed = job.verify("SMC-D", served.map(|(s, _)| s), echoed.map(|(e, _)| e))?;
-        Ok((elapsed, est.ok_or("no handshake result")?))
+        Ok((elapsed, info.ok_or("no handshake result")?))
     })
 }
 
+/// The link of one side of [`echo`].
+type EchoLink<'h, 'd, 'p, D> = SmcLink<&'h EchoHost<'d, D>, PipeEnd<'p, PIPE_BYTES>, ParkPause>;
+
 /// One side: handshake on `end` (as the server or the client), register
 /// the own DMB's bell, run `f` on the link, close.
-fn side<D: SmcdOps + Sync, R>(
+fn side<'h, 'd, 'p, D: SmcdOps + Sync, R>(
     setup: &Setup<'_, D>,
-    groups: &LinkGroups<4>,
-    end: PipeEnd<'_, PIPE_BYTES>,
+    host: &'h EchoHost<'d, D>,
+    end: PipeEnd<'p, PIPE_BYTES>,
     server: bool,
-    f: impl FnOnce(&mut SmcLink<'_, D, PipeEnd<'_, PIPE_BYTES>, ParkPause>) -> Result<R, BoxError>,
-) -> Result<(R, Established), BoxError> {
-    let list: [&dyn ClcDevice; 1] = [setup.dev];
-    let host = Host::new(setup.config, Devices::new(&list), groups, setup.dev);
+    f: impl FnOnce(&mut EchoLink<'h, 'd, 'p, D>) -> Result<R, BoxError>,
+) -> Result<(R, SmcdInfo), BoxError> {
     let pause = ParkPause::parking(setup.waiting.spin_limit);
     let bell = pause.bell();
     let mut driver = if server {
@@ -169,17 +179,23 @@ fn side<D: SmcdOps + Sync, R>(
     };
     driver.set_backoff(setup.waiting.policy);
     let mut link = SmcLink::new(driver)?;
-    let Transport::SmcD(est) = link.driver.transport() else {
+    let Transport::SmcD(info) = link.driver.transport() else {
         return Err("not SMC-D".into());
     };
+    let own = link
+        .driver
+        .endpoint()
+        .connection()
+        .ok_or("the SMC-D connection is gone")?
+        .own_token();
     // Rings before this are not lost: the driver polls before it pauses.
-    setup.doorbell.register(est.dmb.token, bell);
+    setup.doorbell.register(own, bell);
     let result = f(&mut link);
     let closed = link.driver.close();
-    setup.doorbell.unregister(est.dmb.token);
+    setup.doorbell.unregister(own);
     let result = result?;
     if !closed? && !server {
         return Err("the server did not close in time".into());
     }
-    Ok((result, est))
+    Ok((result, info))
 }

@@ -3,7 +3,7 @@
 //!
 //! The blocking driver's back-off asks for pauses that double from 1 µs, so
 //! with a spin limit of a few tens of microseconds its first pauses spin and
-//! the later ones block: "spin briefly, then park" (DESIGN "Waiting"). On a
+//! the later ones block: "spin briefly, then park" (`docs/design-notes.md`, waiting). On a
 //! VM whose idle vCPU halts, a blocked thread takes tens of microseconds to
 //! wake; spinning first avoids that while the peer is busy and answers soon.
 //!

@@ -2,18 +2,18 @@
 //! (loopback-like fake device, faults chosen by the input) each get the same
 //! bytes in pieces of an input-chosen size. Nothing may panic, every byte the
 //! engine writes must be valid CLC, no CLC byte follows a Decline, the
-//! outcome comes exactly once, and every DMB, attachment and link-group
-//! reference is given back.
+//! outcome comes exactly once (with its resources for an SMC-D outcome
+//! only), and every DMB, attachment and link-group reference is given back.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use smcd_core::clc::testing::{FakeDevice, Pair};
 use smcd_core::clc::{
-    CLC_WAIT_MS, ClcConfig, ClcDevice, DeclinedBy, Devices, Handshake, LinkGroups, Outcome,
+    CLC_WAIT_MS, ClcConfig, ClcContext, ClcDevice, Context, DeclinedBy, Devices, Handshake,
+    LinkGroup, LinkGroups, Outcome,
 };
-use smcd_core::conn::SendMode;
 use smcd_core::dmb::Gid;
-use smcd_core::ops::{ErrorKind, SmcdOps};
+use smcd_core::ops::{self, ErrorKind};
 use smcd_core::wire::clc::{ClcHeaderRepr, ClcMessage};
 
 const LO_GID: Gid = Gid::new(0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210);
@@ -72,18 +72,25 @@ fn check_sent(sent: &[u8], outcome: &Outcome) {
         rest = &rest[usize::from(header.length)..];
         last = Some(msg);
     }
-    if let Outcome::Fallback(f) = outcome {
-        if f.declined_by == DeclinedBy::Local {
-            match last {
-                Some(ClcMessage::Decline(d)) => assert_eq!(d.peer_diagnosis, f.reason),
-                other => panic!("local fallback without Decline: {other:?}"),
-            }
+    if let Outcome::Fallback(f) = outcome
+        && f.declined_by == DeclinedBy::Local
+    {
+        match last {
+            Some(ClcMessage::Decline(d)) => assert_eq!(d.peer_diagnosis, f.reason),
+            other => panic!("local fallback without Decline: {other:?}"),
         }
     }
 }
 
 /// Feed `data` to `h` in pieces of `chunk`, then let the timer run out.
-fn run(h: &mut Handshake<'_>, data: &[u8], chunk: usize, dev: &FakeDevice) -> Outcome {
+/// Gives the DMBs of an SMC-D outcome back; returns the outcome and, for
+/// SMC-D, the link-group reference the connection held.
+fn run(
+    h: &mut Handshake<impl ClcContext>,
+    data: &[u8],
+    chunk: usize,
+    dev: &FakeDevice,
+) -> (Outcome, Option<LinkGroup>) {
     let mut sent = Vec::new();
     let mut buf = [0u8; 97];
     let mut now = 0;
@@ -108,15 +115,21 @@ fn run(h: &mut Handshake<'_>, data: &[u8], chunk: usize, dev: &FakeDevice) -> Ou
         sent.extend_from_slice(&buf[..n]);
     }
     check_sent(&sent, &outcome);
-    if let Outcome::Established(e) = outcome {
-        // The caller's part: give the connection's resources back.
-        if let SendMode::NoCopy(peer) = e.mode {
-            dev.detach_dmb(peer.token).expect("attached by the engine");
-        }
-        dev.unregister_dmb(e.dmb.token)
-            .expect("registered by the engine");
-    }
-    outcome
+    let Outcome::Established(info) = outcome else {
+        assert!(h.take_established().is_none(), "resources without SMC-D");
+        return (outcome, None);
+    };
+    let est = h.take_established().expect("SMC-D hands out its resources");
+    assert!(h.take_established().is_none(), "resources handed out twice");
+    assert_eq!(est.info(), info);
+    // The caller's part: give the connection's resources back.
+    let (conn, lgr) = est.into_connection();
+    assert_eq!(conn.mode(), info.mode);
+    assert_eq!(conn.peer_dmb_len(), info.peer_dmb_size);
+    assert_eq!(conn.own_dmb_len(), info.own_dmb_size);
+    let (own, peer) = conn.into_dmbs();
+    ops::give_back(dev, Some(own), Some(peer)).expect("handles of the engine's device");
+    (outcome, Some(lgr))
 }
 
 fuzz_target!(|input: &[u8]| {
@@ -125,33 +138,33 @@ fuzz_target!(|input: &[u8]| {
     };
     let knobs = Knobs::new(*knobs);
     let chunk = usize::from(*chunk).max(1);
+    // No UEID at all, or one both ends share (SMC-Dv2 needs one).
     let config = if knobs.ueid {
-        ClcConfig::new().with_ueid("SMCD-TEST").unwrap()
+        ClcConfig::empty().with_ueid("SMCD-TEST").unwrap()
     } else {
-        ClcConfig::new()
+        ClcConfig::empty()
     };
     let dev = knobs.device();
     let list: [&dyn ClcDevice; 1] = [&dev];
-    let devices = Devices::new(&list);
     let lgrs = LinkGroups::<4>::new();
+    let ctx = Context::new(&config, Devices::new(&list), &lgrs);
     if knobs.known_peer {
         // A finished handshake leaves an idle group to join (or to fail on).
-        let mut pair = Pair::new(
-            Handshake::client(&config, devices, &lgrs, 0),
-            Handshake::server(&config, devices, &lgrs, 0),
-        );
+        // Dropping the engines gives back what they hold (their outcome's
+        // resources were never taken).
+        let mut pair = Pair::new(Handshake::client(ctx, 0), Handshake::server(ctx, 0));
         pair.drive();
     }
     let base = (dev.live_dmbs(), dev.attachments(), lgrs.in_use());
 
     for server in [true, false] {
         let mut h = if server {
-            Handshake::server(&config, devices, &lgrs, 0)
+            Handshake::server(ctx, 0)
         } else {
-            Handshake::client(&config, devices, &lgrs, 0)
+            Handshake::client(ctx, 0)
         };
-        if let Outcome::Established(e) = run(&mut h, data, chunk, &dev) {
-            lgrs.release(e.link_group);
+        if let (_, Some(lgr)) = run(&mut h, data, chunk, &dev) {
+            lgrs.release(lgr);
         }
         drop(h);
         assert_eq!((dev.live_dmbs(), dev.attachments(), lgrs.in_use()), base);

@@ -33,10 +33,10 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(ClcMessage::parse(&out).as_ref(), Ok(&msg));
     if let ClcMessage::Proposal(p) = &msg {
         for local_ismv2 in [false, true] {
-            if let Ok(pre) = server_precheck(p, local_ismv2) {
-                if let Some(offer) = pre.smcd_v2 {
-                    assert!(offer.devices().count() <= 9);
-                }
+            if let Ok(pre) = server_precheck(p, local_ismv2)
+                && let Some(offer) = pre.smcd_v2
+            {
+                assert!(offer.devices().count() <= 9);
             }
         }
     }

@@ -14,9 +14,9 @@
 //! | file | model |
 //! |---|---|
 //! | `dmb_mem.rs` | the tracked DMB backend itself: release/acquire publication passes, a `Relaxed` one is reported |
-//! | `dmb_refcount.rs` | attach/detach racing with unregister: no use after free, freed exactly once |
+//! | `dmb_refcount.rs` | a nocopy mapping (attach/detach) and a pin racing with unregister: no use after free, freed exactly once |
 //! | `dmb_table.rs` | `DmbTable` register and unregister from two threads |
 //! | `ring_wrap.rs` | (a) producer and consumer `Connection`s through a 4-byte ring across its end, copy and nocopy |
-//! | `window_reopen.rs` | (b) consumer-cursor updates re-opening a full window while the producer waits |
+//! | `window_reopen.rs` | (b) consumer-cursor updates re-opening a full window while the producer waits; every send checked against the window |
 //! | `close_race.rs` | (c) close and abort flags racing with data: no byte sent before close is lost |
 //! | `ring_util/` | the two-DMB loom device and pair helpers shared by the three above |

@@ -4,7 +4,7 @@
 #![cfg(smcd_loom)]
 
 use loom::thread;
-use smcd_core::mem::DmbMem;
+use smcd_core::mem::{DmbMem, DmbRegion};
 use smcd_core::sync::Ordering;
 
 const DMB_LEN: usize = 40;
@@ -12,11 +12,20 @@ const RING_OFF: usize = 32;
 const PROD_WORD: usize = 8;
 const DATA: [u8; 4] = [1, 2, 3, 4];
 
-/// Writer: ring bytes, then the producer word. Reader: the word, then the bytes.
+/// A view of `region` (a leaked loom region: valid forever).
+fn view(region: DmbRegion) -> DmbMem {
+    // SAFETY: loom regions are leaked and only reached through `DmbMem` views.
+    unsafe { DmbMem::from_region(region) }
+}
+
+/// Writer: ring bytes, then the producer word. Reader: the word, then the
+/// bytes. Each thread has its own view of the one DMB.
 fn publish(store: Ordering, load: Ordering) {
     loom::model(move || {
-        let mem = DmbMem::loom_new(DMB_LEN);
+        let region = DmbRegion::loom_new(DMB_LEN);
+        let mem = view(region);
         let writer = thread::spawn(move || {
+            let mem = view(region);
             mem.write(RING_OFF, &DATA).unwrap();
             mem.store_u64(PROD_WORD, DATA.len() as u64, store).unwrap();
         });

@@ -6,19 +6,22 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 use smcd_core::dmb::{DmbError, DmbTable, DmbToken};
-use smcd_core::mem::DmbMem;
+use smcd_core::mem::DmbRegion;
 
 const DMB_LEN: usize = 40;
 
 /// Register then unregister a DMB under `token`; `true` if it was registered.
 fn cycle<const N: usize>(table: &DmbTable<u8, N>, token: DmbToken, owner: u8) -> bool {
-    let mem = DmbMem::loom_new(DMB_LEN);
-    match table.register(token, mem, owner) {
+    let region = DmbRegion::loom_new(DMB_LEN);
+    match table.register(token, region, owner) {
         Ok(()) => {
             let entry = table.lookup(token).unwrap();
-            assert_eq!((entry.owner, entry.mem.as_ptr()), (owner, mem.as_ptr()));
-            let freed = table.unregister(token).unwrap().expect("last reference");
-            assert_eq!(freed.mem.as_ptr(), mem.as_ptr());
+            assert_eq!((entry.owner, entry.region), (owner, region));
+            let freed = table
+                .unregister(token, region)
+                .unwrap()
+                .expect("last reference");
+            assert_eq!(freed.region, region);
             true
         }
         Err(DmbError::Full) => false,
@@ -58,22 +61,22 @@ fn token_collision_has_one_winner() {
         const TOKEN: DmbToken = DmbToken(7);
         let table = Arc::new(DmbTable::<u8, 2>::new());
         let register = |table: &DmbTable<u8, 2>, owner: u8| {
-            let mem = DmbMem::loom_new(DMB_LEN);
-            (table.register(TOKEN, mem, owner), mem.as_ptr())
+            let region = DmbRegion::loom_new(DMB_LEN);
+            (table.register(TOKEN, region, owner), region)
         };
         let other = {
             let table = table.clone();
             thread::spawn(move || register(&table, 2))
         };
-        let (mine, my_mem) = register(&table, 1);
-        let (theirs, their_mem) = other.join().unwrap();
+        let (mine, my_region) = register(&table, 1);
+        let (theirs, their_region) = other.join().unwrap();
         let entry = table.lookup(TOKEN).unwrap();
         match (mine, theirs) {
             (Ok(()), Err(DmbError::TokenInUse)) => {
-                assert_eq!((entry.owner, entry.mem.as_ptr()), (1, my_mem));
+                assert_eq!((entry.owner, entry.region), (1, my_region));
             }
             (Err(DmbError::TokenInUse), Ok(())) => {
-                assert_eq!((entry.owner, entry.mem.as_ptr()), (2, their_mem));
+                assert_eq!((entry.owner, entry.region), (2, their_region));
             }
             other => panic!("both or neither registered: {other:?}"),
         }

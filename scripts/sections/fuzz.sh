@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fuzz the wire parsers: every cargo-fuzz target of fuzz/ runs for
-# ${FUZZ_SECONDS:-60} s on nightly; a crash fails the section (its input is
+# Fuzz the wire parsers, the CLC engine and the CDC receive path: every
+# cargo-fuzz target of fuzz/ runs for ${FUZZ_SECONDS:-60} s on nightly; a
+# crash fails the section (its input is
 # left in fuzz/artifacts/<target>/). The corpus of each target is seeded from
 # the test vectors in smcd-core/tests/vectors/ (decoded from hex) and grows in
 # fuzz/corpus/<target>/, which git ignores.
@@ -16,6 +17,7 @@ targets=(
     "clc_parse:clc-* bad-* declined-*:1024"
     "cdc_header:cdc-*:64"
     "clc_engine::2048"
+    "conn_rx::4096"
 )
 
 smcd_ensure_nightly

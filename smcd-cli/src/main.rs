@@ -2,14 +2,18 @@
 //!
 //! `smcd clc decode` and `smcd clc encode` translate CLC handshake messages
 //! between bytes (as hex) and the JSON schema of the protocol's field names.
+//! `smcd echo-server`, `smcd echo-client` and `smcd chk` run SMC-D between
+//! processes of this host through `smcd-std`.
 //!
-//! Exit status: 0 on success, 2 on input that is not valid (bad hex, a
-//! malformed CLC message, bad JSON), 1 on an I/O failure.
+//! Exit status of `smcd clc`: 0 on success, 2 on input that is not valid (bad
+//! hex, a malformed CLC message, bad JSON), 1 on an I/O failure. The other
+//! commands document theirs in their help and in `docs/cli.md`.
 
 mod args;
 mod clc;
 mod hex;
 mod input;
+mod net;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -45,6 +49,9 @@ fn main() -> ExitCode {
             ClcCommand::Decode { json, input } => clc::decode::run(&input, json),
             ClcCommand::Encode { input } => clc::encode::run(&input),
         },
+        Command::EchoServer(args) => return net::echo_server::run(&args),
+        Command::EchoClient(args) => return net::echo_client::run(&args),
+        Command::Chk(args) => return net::chk::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,11 +1,11 @@
-//! CDC cursor arithmetic over a ring of `size` bytes (`spec/cdc.md` §3).
+//! CDC cursor arithmetic over a ring of `size` bytes (`docs/protocol/cdc.md` §3).
 //!
 //! A [`Cursor`] is a position in a byte stream that wraps around a ring:
 //! `count` is the offset inside the ring and `wrap` counts completed laps
 //! (16 bits, rolling over from 0xFFFF to 0). The functions here reproduce the
 //! arithmetic of Linux `net/smc/smc_cdc.h` (v6.10+) exactly, including its
 //! behaviour outside the intended range, because the window rules of
-//! `spec/cdc.md` §7 and the interoperability with Linux peers depend on it:
+//! `docs/protocol/cdc.md` §7 and the interoperability with Linux peers depend on it:
 //!
 //! | function | intended use | outside that range |
 //! |---|---|---|
@@ -31,7 +31,7 @@
 use core::fmt;
 
 /// A CDC cursor: `wrap` laps completed around a ring, `count` bytes into the
-/// current lap (`spec/cdc.md` §3).
+/// current lap (`docs/protocol/cdc.md` §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Cursor {
@@ -128,7 +128,7 @@ const fn floor_zero(v: u32) -> u32 {
 /// Exact when `old ≤ new` and they are at most one ring apart. Otherwise it
 /// reproduces Linux: the wraps are compared for equality only, so a cursor
 /// two rings ahead is under-counted and a *stale* `new` on another wrap gives
-/// a positive value that may exceed `size` (`spec/cdc.md` §8 #11, #13); with
+/// a positive value that may exceed `size` (`docs/protocol/cdc.md` §8 #11, #13); with
 /// equal wraps a negative distance becomes 0.
 pub const fn diff(size: u32, old: Cursor, new: Cursor) -> u32 {
     if old.wrap != new.wrap {
@@ -142,7 +142,7 @@ pub const fn diff(size: u32, old: Cursor, new: Cursor) -> u32 {
 ///
 /// Negative when `old` is ahead (larger wrap, or equal wrap and larger
 /// count). Wraps are compared numerically without roll-over handling, so
-/// across 0xFFFF → 0 the sign is wrong (`spec/cdc.md` §8 #12).
+/// across 0xFFFF → 0 the sign is wrong (`docs/protocol/cdc.md` §8 #12).
 pub const fn comp(size: u32, old: Cursor, new: Cursor) -> i32 {
     if old.wrap > new.wrap || (old.wrap == new.wrap && old.count > new.count) {
         (diff(size, new, old) as i32).wrapping_neg()
@@ -225,7 +225,7 @@ mod tests {
     use super::*;
     use crate::dmb::{CDC_HEADER_LEN_BYTES, DMB_MIN_SIZE_BYTES};
 
-    /// Ring of a 16 KiB DMB, as in the worked examples of `spec/cdc.md` §8.
+    /// Ring of a 16 KiB DMB, as in the worked examples of `docs/protocol/cdc.md` §8.
     const RING: u32 = (DMB_MIN_SIZE_BYTES - CDC_HEADER_LEN_BYTES) as u32;
 
     fn c(wrap: u16, count: u32) -> Cursor {

@@ -2,7 +2,7 @@
 //!
 //! A DMB (Direct Memory Buffer) is the receive buffer of one side of an SMC-D
 //! connection: the peer writes a 32-byte CDC header at offset 0 and data into
-//! the ring behind it (`spec/cdc.md` §1). A device names each DMB by a random
+//! the ring behind it (`docs/protocol/cdc.md` §1). A device names each DMB by a random
 //! 64-bit [`DmbToken`] and keeps its DMBs in a [`DmbTable`].
 
 use core::fmt;
@@ -11,7 +11,7 @@ mod table;
 
 pub use table::{DmbEntry, DmbError, DmbTable};
 
-/// The 64-bit handle of a registered DMB (`spec/loopback.md` §2).
+/// The 64-bit handle of a registered DMB (`docs/protocol/loopback.md` §2).
 ///
 /// Sent in Accept/Confirm so the peer can write into the DMB. Tokens of the
 /// loopback device are random and never zero.
@@ -29,7 +29,7 @@ impl fmt::Display for DmbToken {
 ///
 /// Native ISM devices use 64 bits (`gid_ext` = 0); emulated ISM devices such
 /// as loopback-ism use 128 bits, sent on the wire as `gid` (high half) and
-/// `gid_ext` (low half) (`spec/clc.md` §3.4, §4).
+/// `gid_ext` (low half) (`docs/protocol/clc.md` §3.4, §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Gid {

@@ -6,7 +6,7 @@
 //! relaxed atomic loads and stores (single bytes up to a word boundary, native
 //! words in between, `shared_copy`), so that a concurrent writer is never a
 //! data race, and the two cursor words of the CDC header are read and written
-//! as aligned 64-bit atomics (`spec/cdc.md` §2).
+//! as aligned 64-bit atomics (`docs/protocol/cdc.md` §2).
 //!
 //! The memory is owned by a device (see [`crate::ops::SmcdOps`]); a `DmbMem`
 //! is a borrowed view that stays valid while the device keeps the DMB

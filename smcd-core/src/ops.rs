@@ -1,5 +1,5 @@
 //! The device seam: [`SmcdOps`], mirroring Linux `smcd_ops`
-//! (`include/net/smc.h`, v6.10–6.17; `spec/loopback.md` §5).
+//! (`include/net/smc.h`, v6.10–6.17; `docs/protocol/loopback.md` §5).
 //!
 //! A device registers DMBs (receive buffers the peer writes into), moves data
 //! into a peer's DMB, and — if it supports *nocopy* — lets a sender map the
@@ -148,7 +148,7 @@ impl fmt::Display for HandleError {
 
 impl core::error::Error for HandleError {}
 
-/// Smallest DMB a handle accepts: 16 KiB (`spec/cdc.md` §1).
+/// Smallest DMB a handle accepts: 16 KiB (`docs/protocol/cdc.md` §1).
 #[cfg(not(smcd_loom))]
 pub const MIN_DMB_LEN_BYTES: usize = crate::dmb::DMB_MIN_SIZE_BYTES;
 /// Smallest DMB a handle accepts: under `cfg(smcd_loom)` a header plus a
@@ -174,12 +174,41 @@ fn dmb_len(len: usize) -> Result<usize, HandleError> {
 /// without unregistering it leaks the DMB (it stays registered and mapped);
 /// it never frees memory that is still in use.
 ///
-/// ```compile_fail
+/// Using a DMB after giving it back does not compile (E0382, use of a
+/// moved value):
+///
+/// ```compile_fail,E0382
 /// # use smcd_core::ops::SmcdOps;
 /// # fn f<D: SmcdOps>(dev: &D) -> Result<(), D::Error> {
 /// let d = dev.register_dmb(16384)?;
 /// dev.unregister_dmb(d)?;
 /// d.mem().write(100, b"x"); // error: `d` was moved into unregister_dmb
+/// # Ok(()) }
+/// ```
+///
+/// nor does keeping a view of its memory across the unregister (E0505,
+/// move out of a borrowed value):
+///
+/// ```compile_fail,E0505
+/// # use smcd_core::ops::SmcdOps;
+/// # fn f<D: SmcdOps>(dev: &D) -> Result<(), D::Error> {
+/// let d = dev.register_dmb(16384)?;
+/// let mem = d.mem();
+/// dev.unregister_dmb(d)?; // error: `d` is borrowed by `mem`
+/// mem.write(100, b"x").unwrap();
+/// # Ok(()) }
+/// ```
+///
+/// and the original use-after-free — unregister by token, keep the copied
+/// memory handle — cannot even be written: the handle's fields are private
+/// (E0616) and `unregister_dmb` takes the handle, not a token.
+///
+/// ```compile_fail,E0616
+/// # use smcd_core::ops::SmcdOps;
+/// # fn f<D: SmcdOps>(dev: &D) -> Result<(), D::Error> {
+/// let d = dev.register_dmb(16384)?;
+/// dev.unregister_dmb(d.token)?; // error: field `token` is private
+/// d.mem.write(100, b"x").unwrap(); // error: field `mem` is private
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
@@ -437,24 +466,31 @@ impl<T: ErrorType + ?Sized> ErrorType for &T {
 /// A reference to a device is the device: `Host<&Device>` shares one device
 /// between hosts, and a stack-local device needs no `'static`.
 impl<T: SmcdOps + ?Sized> SmcdOps for &T {
+    #[inline]
     fn local_gid(&self) -> Gid {
         (**self).local_gid()
     }
+    #[inline]
     fn chid(&self) -> Chid {
         (**self).chid()
     }
+    #[inline]
     fn supports_v2(&self) -> bool {
         (**self).supports_v2()
     }
+    #[inline]
     fn query_remote_gid(&self, gid: Gid) -> Result<(), Self::Error> {
         (**self).query_remote_gid(gid)
     }
+    #[inline]
     fn register_dmb(&self, size: usize) -> Result<Dmb, Self::Error> {
         (**self).register_dmb(size)
     }
+    #[inline]
     fn unregister_dmb(&self, dmb: Dmb) -> Result<(), Self::Error> {
         (**self).unregister_dmb(dmb)
     }
+    #[inline]
     fn move_data(
         &self,
         token: DmbToken,
@@ -464,15 +500,19 @@ impl<T: SmcdOps + ?Sized> SmcdOps for &T {
     ) -> Result<(), Self::Error> {
         (**self).move_data(token, offset, data, signal)
     }
+    #[inline]
     fn signal_dmb(&self, token: DmbToken) -> Result<(), Self::Error> {
         (**self).signal_dmb(token)
     }
+    #[inline]
     fn supports_nocopy(&self) -> bool {
         (**self).supports_nocopy()
     }
+    #[inline]
     fn attach_dmb(&self, own: &Dmb, peer: PeerDmbId, map: bool) -> Result<PeerDmb, Self::Error> {
         (**self).attach_dmb(own, peer, map)
     }
+    #[inline]
     fn detach_dmb(&self, peer: PeerDmb) -> Result<(), Self::Error> {
         (**self).detach_dmb(peer)
     }

@@ -91,11 +91,13 @@ impl<T> UnsafeCell<T> {
 #[cfg(not(smcd_loom))]
 impl<T: ?Sized> UnsafeCell<T> {
     /// Run `f` with a shared pointer to the value (a read access).
+    #[inline(always)]
     pub fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
         f(self.0.get())
     }
 
     /// Run `f` with a mutable pointer to the value (a write access).
+    #[inline(always)]
     pub fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
         f(self.0.get())
     }

@@ -61,7 +61,7 @@ fn expect(delays: &[u32]) -> CheckedDelay {
 }
 
 fn config() -> ClcConfig {
-    ClcConfig::new()
+    ClcConfig::empty()
         .with_ueid("SMCD-TEST")
         .unwrap()
         .with_dmb_size(16 * 1024)
@@ -80,7 +80,7 @@ fn established<'a>(fx: &'a Fixture<'_, FakeDev>) -> (Ep<'a>, Ep<'a>) {
 /// Run the client handshake on `end` until the CLC timer fires, which must
 /// be at 6 s of the driver's clock.
 fn handshake_times_out(fx: &Fixture<'_, FakeDev>, end: PipeEnd<'_, PIPE_BYTES>, pause: impl Pause) {
-    let mut client = Blocking::new(Endpoint::client(fx.host(), end, 0), pause);
+    let mut client = Blocking::new(Endpoint::client(&fx.host, end, 0), pause);
     assert_eq!(
         client.handshake().unwrap_err(),
         EndpointError::Failed(Failure::Handshake(HandshakeError::Timeout))
@@ -234,7 +234,7 @@ fn close_waits_for_the_peer_then_gives_everything_back() {
     assert!(!dev.is_registered(token));
     assert_eq!(dev.attach_count(token), 0);
     assert!(server.borrow().is_closed());
-    assert_eq!(fx.groups.in_use(), 0);
+    assert_eq!(fx.host.groups().in_use(), 0);
 }
 
 #[test]
@@ -257,7 +257,7 @@ fn close_aborts_when_the_peer_does_not_answer_in_time() {
 #[test]
 fn fallback_close_flushes_the_decline_first() {
     let dev = FakeDev::new(false);
-    let fx = Fixture::new(&dev, ClcConfig::new()); // no UEID: the server declines
+    let fx = Fixture::new(&dev, ClcConfig::empty()); // no UEID: the server declines
     let (mut client, mut server) = fx.pair();
     let (mut a, mut s_end) = fx.pipe.ends();
     client.poll(0).unwrap(); // Proposal

@@ -1,17 +1,21 @@
-//! Hard errors (`spec/handshake.md` §6): malformed messages and CLC
+//! Hard errors (`docs/protocol/handshake.md` §6): malformed messages and CLC
 //! timeouts end the handshake without a Decline and without fallback, and
 //! every resource taken so far is given back.
 
 mod clc_common;
 
-use clc_common::{LO_GID, config, drain, established, failed, messages, one, pair, vector};
+use clc_common::{
+    Engine, LO_GID, client, config, drain, failed, messages, one, pair, server, take, vector,
+};
 use smcd_core::clc::testing::FakeDevice;
-use smcd_core::clc::{CLC_WAIT_MS, Devices, Handshake, HandshakeError, LinkGroups, ProtocolError};
+use smcd_core::clc::{
+    CLC_WAIT_MS, ClcContext, Devices, Handshake, HandshakeError, LinkGroups, ProtocolError,
+};
 use smcd_core::dmb::Chid;
 use smcd_core::wire::clc::{ClcMessage, ClcType, WireError};
 
 /// The protocol error of a failed handshake.
-fn protocol_error(h: &mut Handshake<'_>) -> ProtocolError {
+fn protocol_error(h: &mut Handshake<impl ClcContext>) -> ProtocolError {
     match failed(h.poll_outcome()) {
         HandshakeError::Protocol(e) => e,
         other => panic!("expected a protocol error, got {other:?}"),
@@ -36,7 +40,7 @@ fn malformed_proposals_fail_the_server_silently() {
         let (lo, devices) = one(FakeDevice::loopback(LO_GID));
         let lgrs = LinkGroups::<8>::new();
         let config = config();
-        let mut server = Handshake::server(&config, devices, &lgrs, 0);
+        let mut server = server(&config, devices, &lgrs, 0);
         let bad = vector(name);
         // One byte at a time: the error comes with the last byte.
         for (i, b) in bad.iter().enumerate() {
@@ -60,7 +64,7 @@ fn client_answered_with(answer: &[u8]) -> (ProtocolError, usize) {
     let (lo, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::<8>::new();
     let config = config();
-    let mut client = Handshake::client(&config, devices, &lgrs, 0);
+    let mut client = client(&config, devices, &lgrs, 0);
     drain(&mut client);
     let used = client.handle_input(1, answer);
     assert!(drain(&mut client).is_empty(), "no Decline");
@@ -111,7 +115,7 @@ fn non_clc_bytes_fail_after_the_header() {
     let (_, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::<8>::new();
     let config = config();
-    let mut server = Handshake::server(&config, devices, &lgrs, 0);
+    let mut server = server(&config, devices, &lgrs, 0);
     assert_eq!(server.handle_input(0, b"GET / HTTP/1.1\r\n\r\n"), 8);
     assert!(matches!(
         protocol_error(&mut server),
@@ -122,7 +126,7 @@ fn non_clc_bytes_fail_after_the_header() {
 
 /// A server that answered a real Proposal with its Accept at `now_ms`.
 struct Accepted<'a> {
-    server: Handshake<'a>,
+    server: Engine<'a>,
     accept: Vec<u8>,
 }
 
@@ -132,8 +136,8 @@ fn accepted<'a>(
     lgrs: &'a LinkGroups<8>,
     now_ms: u64,
 ) -> Accepted<'a> {
-    let mut client = Handshake::client(config, devices, lgrs, 0);
-    let mut server = Handshake::server(config, devices, lgrs, 0);
+    let mut client = client(config, devices, lgrs, 0);
+    let mut server = server(config, devices, lgrs, 0);
     let proposal = drain(&mut client);
     assert_eq!(server.handle_input(now_ms, &proposal), proposal.len());
     let accept = drain(&mut server);
@@ -192,7 +196,7 @@ fn server_times_out_waiting_for_the_proposal() {
     let (_, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::<8>::new();
     let config = config();
-    let mut server = Handshake::server(&config, devices, &lgrs, 500);
+    let mut server = server(&config, devices, &lgrs, 500);
     assert_eq!(server.poll_timeout(), Some(500 + CLC_WAIT_MS));
     server.handle_timeout(500 + CLC_WAIT_MS - 1);
     assert!(server.is_handshaking());
@@ -232,12 +236,22 @@ fn dropping_an_engine_gives_back_what_it_holds() {
     drop(p);
     assert_eq!((lo.live_dmbs(), lo.attachments(), lgrs.in_use()), (0, 0, 0));
 
-    // Taken outcomes belong to the caller.
+    // A taken outcome without its resources taken: given back as well.
     let mut p = pair(&config, &config, devices, devices, &lgrs);
     p.drive();
-    let c = established(p.client.poll_outcome());
+    assert!(p.client.poll_outcome().is_some());
+    assert!(p.server.poll_outcome().is_some());
+    drop(p);
+    assert_eq!((lo.live_dmbs(), lo.attachments(), lgrs.in_use()), (0, 0, 0));
+
+    // Taken resources belong to the caller.
+    let mut p = pair(&config, &config, devices, devices, &lgrs);
+    p.drive();
+    let c = take(&mut p.client);
     drop(p);
     // The client's DMB, and the server's, unregistered but still attached.
     assert_eq!((lo.live_dmbs(), lo.attachments()), (2, 1));
-    assert_eq!(lgrs.connections(c.link_group), Some(1));
+    assert_eq!(lgrs.connections(c.lgr), Some(1));
+    c.release(devices, &lgrs);
+    assert_eq!((lo.live_dmbs(), lo.attachments(), lgrs.in_use()), (0, 0, 0));
 }

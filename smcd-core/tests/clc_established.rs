@@ -3,10 +3,13 @@
 
 mod clc_common;
 
-use clc_common::{LO_GID, UEID, config, established, message_lengths, one, pair, vector};
+use clc_common::{
+    LO_GID, Side, UEID, client, config, established, message_lengths, one, pair, server, take,
+    vector,
+};
 use smcd_core::clc::testing::FakeDevice;
-use smcd_core::clc::{ClcConfig, ClcDevice, Devices, Established, Handshake, LinkGroups, Role};
-use smcd_core::conn::{Connection, SendMode};
+use smcd_core::clc::{ClcConfig, ClcDevice, Devices, LinkGroups, Role};
+use smcd_core::conn::SendMode;
 use smcd_core::dmb::{Chid, Gid};
 use smcd_core::wire::clc::{AcceptRepr, ClcMessage, Eid};
 
@@ -27,45 +30,55 @@ fn first_contact_then_reuse_share_one_link_group() {
     // First connection: both sides create a link group.
     let mut p = pair(&config, &config, devices, devices, &lgrs);
     p.drive();
-    let c = established(p.client.poll_outcome());
-    let s = established(p.server.poll_outcome());
-    assert_eq!((c.role, s.role), (Role::Client, Role::Server));
-    assert!(c.first_contact && s.first_contact);
-    assert_eq!((c.peer_gid, s.peer_gid), (LO_GID, LO_GID));
-    assert_eq!((c.chid, s.chid), (Chid::LOOPBACK, Chid::LOOPBACK));
-    assert_eq!(c.peer_token, s.dmb.token);
-    assert_eq!(s.peer_token, c.dmb.token);
-    assert_eq!((c.peer_dmb_size, s.peer_dmb_size), (64 * 1024, 64 * 1024));
-    assert_eq!(c.dmb.mem.len(), 64 * 1024);
-    assert_eq!(c.eid, Eid::from_text(UEID).unwrap());
-    assert_eq!(s.eid, c.eid);
-    assert_eq!((c.version, c.release, c.features), (2, 1, 1));
-    assert_eq!((s.version, s.release, s.features), (2, 1, 1));
-    assert_eq!(c.peer_hostname.unwrap().trimmed(), b"host1");
-    assert_eq!(s.peer_hostname.unwrap().trimmed(), b"host1");
-    assert!(matches!(c.mode, SendMode::NoCopy(d) if d.token == s.dmb.token));
-    assert!(matches!(s.mode, SendMode::NoCopy(d) if d.token == c.dmb.token));
-    // Everything a data-path connection needs.
-    Connection::new(c.conn_params()).unwrap();
-    Connection::new(s.conn_params()).unwrap();
+    let c = take(&mut p.client);
+    let s = take(&mut p.server);
+    let (ci, si) = (c.info, s.info);
+    assert_eq!((ci.role, si.role), (Role::Client, Role::Server));
+    assert!(ci.first_contact && si.first_contact);
+    assert_eq!((ci.peer_gid, si.peer_gid), (LO_GID, LO_GID));
+    assert_eq!((ci.chid, si.chid), (Chid::LOOPBACK, Chid::LOOPBACK));
+    // Each side sends into the other's DMB, named in the Accept / Confirm.
+    assert_eq!(c.conn.peer_token(), s.conn.own_token());
+    assert_eq!(s.conn.peer_token(), c.conn.own_token());
+    assert_eq!(accept_confirm(p.server_wrote()).token, s.conn.own_token());
+    assert_eq!(accept_confirm(p.client_wrote()).token, c.conn.own_token());
+    assert_eq!((ci.peer_dmb_size, si.peer_dmb_size), (64 * 1024, 64 * 1024));
+    assert_eq!((ci.own_dmb_size, si.own_dmb_size), (64 * 1024, 64 * 1024));
+    assert_eq!(c.conn.own_dmb_len(), 64 * 1024);
+    assert_eq!(ci.eid, Eid::from_text(UEID).unwrap());
+    assert_eq!(si.eid, ci.eid);
+    assert_eq!((ci.version, ci.release, ci.features), (2, 1, 1));
+    assert_eq!((si.version, si.release, si.features), (2, 1, 1));
+    assert_eq!(ci.peer_hostname.unwrap().trimmed(), b"host1");
+    assert_eq!(si.peer_hostname.unwrap().trimmed(), b"host1");
+    assert_eq!((ci.mode, si.mode), (SendMode::NoCopy, SendMode::NoCopy));
+    assert_eq!(
+        (c.conn.mode(), s.conn.mode()),
+        (SendMode::NoCopy, SendMode::NoCopy)
+    );
     // Proposal 224 (vector B's shape), first-contact Accept/Confirm 130 each.
     assert_eq!(message_lengths(p.client_wrote()), [224, 130]);
     assert_eq!(message_lengths(p.server_wrote()), [130]);
     assert_eq!(p.server_wrote()[7], 0x29);
     assert_eq!(lo.live_dmbs(), 2);
     assert_eq!(lo.attachments(), 2);
-    let server_lgr = s.link_group;
-    assert_ne!(c.link_group, server_lgr);
+    let server_lgr = s.lgr;
+    assert_ne!(c.lgr, server_lgr);
+    assert_eq!((ci.link_id, si.link_id), (c.lgr.id(), server_lgr.id()));
+    // The engines hold nothing any more: the connections own the DMBs.
     drop(p);
+    assert_eq!((lo.live_dmbs(), lo.attachments()), (2, 2));
 
     // Second connection: both join the server's (oldest) group.
     let mut p = pair(&config, &config, devices, devices, &lgrs);
     p.drive();
-    let c2 = established(p.client.poll_outcome());
-    let s2 = established(p.server.poll_outcome());
-    assert!(!c2.first_contact && !s2.first_contact);
-    assert_eq!(c2.link_group, server_lgr);
-    assert_eq!(s2.link_group, server_lgr);
+    let c2 = take(&mut p.client);
+    let s2 = take(&mut p.server);
+    assert!(!c2.info.first_contact && !s2.info.first_contact);
+    assert_eq!(c2.lgr, server_lgr);
+    assert_eq!(s2.lgr, server_lgr);
+    assert_eq!(c2.conn.peer_token(), s2.conn.own_token());
+    assert_eq!(s2.conn.peer_token(), c2.conn.own_token());
     let accept = accept_confirm(p.server_wrote());
     let confirm = accept_confirm(p.client_wrote());
     assert_eq!(accept.linkid, confirm.linkid);
@@ -75,9 +88,16 @@ fn first_contact_then_reuse_share_one_link_group() {
     assert_eq!(message_lengths(p.client_wrote()), [224, 78]);
     assert_eq!(p.server_wrote()[7], 0x21);
     // Release and features come from the group.
-    assert_eq!((c2.release, c2.features), (1, 1));
+    assert_eq!((c2.info.release, c2.info.features), (1, 1));
     assert_eq!(lgrs.connections(server_lgr), Some(3));
     assert_eq!(lgrs.len(), 2);
+    assert_eq!((lo.live_dmbs(), lo.attachments()), (4, 4));
+
+    // Everything goes back through the device and the table.
+    for side in [c, s, c2, s2] {
+        side.release(devices, &lgrs);
+    }
+    assert_eq!((lo.live_dmbs(), lo.attachments(), lgrs.in_use()), (0, 0, 0));
 }
 
 #[test]
@@ -87,10 +107,10 @@ fn one_byte_at_a_time() {
     let config = config();
     let mut p = pair(&config, &config, devices, devices, &lgrs).byte_by_byte();
     p.drive();
-    let c = established(p.client.poll_outcome());
-    let s = established(p.server.poll_outcome());
-    assert_eq!(c.peer_token, s.dmb.token);
-    assert_eq!(s.peer_token, c.dmb.token);
+    let c = take(&mut p.client);
+    let s = take(&mut p.server);
+    assert_eq!(c.conn.peer_token(), s.conn.own_token());
+    assert_eq!(s.conn.peer_token(), c.conn.own_token());
     assert_eq!(message_lengths(p.client_wrote()), [224, 130]);
 }
 
@@ -99,7 +119,7 @@ fn proposal_is_vector_b() {
     let (_, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::<8>::new();
     let config = config();
-    let mut client = Handshake::client(&config, devices, &lgrs, 0);
+    let mut client = client(&config, devices, &lgrs, 0);
     let mut buf = [0u8; 1024];
     let n = client.poll_transmit(&mut buf).unwrap();
     assert_eq!(&buf[..n], vector("clc-proposal-v2-loopback.hex"));
@@ -111,8 +131,8 @@ fn bytes_after_confirm_are_left_to_the_caller() {
     let (_, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::<8>::new();
     let config = config();
-    let mut client = Handshake::client(&config, devices, &lgrs, 0);
-    let mut server = Handshake::server(&config, devices, &lgrs, 0);
+    let mut client = client(&config, devices, &lgrs, 0);
+    let mut server = server(&config, devices, &lgrs, 0);
     let mut buf = [0u8; 1024];
     let n = client.poll_transmit(&mut buf).unwrap();
     assert_eq!(server.handle_input(1, &buf[..n]), n);
@@ -128,15 +148,18 @@ fn bytes_after_confirm_are_left_to_the_caller() {
         server.poll_outcome().is_none(),
         "the outcome is handed out once"
     );
+    // The resources too, once.
+    assert!(server.take_established().is_some());
+    assert!(server.take_established().is_none());
 }
 
-/// A whole handshake between two device lists: both outcomes and the bytes
+/// A whole handshake between two device lists: both sides and the bytes
 /// the client wrote.
 fn establish(
     client: &[&dyn ClcDevice],
     server: &[&dyn ClcDevice],
     lgrs: &LinkGroups<8>,
-) -> (Established, Established, Vec<u8>) {
+) -> (Side, Side, Vec<u8>) {
     let config = config();
     let mut p = pair(
         &config,
@@ -146,8 +169,8 @@ fn establish(
         lgrs,
     );
     p.drive();
-    let c = established(p.client.poll_outcome());
-    let s = established(p.server.poll_outcome());
+    let c = take(&mut p.client);
+    let s = take(&mut p.server);
     (c, s, p.client_wrote().to_vec())
 }
 
@@ -178,7 +201,8 @@ fn ism_like_device_is_offered_and_chosen_before_loopback() {
     // Slice order puts loopback first; priority puts the ISM device first.
     let client_list: [&dyn ClcDevice; 2] = [&hosts.lo, &hosts.client_ism];
     let server_list: [&dyn ClcDevice; 2] = [&hosts.lo, &hosts.server_ism];
-    let (c, s, client_wrote) = establish(&client_list, &server_list, &LinkGroups::new());
+    let lgrs = LinkGroups::new();
+    let (c, s, client_wrote) = establish(&client_list, &server_list, &lgrs);
     let proposal = match &clc_common::messages(&client_wrote)[0] {
         ClcMessage::Proposal(p) => p.clone(),
         other => panic!("{other:?}"),
@@ -191,13 +215,31 @@ fn ism_like_device_is_offered_and_chosen_before_loopback() {
             (LO_GID, Chid::LOOPBACK)
         ]
     );
-    assert_eq!((c.device, s.device), (1, 1));
-    assert_eq!(c.chid, TwoHosts::ISM_CHID);
-    assert_eq!(c.peer_gid, hosts.server_ism.gid());
-    assert_eq!(s.peer_gid, hosts.client_ism.gid());
-    assert!(matches!(c.mode, SendMode::Copy));
-    assert!(matches!(s.mode, SendMode::Copy));
+    assert_eq!((c.info.device, s.info.device), (1, 1));
+    assert_eq!(c.info.chid, TwoHosts::ISM_CHID);
+    assert_eq!(c.info.peer_gid, hosts.server_ism.gid());
+    assert_eq!(s.info.peer_gid, hosts.client_ism.gid());
+    assert_eq!((c.info.mode, s.info.mode), (SendMode::Copy, SendMode::Copy));
+    assert_eq!(
+        (c.conn.mode(), s.conn.mode()),
+        (SendMode::Copy, SendMode::Copy)
+    );
+    // Two hosts: each DMB on its own device, bound (not mapped) by the peer.
+    assert_eq!(c.conn.peer_token(), s.conn.own_token());
+    assert_eq!(s.conn.peer_token(), c.conn.own_token());
     assert_eq!(hosts.lo.live_dmbs(), 0);
+    assert_eq!(
+        (hosts.client_ism.live_dmbs(), hosts.server_ism.live_dmbs()),
+        (1, 1)
+    );
+    assert_eq!(hosts.client_ism.attachments(), 0);
+    c.release(Devices::new(&client_list), &lgrs);
+    s.release(Devices::new(&server_list), &lgrs);
+    assert_eq!(
+        (hosts.client_ism.live_dmbs(), hosts.server_ism.live_dmbs()),
+        (0, 0)
+    );
+    assert_eq!(lgrs.in_use(), 0);
 }
 
 #[test]
@@ -208,11 +250,17 @@ fn server_moves_on_when_a_device_cannot_take_a_dmb() {
     let server_list: [&dyn ClcDevice; 2] = [&hosts.server_ism, &hosts.lo];
     let lgrs = LinkGroups::new();
     let (c, s, _) = establish(&client_list, &server_list, &lgrs);
-    assert_eq!((s.chid, c.chid), (Chid::LOOPBACK, Chid::LOOPBACK));
-    assert_eq!(s.device, 1);
+    assert_eq!((s.info.chid, c.info.chid), (Chid::LOOPBACK, Chid::LOOPBACK));
+    assert_eq!(s.info.device, 1);
     // The failed device's link group reference was given back.
     assert_eq!(hosts.server_ism.live_dmbs(), 0);
     assert_eq!(lgrs.len(), 3);
+    assert_eq!(lgrs.in_use(), 2);
+    assert_eq!(hosts.lo.live_dmbs(), 2);
+    c.release(Devices::new(&client_list), &lgrs);
+    s.release(Devices::new(&server_list), &lgrs);
+    assert_eq!((hosts.lo.live_dmbs(), hosts.lo.attachments()), (0, 0));
+    assert_eq!(lgrs.in_use(), 0);
 }
 
 #[test]
@@ -222,11 +270,21 @@ fn dmb_size_steps_down_on_no_memory() {
     let config = config().with_dmb_size(256 * 1024);
     let mut p = pair(&config, &config, devices, devices, &lgrs);
     p.drive();
-    let c = established(p.client.poll_outcome());
-    let s = established(p.server.poll_outcome());
+    let c = take(&mut p.client);
+    let s = take(&mut p.server);
     assert_eq!(lo.registered_sizes(), [32 * 1024, 32 * 1024]);
-    assert_eq!((c.peer_dmb_size, s.peer_dmb_size), (32 * 1024, 32 * 1024));
+    assert_eq!(
+        (c.info.peer_dmb_size, s.info.peer_dmb_size),
+        (32 * 1024, 32 * 1024)
+    );
+    assert_eq!(
+        (c.conn.own_dmb_len(), s.conn.own_dmb_len()),
+        (32 * 1024, 32 * 1024)
+    );
     assert_eq!(accept_confirm(p.server_wrote()).dmbe_size, 1);
+    c.release(devices, &lgrs);
+    s.release(devices, &lgrs);
+    assert_eq!((lo.live_dmbs(), lo.attachments()), (0, 0));
 }
 
 #[test]
@@ -234,9 +292,25 @@ fn seid_is_negotiated_when_both_enable_the_same() {
     let (_, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::<8>::new();
     let seid = Eid::from_text("IBM-SYSZ-ISMSEID00000000ABCD1234").unwrap();
-    let config = ClcConfig::new().with_seid(seid);
+    let config = ClcConfig::empty().with_seid(seid);
     let mut p = pair(&config, &config, devices, devices, &lgrs);
     p.drive();
     assert_eq!(established(p.client.poll_outcome()).eid, seid);
     assert_eq!(established(p.server.poll_outcome()).eid, seid);
+}
+
+#[test]
+fn default_config_negotiates_the_default_ueid() {
+    let (lo, devices) = one(FakeDevice::loopback(LO_GID));
+    let lgrs = LinkGroups::<8>::new();
+    let config = ClcConfig::default();
+    let mut p = pair(&config, &config, devices, devices, &lgrs);
+    p.drive();
+    let c = take(&mut p.client);
+    let s = take(&mut p.server);
+    let eid = Eid::from_text(smcd_core::clc::DEFAULT_UEID).unwrap();
+    assert_eq!((c.info.eid, s.info.eid), (eid, eid));
+    c.release(devices, &lgrs);
+    s.release(devices, &lgrs);
+    assert_eq!((lo.live_dmbs(), lo.attachments(), lgrs.in_use()), (0, 0, 0));
 }

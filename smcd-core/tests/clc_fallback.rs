@@ -1,5 +1,5 @@
 //! Every Decline of an SMC-D handshake, driven through the engines: the
-//! reason code and Decline version of `spec/handshake.md`, the Decline bytes
+//! reason code and Decline version of `docs/protocol/handshake.md`, the Decline bytes
 //! parsed back with `wire`, application data after the Decline delivered
 //! intact, and every DMB, attachment and link-group reference given back.
 
@@ -8,16 +8,15 @@ mod clc_common;
 use std::net::Ipv4Addr;
 
 use clc_common::{
-    Decliner, LO_GID, assert_declines, assert_fallback, config, decline_in, drain, established,
-    fallback, one, pair, vector,
+    Decliner, LO_GID, accept_for, assert_declines, assert_fallback, client, config, decline_in,
+    drain, emit_accept, fallback, one, pair, server, take, vector,
 };
 use smcd_core::clc::testing::{FakeDevice, Pair};
-use smcd_core::clc::{ClcConfig, ClcDevice, DeclinedBy, Devices, Handshake, LinkGroups};
+use smcd_core::clc::{ClcConfig, ClcDevice, Context, DeclinedBy, Devices, LinkGroups};
 use smcd_core::dmb::{Chid, Gid};
 use smcd_core::ops::ErrorKind;
 use smcd_core::wire::clc::{
-    AcceptKind, AcceptRepr, ClcMessage, DeclineReason, Eyecatcher, Fce, IpPrefix, ProposalRepr,
-    SmcType,
+    AcceptKind, AcceptRepr, DeclineReason, Eyecatcher, Fce, IpPrefix, ProposalRepr, SmcType,
 };
 
 /// A pair over one device slice per side, sharing `lgrs`.
@@ -26,7 +25,7 @@ fn pair_of<'a>(
     client: &'a [&'a dyn ClcDevice],
     server: &'a [&'a dyn ClcDevice],
     lgrs: &'a LinkGroups<8>,
-) -> Pair<'a> {
+) -> Pair<Context<'a>> {
     pair(
         configs.0,
         configs.1,
@@ -65,28 +64,12 @@ fn emit(p: &ProposalRepr) -> Vec<u8> {
     buf
 }
 
-fn emit_accept(a: &AcceptRepr) -> Vec<u8> {
-    let mut buf = vec![0u8; a.buffer_len()];
-    a.emit(&mut buf).unwrap();
-    buf
-}
-
-/// The Accept `server` answers to `client`'s Proposal.
-fn accept_for(client: &mut Handshake<'_>, server: &mut Handshake<'_>) -> AcceptRepr {
-    let proposal = drain(client);
-    assert_eq!(server.handle_input(0, &proposal), proposal.len());
-    match &clc_common::messages(&drain(server))[..] {
-        [ClcMessage::AcceptConfirm(a)] => *a,
-        other => panic!("{other:?}"),
-    }
-}
-
 /// A server with loopback at the vectors' GID.
 fn lo_server_declines(msg: &[u8], reason: DeclineReason, version: u8) {
     let (lo, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::<8>::new();
     let config = config();
-    let mut server = Handshake::server(&config, devices, &lgrs, 0);
+    let mut server = server(&config, devices, &lgrs, 0);
     assert_declines(&mut server, msg, reason, version);
     assert_clean(&[lo], &lgrs);
 }
@@ -121,7 +104,7 @@ fn client_with_no_device_at_all_declines_nosmcdev() {
 fn no_ueid_and_no_seid_server_declines_noueid() {
     let (lo, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::new();
-    let bare = ClcConfig::new();
+    let bare = ClcConfig::empty();
     let mut p = pair(&bare, &bare, devices, devices, &lgrs).byte_by_byte();
     assert_fallback(&mut p, Decliner::Server, DeclineReason::NoUeid, 2, false);
     assert_eq!(DeclineReason::NoUeid.code(), 0x0303_0008);
@@ -134,8 +117,8 @@ fn no_ueid_and_no_seid_server_declines_noueid() {
 fn no_common_ueid_server_declines_nosmcddev() {
     let (lo, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::new();
-    let client_config = ClcConfig::new().with_ueid("CLIENT-SIDE").unwrap();
-    let server_config = ClcConfig::new().with_ueid("SERVER-SIDE").unwrap();
+    let client_config = ClcConfig::empty().with_ueid("CLIENT-SIDE").unwrap();
+    let server_config = ClcConfig::empty().with_ueid("SERVER-SIDE").unwrap();
     let mut p = pair(&client_config, &server_config, devices, devices, &lgrs);
     assert_fallback(&mut p, Decliner::Server, DeclineReason::NoSmcdDev, 2, false);
     assert_clean(&[lo], &lgrs);
@@ -286,60 +269,95 @@ fn client_out_of_memory_declines_mem() {
 
 #[test]
 fn client_attach_failure_declines_mem() {
+    for kind in [
+        ErrorKind::NoMemory,
+        ErrorKind::Other,
+        ErrorKind::Unsupported,
+    ] {
+        let (lo, devices) = one(FakeDevice::loopback(LO_GID).failing_attach(kind));
+        let lgrs = LinkGroups::new();
+        let config = config();
+        let mut p = pair(&config, &config, devices, devices, &lgrs);
+        assert_fallback(&mut p, Decliner::Client, DeclineReason::Mem, 2, false);
+        assert_clean(&[lo], &lgrs);
+    }
+}
+
+#[test]
+fn client_attach_refused_as_invalid_token_declines_interr() {
+    // The device refuses to pair the peer's DMB with ours: PEER_DMB_INVALID.
     let (lo, devices) = one(FakeDevice::loopback(LO_GID).failing_attach(ErrorKind::InvalidToken));
     let lgrs = LinkGroups::new();
     let config = config();
     let mut p = pair(&config, &config, devices, devices, &lgrs);
-    assert_fallback(&mut p, Decliner::Client, DeclineReason::Mem, 2, false);
+    assert_fallback(&mut p, Decliner::Client, DeclineReason::IntErr, 2, false);
+    assert_eq!(DeclineReason::IntErr.code(), 0x0999_0000);
     assert_clean(&[lo], &lgrs);
 }
 
-#[test]
-fn server_attach_failure_declines_mem_after_the_client_finished() {
-    // The server's device claims nocopy but cannot attach the client's DMB.
-    let (client_ism, server_ism) = two_hosts();
-    let server_ism = server_ism.with_nocopy();
+/// Two hosts whose server device claims nocopy: the client finishes, the
+/// server's attach fails and it declines `reason` after the Confirm.
+fn server_attach_fails(server_ism: FakeDevice, reason: DeclineReason) {
+    let (client_ism, _) = two_hosts();
     let client: [&dyn ClcDevice; 1] = [&client_ism];
     let server: [&dyn ClcDevice; 1] = [&server_ism];
     let lgrs = LinkGroups::new();
     let config = config();
     let mut p = pair_of((&config, &config), &client, &server, &lgrs);
     p.drive();
-    established(p.client.poll_outcome());
+    let c = take(&mut p.client);
     let s = fallback(p.server.poll_outcome());
-    assert_eq!(
-        (s.reason, s.declined_by),
-        (DeclineReason::Mem, DeclinedBy::Local)
-    );
+    assert_eq!((s.reason, s.declined_by), (reason, DeclinedBy::Local));
+    assert!(p.server.take_established().is_none());
     let (d, _) = decline_in(p.server_wrote());
-    assert_eq!((d.peer_diagnosis, d.version), (DeclineReason::Mem, 2));
+    assert_eq!((d.peer_diagnosis, d.version), (reason, 2));
     // The client already finished CLC: the Decline reaches it as TCP bytes.
     assert_eq!(p.client_app.len(), 44);
     assert_eq!(server_ism.live_dmbs(), 0);
+    // The client's connection is the application's to end.
+    c.release(Devices::new(&client), &lgrs);
+    assert_clean(&[&client_ism, &server_ism], &lgrs);
+}
+
+#[test]
+fn server_attach_failure_declines_mem_after_the_client_finished() {
+    let (_, server_ism) = two_hosts();
+    server_attach_fails(
+        server_ism.with_nocopy().failing_attach(ErrorKind::NoMemory),
+        DeclineReason::Mem,
+    );
+}
+
+#[test]
+fn server_nocopy_map_of_a_remote_dmb_declines_interr_after_the_client_finished() {
+    // The server's device claims nocopy but cannot map the client's DMB on
+    // another host: it refuses the token, so the DMB counts as invalid.
+    let (_, server_ism) = two_hosts();
+    server_attach_fails(server_ism.with_nocopy(), DeclineReason::IntErr);
 }
 
 #[test]
 fn first_contact_mismatch_declines_syncerr_and_server_drops_its_group() {
-    let (_, devices) = one(FakeDevice::loopback(LO_GID));
+    let (lo, devices) = one(FakeDevice::loopback(LO_GID));
     let server_lgrs = LinkGroups::<8>::new();
     let config = config();
 
     // A first connection leaves a group in the server's table.
     let first_client_lgrs = LinkGroups::<8>::new();
     let mut p = Pair::new(
-        Handshake::client(&config, devices, &first_client_lgrs, 0),
-        Handshake::server(&config, devices, &server_lgrs, 0),
+        client(&config, devices, &first_client_lgrs, 0),
+        server(&config, devices, &server_lgrs, 0),
     );
     p.drive();
-    let s1 = established(p.server.poll_outcome());
-    established(p.client.poll_outcome());
+    let s1 = take(&mut p.server);
+    let c1 = take(&mut p.client);
     drop(p);
 
     // A client that lost its group: the server reuses, the client cannot.
     let fresh_client_lgrs = LinkGroups::<8>::new();
     let mut p = Pair::new(
-        Handshake::client(&config, devices, &fresh_client_lgrs, 0),
-        Handshake::server(&config, devices, &server_lgrs, 0),
+        client(&config, devices, &fresh_client_lgrs, 0),
+        server(&config, devices, &server_lgrs, 0),
     );
     assert_fallback(&mut p, Decliner::Client, DeclineReason::SyncErr, 2, true);
     // Header byte 7 of the Decline after the 224-byte Proposal: v2, out of sync.
@@ -347,18 +365,25 @@ fn first_contact_mismatch_declines_syncerr_and_server_drops_its_group() {
     drop(p);
     assert_eq!(fresh_client_lgrs.len(), 0);
     // The server's group is out of sync: gone once the first connection ends.
-    assert_eq!(server_lgrs.connections(s1.link_group), Some(1));
-    server_lgrs.release(s1.link_group);
-    assert_eq!(server_lgrs.connections(s1.link_group), None);
+    let s1_lgr = s1.lgr;
+    assert_eq!(server_lgrs.connections(s1_lgr), Some(1));
+    s1.release(devices, &server_lgrs);
+    assert_eq!(server_lgrs.connections(s1_lgr), None);
+    c1.release(devices, &first_client_lgrs);
 
     // The next connection is a first contact on both sides again.
     let mut p = Pair::new(
-        Handshake::client(&config, devices, &fresh_client_lgrs, 0),
-        Handshake::server(&config, devices, &server_lgrs, 0),
+        client(&config, devices, &fresh_client_lgrs, 0),
+        server(&config, devices, &server_lgrs, 0),
     );
     p.drive();
-    assert!(established(p.client.poll_outcome()).first_contact);
-    assert!(established(p.server.poll_outcome()).first_contact);
+    let (c, s) = (take(&mut p.client), take(&mut p.server));
+    assert!(c.info.first_contact && s.info.first_contact);
+    assert_ne!(s.lgr.id(), s1_lgr.id());
+    c.release(devices, &fresh_client_lgrs);
+    s.release(devices, &server_lgrs);
+    assert_clean(&[lo], &server_lgrs);
+    assert_eq!(fresh_client_lgrs.in_use(), 0);
 }
 
 /// A client that sent its Proposal, for hand-made answers.
@@ -366,7 +391,7 @@ fn lo_client_declines(answer: &[u8], reason: DeclineReason, version: u8) {
     let (lo, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::<8>::new();
     let config = config();
-    let mut client = Handshake::client(&config, devices, &lgrs, 0);
+    let mut client = client(&config, devices, &lgrs, 0);
     drain(&mut client);
     assert_declines(&mut client, answer, reason, version);
     assert_clean(&[lo], &lgrs);
@@ -395,8 +420,8 @@ fn confirm_naming_our_own_dmb_declines_interr() {
     let (lo, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::<8>::new();
     let config = config();
-    let mut client = Handshake::client(&config, devices, &lgrs, 0);
-    let mut server = Handshake::server(&config, devices, &lgrs, 0);
+    let mut client = client(&config, devices, &lgrs, 0);
+    let mut server = server(&config, devices, &lgrs, 0);
     let accept = accept_for(&mut client, &mut server);
     // A well-formed Confirm that hands the server its own token back: the
     // server would write into its own receive ring.
@@ -420,8 +445,8 @@ fn accept_with_a_dmb_over_1_mib_declines_interr() {
     let (_, server_devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::<8>::new();
     let config = config();
-    let mut client = Handshake::client(&config, client_devices, &lgrs, 0);
-    let mut server = Handshake::server(&config, server_devices, &lgrs, 0);
+    let mut client = client(&config, client_devices, &lgrs, 0);
+    let mut server = server(&config, server_devices, &lgrs, 0);
     let accept = accept_for(&mut client, &mut server);
     // dmbe_size 7 decodes to 2 MiB, beyond the largest SMC-D DMB.
     let oversized = AcceptRepr {
@@ -444,8 +469,8 @@ fn confirm_with_other_release_declines_releaseerr() {
     let (lo, devices) = one(FakeDevice::loopback(LO_GID));
     let lgrs = LinkGroups::<8>::new();
     let config = config();
-    let mut client = Handshake::client(&config, devices, &lgrs, 0);
-    let mut server = Handshake::server(&config, devices, &lgrs, 0);
+    let mut client = client(&config, devices, &lgrs, 0);
+    let mut server = server(&config, devices, &lgrs, 0);
     let accept = accept_for(&mut client, &mut server);
     assert_eq!(accept.fce.unwrap().release, 1);
     // A Confirm that answers the first contact with release 0.

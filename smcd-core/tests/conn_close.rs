@@ -1,5 +1,5 @@
 //! The close state machine end to end between two connections
-//! (`spec/close.md` §5 sequences, plus shutdown, abort and release).
+//! (`docs/protocol/close.md` §5 sequences, plus shutdown, abort and release).
 
 mod conn_util;
 

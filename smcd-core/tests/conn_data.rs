@@ -1,12 +1,29 @@
 //! Data path of `Connection`: send/recv, wrap-around, flow control and
-//! window updates (`spec/cdc.md` §5–§8), both send modes, zero-copy.
+//! window updates (`docs/protocol/cdc.md` §5–§8), both send modes, zero-copy.
 
 mod conn_util;
 
-use conn_util::{DMB, Move, Pair, RING, pattern};
-use smcd_core::conn::{ConnError, update_limit};
+use conn_util::{DMB, FakeDev, Move, Pair, RING, pattern};
+use smcd_core::conn::{ConnError, Connection, update_limit};
 use smcd_core::cursor::Cursor;
 use smcd_core::wire::cdc::{ConnStateFlags, ProducerFlags};
+
+/// Send non-empty `data` from `c`: the bytes accepted, at least one, or
+/// none with [`ConnError::WouldBlock`] on a full ring (never `Ok(0)`).
+fn send_some(c: &mut Connection, dev: &FakeDev, data: &[u8]) -> usize {
+    assert!(!data.is_empty());
+    match c.send(dev, data) {
+        Ok(n) => {
+            assert!(n > 0, "Ok(0) for non-empty data");
+            n
+        }
+        Err(ConnError::WouldBlock) => {
+            assert_eq!(c.send_space(), 0, "would block with room in the ring");
+            0
+        }
+        Err(e) => panic!("send failed: {e}"),
+    }
+}
 
 /// Send all of `data` from A (asserting it fits) and deliver the signal.
 fn a_sends(p: &mut Pair, data: &[u8]) {
@@ -88,7 +105,7 @@ fn recv_would_block_until_data_arrives() {
     assert_eq!(p.b.recv(&p.dev, &mut []), Err(ConnError::WouldBlock));
 }
 
-/// `spec/cdc.md` §8 #1–#2: a send that wraps is written in two chunks and
+/// `docs/protocol/cdc.md` §8 #1–#2: a send that wraps is written in two chunks and
 /// the receiver counts it across the wrap.
 #[test]
 fn example_1_send_across_the_ring_end() {
@@ -135,7 +152,7 @@ fn example_1_send_across_the_ring_end() {
     }
 }
 
-/// `spec/cdc.md` §8 #14–#16: filling the ring exactly sets `write_blocked`,
+/// `docs/protocol/cdc.md` §8 #14–#16: filling the ring exactly sets `write_blocked`,
 /// the rest waits for the peer's consumer cursor.
 #[test]
 fn examples_14_to_16_window_closes_and_reopens() {
@@ -156,7 +173,17 @@ fn examples_14_to_16_window_closes_and_reopens() {
         assert!(h.prod_flags.contains(ProducerFlags::WRITE_BLOCKED));
         assert_eq!(p.a.send_space(), 0);
         assert!(!p.a.writable());
-        assert_eq!(p.a.send(&p.dev, &second[6352..]).unwrap(), 0);
+        // A full ring would block; nothing is written or announced.
+        p.dev.take_moves();
+        assert_eq!(
+            p.a.send(&p.dev, &second[6352..]),
+            Err(ConnError::WouldBlock)
+        );
+        assert!(p.dev.take_moves().is_empty());
+        assert_eq!(p.a.error(), None, "would-block is not sticky");
+        assert_eq!(p.a.stats().buffer_full, 1);
+        // Empty input is `Ok(0)`, full ring or not.
+        assert_eq!(p.a.send(&p.dev, b""), Ok(0));
         assert_eq!(p.a.stats().buffer_full, 1);
         p.pump();
 
@@ -334,7 +361,10 @@ fn send_with_in_nocopy_mode() {
             .prod_flags
             .contains(ProducerFlags::WRITE_BLOCKED)
     );
-    assert_eq!(p.a.send_with(&p.dev, |_| unreachable!()).unwrap(), 0);
+    assert_eq!(
+        p.a.send_with(&p.dev, |_| unreachable!()),
+        Err(ConnError::WouldBlock)
+    );
     p.pump();
     assert_eq!(&b_reads(&mut p, 3000)[..3], b"abc");
     p.pump();
@@ -371,7 +401,7 @@ fn peer_urgent_is_inline() {
 fn stats_count_calls_and_bytes() {
     let mut p = Pair::new(false);
     a_sends(&mut p, &pattern(0, RING));
-    assert_eq!(p.a.send(&p.dev, b"more").unwrap(), 0);
+    assert_eq!(p.a.send(&p.dev, b"more"), Err(ConnError::WouldBlock));
     b_reads(&mut p, RING);
     p.pump();
     let a = p.a.stats();
@@ -398,7 +428,9 @@ fn many_wraps_with_odd_chunks() {
         let mut chunk = 1;
         while got.len() < total {
             let end = (sent + chunk).min(total);
-            sent += p.a.send(&p.dev, &data[sent..end]).unwrap();
+            if sent < total {
+                sent += send_some(&mut p.a, &p.dev, &data[sent..end]);
+            }
             p.pump();
             let mut buf = vec![0u8; chunk * 3 / 2 + 1];
             if let Ok(n) = p.b.recv(&p.dev, &mut buf) {
@@ -430,7 +462,7 @@ fn threads_stream_and_close() {
                 while sent < total {
                     a.handle_signal(&dev).unwrap();
                     let end = (sent + 5000).min(total);
-                    sent += a.send(&dev, &data[sent..end]).unwrap();
+                    sent += send_some(&mut a, &dev, &data[sent..end]);
                     std::thread::yield_now();
                 }
                 a.close(&dev).unwrap();

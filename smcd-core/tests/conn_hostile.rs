@@ -257,7 +257,9 @@ fn data_after_recv_returned_eof() {
     // The peer writes bytes behind the EOF into B's ring and announces them:
     // B must not hand them out as if the stream went on.
     let late = b"after the end";
-    p.dev.mem(p.b.own_token()).write(32 + 1000, late).unwrap();
+    p.dev
+        .with_mem(p.b.own_token(), |m| m.write(32 + 1000, late))
+        .unwrap();
     let h = a_header_producing(&p, late.len() as u32);
     b_rejects(
         p,

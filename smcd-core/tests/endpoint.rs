@@ -11,11 +11,13 @@ use smcd_core::clc::{ClcConfig, DeclinedBy, HandshakeError};
 use smcd_core::conn::{CloseState, ConnError, SendMode};
 use smcd_core::dmb::Gid;
 use smcd_core::endpoint::testing::{Fixture, close_both, drive, transfer};
-use smcd_core::endpoint::{ByteStream, Endpoint, EndpointError, Failure, Pipe, Transport};
+use smcd_core::endpoint::{
+    ByteStream, Endpoint, EndpointError, Failure, Host, Pipe, Transport, pair,
+};
 use smcd_core::wire::clc::{ClcMessage, DeclineReason};
 
 fn config() -> ClcConfig {
-    ClcConfig::new()
+    ClcConfig::empty()
         .with_ueid("SMCD-TEST")
         .unwrap()
         .with_dmb_size(16 * 1024)
@@ -38,9 +40,21 @@ fn smcd_moves_data_both_ways_with_wrap_and_closes_cleanly() {
         else {
             panic!("not SMC-D: {:?}", client.transport());
         };
-        assert_eq!(matches!(ce.mode, SendMode::NoCopy(_)), nocopy);
-        assert_eq!((ce.peer_token, se.peer_token), (se.dmb.token, ce.dmb.token));
-        assert_eq!(ce.dmb.mem.len(), 16 * 1024);
+        let mode = if nocopy {
+            SendMode::NoCopy
+        } else {
+            SendMode::Copy
+        };
+        assert_eq!((ce.mode, se.mode), (mode, mode));
+        let (cc, sc) = (client.connection().unwrap(), server.connection().unwrap());
+        assert_eq!((cc.mode(), sc.mode()), (mode, mode));
+        assert_eq!(
+            (cc.peer_token(), sc.peer_token()),
+            (sc.own_token(), cc.own_token())
+        );
+        assert_eq!((ce.own_dmb_size, ce.peer_dmb_size), (16 * 1024, 16 * 1024));
+        assert_eq!(cc.own_dmb_len(), 16 * 1024);
+        let tokens = [cc.own_token(), sc.own_token()];
         // Nothing but CLC went over the pipe, and all of it was read.
         assert_eq!((a.unread(), b.unread()), (0, 0));
 
@@ -55,11 +69,15 @@ fn smcd_moves_data_both_ways_with_wrap_and_closes_cleanly() {
         );
 
         close_both(&mut client, &mut server);
-        for e in [&ce, &se] {
-            assert!(!dev.is_registered(e.dmb.token), "DMB still registered");
-            assert_eq!(dev.attach_count(e.dmb.token), 0, "DMB still attached");
+        for t in tokens {
+            assert!(!dev.is_registered(t), "DMB still registered");
+            assert_eq!(dev.attach_count(t), 0, "DMB still attached");
         }
-        assert_eq!(fx.groups.in_use(), 0);
+        assert_eq!(dev.registered(), 0);
+        assert_eq!(fx.host.groups().in_use(), 0);
+        // The transport still tells what the connection was.
+        assert!(client.transport().is_smcd());
+        assert!(client.connection().is_none(), "resources given back");
         assert!(matches!(client.send(b"x"), Err(EndpointError::Closed)));
     }
 }
@@ -123,14 +141,14 @@ fn dropping_an_open_endpoint_aborts_and_gives_everything_back() {
     drop(client);
     assert!(!dev.is_registered(token));
     assert_eq!(
-        fx.groups.in_use(),
+        fx.host.groups().in_use(),
         1,
         "the server still holds its reference"
     );
     server.poll(0).unwrap();
     assert_eq!(server.connection().unwrap().error(), Some(ConnError::Reset));
     drop(server);
-    assert_eq!(fx.groups.in_use(), 0);
+    assert_eq!(fx.host.groups().in_use(), 0);
 }
 
 #[test]
@@ -160,13 +178,13 @@ fn bytes_right_behind_the_decline_reach_the_application() {
     assert_eq!(&buf[..5], b"hello");
     assert_eq!(client.recv(&mut buf), Err(EndpointError::WouldBlock));
     assert_eq!(lo.live_dmbs(), 0);
-    assert_eq!(fx.groups.in_use(), 0);
+    assert_eq!(fx.host.groups().in_use(), 0);
 }
 
 #[test]
 fn a_decline_waiting_for_room_goes_before_application_data() {
     let lo = FakeDevice::loopback(Gid::new(1, 2));
-    let fx = Fixture::new(&lo, ClcConfig::new()); // no UEID: NOUEID
+    let fx = Fixture::new(&lo, ClcConfig::empty()); // no UEID: NOUEID
     let (mut client, mut server) = fx.pair();
     let (mut raw, mut s_view) = fx.pipe.ends();
     client.poll(0).unwrap();
@@ -191,7 +209,7 @@ fn a_decline_waiting_for_room_goes_before_application_data() {
 fn hard_errors_shut_the_stream_without_a_decline() {
     let lo = FakeDevice::loopback(Gid::new(1, 2));
     let fx = Fixture::new(&lo, config());
-    let host = fx.host();
+    let host = &fx.host;
 
     // Malformed: a Proposal-type header with a bad eyecatcher.
     let pipe = Pipe::<1024>::new();
@@ -239,7 +257,7 @@ fn hard_errors_shut_the_stream_without_a_decline() {
         Err(EndpointError::Failed(Failure::StreamClosed))
     );
     assert_eq!(lo.live_dmbs(), 0);
-    assert_eq!(fx.groups.in_use(), 0);
+    assert_eq!(fx.host.groups().in_use(), 0);
     let proposal = {
         let mut v = vec![0u8; 1024];
         let n = raw.read(&mut v).unwrap();
@@ -264,18 +282,44 @@ fn closing_during_the_handshake_gives_everything_back() {
     assert!(server.is_closed());
     assert!(matches!(server.transport(), Transport::Closed));
     assert_eq!(lo.live_dmbs(), 0);
-    assert_eq!(fx.groups.in_use(), 0);
-    // The client reads the Accept, but the server's DMB is gone: its nocopy
-    // attach fails, it declines MEM, and then reads the server's EOF.
+    assert_eq!(fx.host.groups().in_use(), 0);
+    // The client reads the Accept, but the server's DMB is gone: the device
+    // refuses to bind the unknown token, so the client declines INTERR (a
+    // peer DMB it must not write into), and then reads the server's EOF.
     drive(&mut client, &mut server, 0);
     let Transport::Tcp(f) = client.transport() else {
         panic!("{:?}", client.transport())
     };
     assert_eq!(
         (f.reason, f.declined_by),
-        (DeclineReason::Mem, DeclinedBy::Local)
+        (DeclineReason::IntErr, DeclinedBy::Local)
     );
     assert_eq!(client.recv(&mut [0u8; 8]), Ok(0));
     assert_eq!(lo.live_dmbs(), 0);
-    assert_eq!(fx.groups.in_use(), 0);
+    assert_eq!(fx.host.groups().in_use(), 0);
+}
+
+#[test]
+fn pair_hands_back_two_handshaken_endpoints() {
+    // SMC-D on a data-capable device.
+    let dev = FakeDev::new(true);
+    let host: Host<&FakeDev, 4> = Host::with_config(config(), &dev);
+    let pipe = Pipe::<1024>::new();
+    let (mut client, mut server) = pair(&host, &host, &pipe, 0).unwrap();
+    assert!(!client.is_handshaking() && !server.is_handshaking());
+    assert!(client.transport().is_smcd() && server.transport().is_smcd());
+    let up = data(20_000, 7);
+    assert_eq!(transfer(&mut client, &mut server, &up, 3_000), up);
+    close_both(&mut client, &mut server);
+    assert_eq!(dev.registered(), 0);
+    assert_eq!(host.groups().in_use(), 0);
+
+    // No common EID: both fall back on the pipe.
+    let lo = FakeDevice::loopback(Gid::new(1, 2));
+    let host: Host<_> = Host::with_config(ClcConfig::empty(), lo);
+    let pipe = Pipe::<1024>::new();
+    let (client, server) = pair(&host, &host, &pipe, 0).unwrap();
+    assert!(matches!(client.transport(), Transport::Tcp(_)));
+    assert!(matches!(server.transport(), Transport::Tcp(_)));
+    assert_eq!(host.device().live_dmbs(), 0);
 }

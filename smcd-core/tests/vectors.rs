@@ -1,4 +1,4 @@
-//! Every CLC vector of `spec/vectors/` (copied to `tests/vectors/`): valid ones
+//! Every CLC vector of `smcd-core/tests/vectors/` (copied to `tests/vectors/`): valid ones
 //! parse to the fields their comments state and re-emit byte for byte,
 //! `bad-*` ones fail with the stated rule, `declined-*` ones parse and the
 //! server pre-check names the stated Decline code.

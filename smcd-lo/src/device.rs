@@ -1,4 +1,4 @@
-//! [`LoopbackDevice`]: the loopback-ism device model of `spec/loopback.md`.
+//! [`LoopbackDevice`]: the loopback-ism device model of `docs/protocol/loopback.md`.
 
 use core::fmt;
 
@@ -121,7 +121,7 @@ fn bump(c: &AtomicU64, n: u64) {
 }
 
 /// A loopback SMC-D device: DMBs in local memory, for two endpoints in one
-/// address space (`spec/loopback.md`).
+/// address space (`docs/protocol/loopback.md`).
 ///
 /// * `M`: where DMB memory comes from ([`crate::StaticArena`],
 ///   [`crate::HeapMemory`]).

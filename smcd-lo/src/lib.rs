@@ -1,7 +1,7 @@
 //! # smcd-lo — the loopback device
 //!
 //! An SMC-D "ISM device" for two endpoints in one address space (Linux's
-//! loopback-ism, `spec/loopback.md`): [`LoopbackDevice`] implements
+//! loopback-ism, `docs/protocol/loopback.md`): [`LoopbackDevice`] implements
 //! [`smcd_core::ops::SmcdOps`], registers DMBs under random tokens, copies
 //! data into a peer's DMB and publishes CDC headers with a signal, and — in
 //! nocopy mode — lets a sender attach the peer's DMB and write into it

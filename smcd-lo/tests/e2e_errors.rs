@@ -1,5 +1,5 @@
 //! End to end on the loopback device: the hard errors of a handshake end the
-//! way Linux ends them (`spec/handshake.md` §6) — a malformed message is a
+//! way Linux ends them (`docs/protocol/handshake.md` §6) — a malformed message is a
 //! protocol error and a missing message a timeout; neither sends a Decline
 //! or falls back, the stream is closed, and the device holds nothing.
 //! Time is a fake clock passed to `poll`.

@@ -105,7 +105,7 @@ fn connection_lifecycle<D: SmcdOps + Sync>(dev: &D, stats: impl Fn() -> DeviceSt
     assert_eq!(cs.bytes_received, 163_457);
     assert!(cs.buffer_full > 0 && cs.window_updates_received > 0);
 
-    // Close (spec/close.md §5, "both close"): the client first.
+    // Close (docs/protocol/close.md §5, "both close"): the client first.
     client.close().unwrap();
     drive(&mut client, &mut server, 5);
     assert_eq!(state(&client), CloseState::PeerCloseWait1);
@@ -191,7 +191,7 @@ fn later_connections_join_the_link_group() {
         let (c, s) = (smcd(client.transport()), smcd(server.transport()));
         assert_eq!((c.first_contact, s.first_contact), (round == 0, round == 0));
         // Later connections, either role, join the group the first server
-        // created (spec/handshake.md §5, one lgr for both ends).
+        // created (docs/protocol/handshake.md §5, one lgr for both ends).
         let id = *server_group.get_or_insert(s.link_id);
         assert_eq!(s.link_id, id);
         if round > 0 {

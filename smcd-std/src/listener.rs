@@ -5,7 +5,7 @@
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -190,6 +190,14 @@ impl SmcListener {
     /// As `TcpListener::take_error`.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.inner.tcp.take_error()
+    }
+}
+
+/// The readiness fd: the TCP listening socket (readable when a connection
+/// waits to be accepted).
+impl AsFd for SmcListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.tcp.as_fd()
     }
 }
 

@@ -6,6 +6,7 @@ use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -132,6 +133,8 @@ struct Inner {
     mode: Mode,
     opts: Mutex<Opts>,
     spin: Duration,
+    /// The spin budget now, in nanoseconds (adapts between 0 and `spin`).
+    spin_now: AtomicU64,
     /// Whether a thread sleeps on the doorbell now: one thread at a time
     /// polls it (and drains it); the others of this stream wait on `woken`.
     parked: Mutex<bool>,
@@ -227,6 +230,7 @@ impl SmcStream {
                 mode,
                 opts: Mutex::new(Opts::default()),
                 spin,
+                spin_now: AtomicU64::new(u64::try_from(spin.as_nanos()).unwrap_or(u64::MAX)),
                 parked: Mutex::new(false),
                 woken: Condvar::new(),
                 ready_fd: OnceLock::new(),
@@ -441,12 +445,17 @@ impl SmcStream {
         };
         let start = Instant::now();
         let deadline = timeout.map(|t| start + t);
+        let spin = Duration::from_nanos(self.inner.spin_now.load(Ordering::Relaxed));
         let mut waited = false;
+        let mut parked_once = false;
         loop {
             let mut s = lock(m);
             let first = attempt(&mut s, &mut op);
             self.sync_ready(&mut s, dir, &first);
             if let Some(v) = first? {
+                if waited && !parked_once {
+                    self.spin_paid_off(true);
+                }
                 return Ok(v);
             }
             if opts.nonblocking || deadline.is_some_and(|d| Instant::now() >= d) {
@@ -471,18 +480,40 @@ impl SmcStream {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
             if dir == Dir::Write && !waited {
-                waited = true;
                 crate::stats::buffer_full();
             }
-            if start.elapsed() < self.inner.spin {
+            waited = true;
+            if start.elapsed() < spin {
                 drop(s);
                 std::hint::spin_loop();
                 continue;
+            }
+            if !parked_once {
+                parked_once = true;
+                self.spin_paid_off(false);
             }
             if s.bell.is_none() {
                 s.bell =
                     s.ep.connection()
                         .and_then(|c| s.ep.host().device().bell(c.own_token()));
+            }
+            if s.bell.is_none() && !s.ep.is_handshaking() {
+                // TCP after a Decline: no doorbell, so each thread polls the
+                // socket for its own direction. One sleeper for all would
+                // poll for its own only: a reader asleep on IN never wakes a
+                // writer waiting for room.
+                let events = match dir {
+                    Dir::Read => PollFlags::IN,
+                    Dir::Write => PollFlags::OUT,
+                };
+                let park = Park {
+                    bell: None,
+                    tcp: Some((self.inner.tcp.as_fd(), events)),
+                    timeout: until(deadline),
+                };
+                drop(s);
+                park.sleep()?;
+                continue;
             }
             let mut parked = self
                 .inner
@@ -597,6 +628,21 @@ impl SmcStream {
             .get()
             .map(|fd| fd.as_fd())
             .ok_or(io::ErrorKind::Other.into())
+    }
+
+    /// Adapt the spin budget: a wait that ended while spinning doubles it
+    /// (up to the configured budget), one that had to park halves it — so a
+    /// peer that answers in microseconds is met spinning, and a peer that
+    /// needs this core to make progress is not starved by our spinning.
+    fn spin_paid_off(&self, paid: bool) {
+        let max = u64::try_from(self.inner.spin.as_nanos()).unwrap_or(u64::MAX);
+        let now = self.inner.spin_now.load(Ordering::Relaxed);
+        let next = if paid {
+            now.saturating_mul(2).saturating_add(SPIN_STEP_NS).min(max)
+        } else {
+            now / 2
+        };
+        self.inner.spin_now.store(next, Ordering::Relaxed);
     }
 
     /// This thread no longer sleeps for the stream: wake the others.
@@ -751,6 +797,10 @@ impl SmcStream {
         self.run(Dir::Write, |s| s.ep.send(data))
     }
 }
+
+/// What a successful spin adds to the budget at least (so that a budget
+/// that fell to zero can grow again).
+const SPIN_STEP_NS: u64 = 1_000;
 
 /// What a stream adds to its own doorbell to announce news again (a peer
 /// adds 1 per ring).

@@ -39,7 +39,7 @@ impl fmt::Display for TcpReason {
             Self::PlainClient => f.write_str("the client did not announce itself (plain TCP)"),
             Self::Declined(fb) => {
                 let who = match fb.declined_by {
-                    DeclinedBy::Local => "we",
+                    DeclinedBy::Local => "us",
                     DeclinedBy::Peer => "the peer",
                 };
                 write!(
@@ -53,8 +53,12 @@ impl fmt::Display for TcpReason {
     }
 }
 
+/// `NOSMCDDEV, no SMC-D device` (the code is printed before it).
 fn describe(r: DeclineReason) -> String {
-    r.to_string()
+    match r.name() {
+        Some(name) => format!("{name}, {}", r.description()),
+        None => "unknown reason code".into(),
+    }
 }
 
 /// Which path a stream's bytes take.

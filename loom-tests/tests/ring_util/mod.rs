@@ -4,30 +4,42 @@
 #![allow(dead_code)]
 
 use loom::thread;
-use smcd_core::conn::{ConnError, ConnParams, Connection, SendMode};
-use smcd_core::dmb::{Chid, DmbToken, Gid};
-use smcd_core::mem::DmbMem;
-use smcd_core::ops::{Dmb, ErrorKind, ErrorType, SmcdOps};
+use smcd_core::conn::{ConnError, Connection};
+use smcd_core::dmb::{CDC_HEADER_LEN_BYTES, Chid, DmbToken, Gid};
+use smcd_core::mem::{DmbMem, DmbRegion};
+use smcd_core::ops::{Dmb, ErrorKind, ErrorType, PeerDmb, PeerDmbId, SmcdOps};
 use smcd_core::wire::cdc;
 
 /// Two loom-tracked DMBs with tokens 1 (A's) and 2 (B's). `move_data`
 /// copies into the target DMB; a header write goes through
-/// `wire::cdc::publish`, as every device must do it.
+/// `wire::cdc::publish`, as every device must do it. `attach_dmb` binds the
+/// other DMB (and maps its ring for nocopy); the handles are made from the
+/// regions, which loom leaks, so every view of them stays valid.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LoomDev {
-    mems: [DmbMem; 2],
+    regions: [DmbRegion; 2],
 }
 
 pub(crate) const A: DmbToken = DmbToken(1);
 pub(crate) const B: DmbToken = DmbToken(2);
 
 impl LoomDev {
-    fn dmb(&self, token: DmbToken) -> Result<Dmb, ErrorKind> {
+    fn region(&self, token: DmbToken) -> Result<DmbRegion, ErrorKind> {
         let i = (token.0 as usize).wrapping_sub(1);
-        self.mems
-            .get(i)
-            .map(|&mem| Dmb { token, mem })
-            .ok_or(ErrorKind::InvalidToken)
+        self.regions.get(i).copied().ok_or(ErrorKind::InvalidToken)
+    }
+
+    /// A view of the DMB `token`.
+    fn mem(&self, token: DmbToken) -> Result<DmbMem, ErrorKind> {
+        // SAFETY: loom regions are leaked (valid forever) and reached only
+        // through `DmbMem` views.
+        self.region(token)
+            .map(|r| unsafe { DmbMem::from_region(r) })
+    }
+
+    /// Our own DMB `token`, as the handshake would have registered it.
+    fn own(&self, token: DmbToken) -> Dmb {
+        Dmb::new(token, self.mem(token).unwrap()).unwrap()
     }
 }
 
@@ -51,7 +63,7 @@ impl SmcdOps for LoomDev {
     fn register_dmb(&self, _size: usize) -> Result<Dmb, ErrorKind> {
         Err(ErrorKind::NoSpace)
     }
-    fn unregister_dmb(&self, _token: DmbToken) -> Result<(), ErrorKind> {
+    fn unregister_dmb(&self, _dmb: Dmb) -> Result<(), ErrorKind> {
         Ok(())
     }
     fn move_data(
@@ -61,7 +73,7 @@ impl SmcdOps for LoomDev {
         data: &[u8],
         signal: bool,
     ) -> Result<(), ErrorKind> {
-        let mem = self.dmb(token)?.mem;
+        let mem = self.mem(token)?;
         if signal {
             cdc::publish(&mem, offset, data).map_err(|_| ErrorKind::OutOfBounds)
         } else {
@@ -74,47 +86,58 @@ impl SmcdOps for LoomDev {
     fn supports_nocopy(&self) -> bool {
         true
     }
-    fn attach_dmb(&self, token: DmbToken) -> Result<Dmb, ErrorKind> {
-        self.dmb(token)
+    fn attach_dmb(&self, own: &Dmb, id: PeerDmbId, map: bool) -> Result<PeerDmb, ErrorKind> {
+        let (peer, len) = (id.token, id.len);
+        if own.token() == peer {
+            return Err(ErrorKind::InvalidToken);
+        }
+        let region = self.region(peer)?;
+        let ring = match map {
+            true => {
+                let r = region
+                    .tail(CDC_HEADER_LEN_BYTES)
+                    .ok_or(ErrorKind::OutOfBounds)?;
+                // SAFETY: as in `mem`: a leaked loom region.
+                Some(unsafe { DmbMem::from_region(r) })
+            }
+            false => None,
+        };
+        PeerDmb::new(own.token(), peer, len, ring).map_err(|_| ErrorKind::InvalidToken)
     }
-    fn detach_dmb(&self, _token: DmbToken) -> Result<(), ErrorKind> {
+    fn detach_dmb(&self, _peer: PeerDmb) -> Result<(), ErrorKind> {
         Ok(())
     }
 }
 
 /// A connected pair A → B over rings of `ring` bytes (DMBs of 32 + `ring`).
 pub(crate) fn pair(ring: usize, nocopy: bool) -> (LoomDev, Connection, Connection) {
-    let len = 32 + ring;
+    let len = CDC_HEADER_LEN_BYTES + ring;
     let dev = LoomDev {
-        mems: [DmbMem::loom_new(len), DmbMem::loom_new(len)],
+        regions: [DmbRegion::loom_new(len), DmbRegion::loom_new(len)],
     };
     let conn = |own: DmbToken, peer: DmbToken| {
-        let mode = if nocopy {
-            SendMode::NoCopy(dev.attach_dmb(peer).unwrap())
-        } else {
-            SendMode::Copy
+        let own = dev.own(own);
+        let id = PeerDmbId {
+            gid: dev.local_gid(),
+            token: peer,
+            len,
         };
-        Connection::new(ConnParams {
-            own: dev.dmb(own).unwrap(),
-            peer_token: peer,
-            peer_dmb_len: len,
-            mode,
-        })
-        .unwrap()
+        let peer = dev.attach_dmb(&own, id, nocopy).unwrap();
+        Connection::new(own, peer)
     };
     (dev, conn(A, B), conn(B, A))
 }
 
-/// Send all of `data`, waiting for window updates when the ring is full.
+/// Send all of `data`, waiting for window updates while the ring is full.
 pub(crate) fn send_all(c: &mut Connection, dev: &LoomDev, data: &[u8]) {
     let mut sent = 0;
     while sent < data.len() {
         c.handle_signal(dev).unwrap();
-        let n = c.send(dev, &data[sent..]).unwrap();
-        if n == 0 {
-            thread::yield_now();
+        match c.send(dev, &data[sent..]) {
+            Ok(n) => sent += n,
+            Err(ConnError::WouldBlock) => thread::yield_now(),
+            Err(e) => panic!("send: {e}"),
         }
-        sent += n;
     }
 }
 

@@ -1,5 +1,5 @@
 //! The inverse of [`describe`](super::describe): a JSON object of the
-//! `spec/clc.md` §10 schema back into a [`ClcMessage`].
+//! `docs/protocol/clc.md` §10 schema back into a [`ClcMessage`].
 //!
 //! Everything the wire derives from other fields (counts, lengths, the flag
 //! bits of `typev2`) must agree with them; a disagreement is an error naming

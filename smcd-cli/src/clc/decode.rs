@@ -107,7 +107,7 @@ pub(crate) fn decode(bytes: Vec<u8>) -> Result<Decoded, String> {
     })
 }
 
-/// The JSON object of `spec/clc.md` §10.
+/// The JSON object of `docs/protocol/clc.md` §10.
 pub(crate) fn to_json(decoded: &Decoded) -> Value {
     let mut object = Map::new();
     object.insert("kind".to_owned(), describe::kind(&decoded.message).into());
@@ -129,7 +129,7 @@ pub(crate) fn to_json(decoded: &Decoded) -> Value {
     Value::Object(object)
 }
 
-/// Values computed from fields (`spec/clc.md` §10 "Derived").
+/// Values computed from fields (`docs/protocol/clc.md` §10 "Derived").
 fn derived(message: &ClcMessage) -> Map<String, Value> {
     let mut derived = Map::new();
     match message {

@@ -1,4 +1,4 @@
-//! A parsed CLC message as a [`Field`] tree: every field of `spec/clc.md` §10
+//! A parsed CLC message as a [`Field`] tree: every field of `docs/protocol/clc.md` §10
 //! with its byte offset, value and (for people) its meaning.
 //!
 //! Offsets come from the field tables of `smcd_core::wire::clc::fields`,

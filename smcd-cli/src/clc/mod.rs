@@ -1,7 +1,7 @@
 //! `smcd clc decode` and `smcd clc encode`: CLC messages as hex, JSON and
 //! annotated fields.
 //!
-//! The JSON schema is the one of `spec/clc.md` §10: keys are the spec's field
+//! The JSON schema is the one of `docs/protocol/clc.md` §10: keys are the spec's field
 //! names, nested objects `header`, `ip_prefix`, `v2_ext`, `smcd_v2_ext`,
 //! `fce`; integers are numbers, byte blobs lowercase hex, EIDs and the
 //! hostname strings without padding; `"kind"` names the message; values

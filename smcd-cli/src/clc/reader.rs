@@ -1,4 +1,4 @@
-//! Reading the JSON schema of `spec/clc.md` §10 with errors that name the key.
+//! Reading the JSON schema of `docs/protocol/clc.md` §10 with errors that name the key.
 
 use serde_json::{Map, Value};
 

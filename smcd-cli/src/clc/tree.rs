@@ -1,5 +1,5 @@
 //! A decoded message as a tree of fields with byte offsets, rendered either as
-//! the JSON object of `spec/clc.md` §10 or as human-readable lines.
+//! the JSON object of `docs/protocol/clc.md` §10 or as human-readable lines.
 
 use std::fmt::Write as _;
 

@@ -11,7 +11,7 @@
 //! [`BackoffPolicy`]; [`Blocking::set_backoff`] changes them). It has no
 //! clock of its own: it adds up the nanoseconds each pause reports, and that
 //! sum is its time ([`Blocking::now_ms`]), which feeds the CLC timer (6 s
-//! per message, `spec/handshake.md` §7) and the close wait. A pause reports
+//! per message, `docs/protocol/handshake.md` §7) and the close wait. A pause reports
 //! at most the time that really passed (a `DelayNs` waits at least what was
 //! asked and reports exactly that) and the work between pauses is not
 //! counted, so this clock is a **lower bound** of real time: timeouts fire
@@ -33,28 +33,24 @@
 //! use embedded_hal_mock::eh1::delay::StdSleep;
 //! use smcd_core::blocking::Blocking;
 //! use smcd_core::clc::testing::FakeDevice;
-//! use smcd_core::clc::{ClcConfig, ClcDevice, Devices, LinkGroups};
+//! use smcd_core::clc::ClcConfig;
 //! use smcd_core::dmb::Gid;
 //! use smcd_core::endpoint::{Host, Pipe};
 //!
 //! let lo = FakeDevice::loopback(Gid::new(1, 2));
-//! let config = ClcConfig::new();
-//! let groups = LinkGroups::<4>::new();
+//! // No UEID at all: the server declines NOUEID.
+//! let host: Host<_> = Host::with_config(ClcConfig::empty(), lo);
 //! let pipe = Pipe::<1024>::new();
 //! let (a, b) = pipe.ends();
 //! std::thread::scope(|s| {
 //!     s.spawn(|| {
-//!         let list: [&dyn ClcDevice; 1] = [&lo];
-//!         let host = Host::new(&config, Devices::new(&list), &groups, &lo);
-//!         let mut server = Blocking::accept(host, b, StdSleep::new()).unwrap();
+//!         let mut server = Blocking::accept(&host, b, StdSleep::new()).unwrap();
 //!         let mut buf = [0u8; 16];
 //!         let n = server.recv(&mut buf).unwrap();
 //!         server.send_all(&buf[..n]).unwrap();
 //!         server.close().unwrap();
 //!     });
-//!     let list: [&dyn ClcDevice; 1] = [&lo];
-//!     let host = Host::new(&config, Devices::new(&list), &groups, &lo);
-//!     let mut client = Blocking::connect(host, a, StdSleep::new()).unwrap();
+//!     let mut client = Blocking::connect(&host, a, StdSleep::new()).unwrap();
 //!     assert!(!client.transport().is_smcd());
 //!     client.send_all(b"echo").unwrap();
 //!     let mut buf = [0u8; 16];
@@ -74,7 +70,7 @@ use crate::endpoint::{ByteStream, Endpoint, EndpointError, HostRef, Transport};
 
 /// How long [`Blocking::close`] waits for pending CLC bytes and for the
 /// peer's close before it aborts: 2 s, the close flush time Linux uses
-/// without `SO_LINGER` (`spec/close.md` §6).
+/// without `SO_LINGER` (`docs/protocol/close.md` §6).
 pub const CLOSE_WAIT_MS: u64 = 2_000;
 
 const NS_PER_MS: u64 = 1_000_000;

@@ -11,7 +11,7 @@ use crate::ops::{Dmb, ErrorKind, PeerDmb, PeerDmbId};
 use crate::wire::clc::{DeclineReason, bufsize};
 
 /// Decline reason for a failed `register_dmb`: the DMB limit is MAX_DMB,
-/// anything else MEM (`spec/handshake.md` §2 step 14, §3 step 8).
+/// anything else MEM (`docs/protocol/handshake.md` §2 step 14, §3 step 8).
 fn register_failure(kind: ErrorKind) -> DeclineReason {
     match kind {
         ErrorKind::NoSpace => DeclineReason::MaxDmb,
@@ -21,7 +21,7 @@ fn register_failure(kind: ErrorKind) -> DeclineReason {
 
 /// Decline reason for a failed nocopy `attach_dmb`. Unverified in the spec
 /// (seen only in the posted patch series): "out of memory", i.e. MEM, on
-/// both sides (`spec/loopback.md` §4).
+/// both sides (`docs/protocol/loopback.md` §4).
 pub(crate) const ATTACH_FAILURE: DeclineReason = DeclineReason::Mem;
 
 /// Decline reason when the link-group table has no free or idle slot; Linux
@@ -37,7 +37,7 @@ pub(crate) const LGR_TABLE_FULL: DeclineReason = DeclineReason::Mem;
 pub(crate) const PEER_DMB_INVALID: DeclineReason = DeclineReason::IntErr;
 
 /// Register our DMB of `size` bytes (a size class) on `dev`; on "no memory"
-/// retry with the next smaller class down to 16 KiB (`spec/clc.md` §9).
+/// retry with the next smaller class down to 16 KiB (`docs/protocol/clc.md` §9).
 ///
 /// Returns the DMB and its compressed size.
 pub(crate) fn register_dmb(dev: &dyn ClcDevice, size: usize) -> Result<(Dmb, u8), DeclineReason> {

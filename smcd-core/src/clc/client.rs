@@ -1,4 +1,4 @@
-//! The client role: Proposal → Accept → Confirm (`spec/handshake.md` §2).
+//! The client role: Proposal → Accept → Confirm (`docs/protocol/handshake.md` §2).
 
 use heapless::Vec;
 
@@ -51,7 +51,7 @@ fn offer(devices: Devices<'_>) -> Vec<Offered, MAX_GIDCHID_ENTRIES> {
     offered
 }
 
-/// The SMC-D v2 Proposal for `offered` (`spec/clc.md` §3): `typev1` N,
+/// The SMC-D v2 Proposal for `offered` (`docs/protocol/clc.md` §3): `typev1` N,
 /// `typev2` D, the local UEIDs and SEID.
 fn proposal(config: &ClcConfig, offered: &[Offered]) -> ProposalRepr {
     let mut smcd_v2_ext = SmcdV2Ext {
@@ -87,7 +87,7 @@ fn proposal(config: &ClcConfig, offered: &[Offered]) -> ProposalRepr {
 pub(crate) struct ClientState {
     offered: Vec<Offered, MAX_GIDCHID_ENTRIES>,
     /// Version of the Declines we send before an Accept arrived: v2 if any
-    /// device is v2-capable, else v1 (`spec/clc.md` §5).
+    /// device is v2-capable, else v1 (`docs/protocol/clc.md` §5).
     decline_version: u8,
 }
 

@@ -19,7 +19,7 @@ pub const DEFAULT_UEID: &str = "SMCD-LOOPBACK";
 /// DMB size used unless configured otherwise.
 pub const DMB_DEFAULT_SIZE_BYTES: usize = 64 * 1024;
 
-/// Why a UEID was refused (`spec/handshake.md` §4).
+/// Why a UEID was refused (`docs/protocol/handshake.md` §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum EidError {
@@ -87,7 +87,8 @@ pub fn ueid(text: &str) -> Result<Eid, EidError> {
 ///     .with_ueid("SMCD-TEST")?
 ///     .with_hostname("host1")
 ///     .with_dmb_size(48 * 1024);
-/// assert_eq!(config.ueids().len(), 1);
+/// assert_eq!(config.ueids().len(), 2); // the default UEID, then SMCD-TEST
+/// assert_eq!(ClcConfig::empty().with_ueid("SMCD-TEST")?.ueids().len(), 1);
 /// assert_eq!(config.dmb_size(), 64 * 1024); // rounded up to a DMB size class
 /// # Ok::<(), smcd_core::clc::EidError>(())
 /// ```
@@ -162,7 +163,7 @@ impl ClcConfig {
     }
 
     /// Preferred size of our DMB, rounded up to a size class of
-    /// `spec/clc.md` §9 and kept within 16 KiB … 1 MiB.
+    /// `docs/protocol/clc.md` §9 and kept within 16 KiB … 1 MiB.
     pub fn with_dmb_size(mut self, bytes: usize) -> Self {
         let bytes = bytes.clamp(DMB_MIN_SIZE_BYTES, DMB_MAX_SIZE_BYTES);
         self.dmb_size = bufsize::decode(bufsize::encode_smcd(bytes));
@@ -226,15 +227,34 @@ mod tests {
 
     #[test]
     fn table_limits() {
-        let mut c = ClcConfig::new();
+        let mut c = ClcConfig::empty();
         for name in ["A", "B", "C", "D"] {
             c = c.with_ueid(name).unwrap();
         }
         assert_eq!(c.clone().with_ueid("E"), Err(EidError::TableFull));
         assert_eq!(
-            ClcConfig::new().with_ueid("A").unwrap().with_ueid("A"),
+            ClcConfig::empty().with_ueid("A").unwrap().with_ueid("A"),
             Err(EidError::Duplicate)
         );
+        // The default UEID takes one of the slots and is a duplicate too.
+        let mut d = ClcConfig::new();
+        for name in ["A", "B", "C"] {
+            d = d.with_ueid(name).unwrap();
+        }
+        assert_eq!(d.clone().with_ueid("D"), Err(EidError::TableFull));
+        assert_eq!(
+            ClcConfig::new().with_ueid(DEFAULT_UEID),
+            Err(EidError::Duplicate)
+        );
+    }
+
+    #[test]
+    fn new_carries_the_default_ueid_and_empty_none() {
+        assert_eq!(ClcConfig::new(), ClcConfig::default());
+        assert_eq!(ClcConfig::new().ueids(), &[ueid(DEFAULT_UEID).unwrap()]);
+        assert!(ClcConfig::empty().ueids().is_empty());
+        assert_eq!(ClcConfig::empty().seid(), None);
+        assert_eq!(ClcConfig::empty().dmb_size(), ClcConfig::new().dmb_size());
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! Native ISM-like devices (CHID below 0xFF00) come before emulated devices
 //! such as loopback (CHID 0xFF00–0xFFFF); within each class the caller's slice
 //! order is kept. This is the project's chosen order ("ISM-like devices before
-//! loopback"); Linux itself lists loopback-ism first (`spec/handshake.md` §2
+//! loopback"); Linux itself lists loopback-ism first (`docs/protocol/handshake.md` §2
 //! step 5). The order only decides which device a peer picks when several are
 //! usable; both orders are valid on the wire. Device indices in outcomes are
 //! always positions in the caller's slice, never priority ranks.
@@ -160,19 +160,57 @@ impl<'a> Devices<'a> {
 
     /// Whether any device can do SMC-Dv2 (Linux: the host is "ISMv2 capable").
     pub fn any_v2(&self) -> bool {
-        self.iter().any(|d| d.v2_capable())
+        let mut index = 0;
+        while let Some(dev) = self.get(index) {
+            if dev.v2_capable() {
+                return true;
+            }
+            index += 1;
+        }
+        false
     }
 
     /// `(slice index, device)` in priority order: native ISM-like devices
     /// first, then emulated ones (see the module documentation).
     pub fn by_priority(&self) -> impl Iterator<Item = (usize, &'a dyn ClcDevice)> + 'a {
-        let this = *self;
-        let class = move |emulated: bool| {
-            this.iter()
-                .enumerate()
-                .filter(move |(_, d)| d.channel().is_emulated() == emulated)
-        };
-        class(false).chain(class(true))
+        ByPriority {
+            devices: *self,
+            emulated: false,
+            next: 0,
+        }
+    }
+}
+
+/// The iterator of [`Devices::by_priority`]: two passes over the list, native
+/// devices first, then emulated ones. One out-of-line `next` shared by every
+/// caller (an adaptor chain would be compiled into each of them).
+struct ByPriority<'a> {
+    devices: Devices<'a>,
+    /// The class of the current pass.
+    emulated: bool,
+    /// Index to look at next in the current pass.
+    next: usize,
+}
+
+impl<'a> Iterator for ByPriority<'a> {
+    type Item = (usize, &'a dyn ClcDevice);
+
+    #[inline(never)]
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let index = self.next;
+            let Some(dev) = self.devices.get(index) else {
+                if self.emulated {
+                    return None;
+                }
+                (self.emulated, self.next) = (true, 0);
+                continue;
+            };
+            self.next = index + 1;
+            if dev.channel().is_emulated() == self.emulated {
+                return Some((index, dev));
+            }
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! Link groups: first contact and reuse (`spec/handshake.md` §5).
+//! Link groups: first contact and reuse (`docs/protocol/handshake.md` §5).
 //!
 //! An SMC-D link group is keyed by (local device, peer GID). The first
 //! connection to a peer creates one (`first_contact` = 1, a fresh 4-byte
@@ -242,7 +242,7 @@ impl<const N: usize> LinkGroups<N> {
     }
 
     /// Mark `lgr` out of sync: no handshake joins it again, and it is removed
-    /// once its last connection is released (`spec/handshake.md` §5,
+    /// once its last connection is released (`docs/protocol/handshake.md` §5,
     /// "out-of-sync Decline received").
     pub fn terminate(&self, lgr: LinkGroup) {
         self.inner.with(|inner| {

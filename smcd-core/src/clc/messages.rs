@@ -1,4 +1,4 @@
-//! Building the Accept/Confirm this engine sends (`spec/clc.md` §4).
+//! Building the Accept/Confirm this engine sends (`docs/protocol/clc.md` §4).
 
 use super::config::ClcConfig;
 use super::devices::ClcDevice;
@@ -11,7 +11,7 @@ use crate::wire::clc::{AcceptKind, AcceptRepr, Eid, Eyecatcher, Fce, Hostname, O
 pub const FEATURE_MASK: u16 = 0x0001;
 
 /// A GID as sent and understood on the wire for a device of `chid`: the low
-/// half (`gid_ext`) only exists for emulated devices (`spec/clc.md` §4).
+/// half (`gid_ext`) only exists for emulated devices (`docs/protocol/clc.md` §4).
 pub(crate) fn wire_gid(gid: Gid, chid: Chid) -> Gid {
     if chid.is_emulated() {
         gid

@@ -1,4 +1,4 @@
-//! Sans-IO CLC handshake engine (`spec/handshake.md`), one [`Handshake`] per
+//! Sans-IO CLC handshake engine (`docs/protocol/handshake.md`), one [`Handshake`] per
 //! TCP connection, in the style of quinn-proto: bytes in
 //! ([`Handshake::handle_input`]), bytes out ([`Handshake::poll_transmit`]),
 //! caller-supplied time ([`Handshake::handle_timeout`]), and one
@@ -15,12 +15,12 @@
 //! [`LinkGroups`] table shared by all engines of a host.
 //!
 //! Every Decline carries the Linux reason code and version
-//! (`spec/clc.md` §5, §7); malformed messages and timeouts are hard errors
-//! without a Decline (`spec/handshake.md` §6).
+//! (`docs/protocol/clc.md` §5, §7); malformed messages and timeouts are hard errors
+//! without a Decline (`docs/protocol/handshake.md` §6).
 //!
 //! # Readings of the spec
 //!
-//! Where `spec/handshake.md` leaves room, the engine does this:
+//! Where `docs/protocol/handshake.md` leaves room, the engine does this:
 //!
 //! * **Peer offers only SMC-D v1 or only SMC-R.** Step 4 drops the missing
 //!   v2 offers; PEERNOSMC is only the "last rc" of step 4e, sent when nothing
@@ -33,8 +33,11 @@
 //!   loopback case: both ends share one table, so "no common EID" there means
 //!   "none configured"). UEIDs offered but none in common ⇒ step 7 records
 //!   nothing ⇒ NOSMCDDEV.
-//! * **nocopy attach failure** (unverified in the spec) ⇒ Decline MEM on
-//!   either side; the server sends it even though the client has finished.
+//! * **Peer DMB refused by the device** (our own DMB, one that already has
+//!   a sender, a wrong length) ⇒ Decline INTERR; **any other attach
+//!   failure**, e.g. a nocopy mapping that fails (unverified in the spec) ⇒
+//!   Decline MEM, on either side; the server sends it even though the client
+//!   has finished.
 //! * **Link-group table full** ⇒ Decline MEM (Linux fails the allocation).
 //! * **Confirm** with another version than the Accept ⇒ protocol error; on a
 //!   first contact, a Confirm without FCE counts as a release mismatch
@@ -121,5 +124,5 @@ pub use outcome::{
 };
 
 /// How long a side waits for each CLC message (Proposal, Accept, Confirm):
-/// 6 s (`spec/handshake.md` §7).
+/// 6 s (`docs/protocol/handshake.md` §7).
 pub const CLC_WAIT_MS: u64 = 6_000;

@@ -116,10 +116,10 @@ pub struct Fallback {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ProtocolError {
-    /// The message broke a receive rule of `spec/clc.md` §6.
+    /// The message broke a receive rule of `docs/protocol/clc.md` §6.
     Malformed(WireError),
     /// The Accept names a CHID the Proposal did not offer
-    /// (`spec/handshake.md` §2 step 12).
+    /// (`docs/protocol/handshake.md` §2 step 12).
     ChidNotOffered(Chid),
     /// The Confirm's version differs from the Accept's.
     VersionMismatch {

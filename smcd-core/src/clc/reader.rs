@@ -1,6 +1,6 @@
 //! Reassembly of CLC messages from a TCP byte stream split anywhere.
 //!
-//! Linux reads a CLC message in three steps (`spec/clc.md` §6): peek the
+//! Linux reads a CLC message in three steps (`docs/protocol/clc.md` §6): peek the
 //! 8-byte header, check it, then read `length` bytes into a receive buffer of
 //! fixed size (652 bytes for Proposal and Confirm, 160 for Accept). Bytes of a
 //! longer message beyond the buffer are read and discarded, so the stream

@@ -1,4 +1,4 @@
-//! The server role: Proposal → Accept → Confirm (`spec/handshake.md` §3).
+//! The server role: Proposal → Accept → Confirm (`docs/protocol/handshake.md` §3).
 
 use heapless::Vec;
 

@@ -43,11 +43,21 @@ fn pool(size: usize) -> Option<DmbMem> {
     Some(unsafe { DmbMem::from_region(region) })
 }
 
+/// One live DMB of a [`FakeDevice`].
+#[derive(Debug, Clone, Copy)]
+struct Live {
+    size: usize,
+    /// References: the owner's (while registered) and one per mapping.
+    refs: u32,
+    /// Whether the owner still holds it (has not unregistered it).
+    registered: bool,
+}
+
 #[derive(Debug, Default)]
 struct State {
     last_token: u64,
-    /// Live DMBs: token → (size, references: owner + mappers).
-    dmbs: BTreeMap<u64, (usize, u32)>,
+    /// Live DMBs by token (registered, or unregistered but still mapped).
+    dmbs: BTreeMap<u64, Live>,
     /// Pairings: own DMB → the peer DMB it sends into.
     peer_of: BTreeMap<u64, u64>,
     /// Pairings: peer DMB → the own DMB that sends into it.
@@ -78,6 +88,7 @@ pub struct FakeDevice {
     chid: Chid,
     v2: bool,
     nocopy: bool,
+    local_only: bool,
     peers: Vec<Gid>,
     state: Mutex<State>,
 }
@@ -89,6 +100,7 @@ impl FakeDevice {
             chid,
             v2: true,
             nocopy,
+            local_only: false,
             peers: std::vec![gid],
             state: Mutex::new(State::default()),
         }
@@ -121,6 +133,15 @@ impl FakeDevice {
     /// With nocopy support (mapping works for DMBs of this device only).
     pub fn with_nocopy(mut self) -> Self {
         self.nocopy = true;
+        self
+    }
+
+    /// Every peer DMB must be one of this device's own, as on a loopback
+    /// device, where both ends share one table: a token it does not know is
+    /// refused ([`ErrorKind::InvalidToken`]) in copy mode too, instead of
+    /// being taken for a remote peer's.
+    pub fn local_peers_only(mut self) -> Self {
+        self.local_only = true;
         self
     }
 
@@ -167,14 +188,28 @@ impl FakeDevice {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The token the next successful [`register_dmb`](SmcdOps::register_dmb)
+    /// hands out, for tests of a peer that names one of our DMBs before we
+    /// registered it (a real device's tokens are random; this one's are not).
+    pub fn next_token(&self) -> DmbToken {
+        Self::token(self.gid, self.lock().last_token + 1)
+    }
+
+    /// The `n`-th token of the device with GID `gid`: distinct per device,
+    /// so one device never knows another's tokens.
+    fn token(gid: Gid, n: u64) -> DmbToken {
+        let seed = gid.gid ^ gid.gid_ext.rotate_left(32);
+        DmbToken(seed.wrapping_add(n).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+    }
+
     /// Drop one reference; the DMB goes at the last one.
     fn put(state: &mut State, token: DmbToken) -> Result<(), ErrorKind> {
-        let (_, refs) = state
+        let live = state
             .dmbs
             .get_mut(&token.0)
             .ok_or(ErrorKind::InvalidToken)?;
-        *refs -= 1;
-        if *refs == 0 {
+        live.refs -= 1;
+        if live.refs == 0 {
             state.dmbs.remove(&token.0);
         }
         Ok(())
@@ -216,13 +251,15 @@ impl SmcdOps for FakeDevice {
         }
         let mem = pool(size).ok_or(ErrorKind::NoMemory)?;
         s.last_token += 1;
-        // Distinct per device, so one device never knows another's tokens.
-        let seed = self.gid.gid ^ self.gid.gid_ext.rotate_left(32);
-        let token = DmbToken(
-            seed.wrapping_add(s.last_token)
-                .wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        let token = Self::token(self.gid, s.last_token);
+        s.dmbs.insert(
+            token.0,
+            Live {
+                size,
+                refs: 1,
+                registered: true,
+            },
         );
-        s.dmbs.insert(token.0, (size, 1));
         s.registered.push(size);
         Dmb::new(token, mem).map_err(|_| ErrorKind::NoMemory)
     }
@@ -230,11 +267,12 @@ impl SmcdOps for FakeDevice {
     fn unregister_dmb(&self, dmb: Dmb) -> Result<(), ErrorKind> {
         let mut s = self.lock();
         let token = dmb.token().0;
-        if let Some(peer) = s.peer_of.remove(&token) {
-            s.bound_by.remove(&peer);
-        }
-        if let Some(sender) = s.bound_by.remove(&token) {
-            s.peer_of.remove(&sender);
+        // Pairings go with the bindings (`detach_dmb`), not with the owner:
+        // the DMB's sender still holds its handle, so its own DMB stays
+        // paired with this one, as in the DMB table.
+        match s.dmbs.get_mut(&token) {
+            Some(live) if live.registered => live.registered = false,
+            _ => return Err(ErrorKind::InvalidToken),
         }
         Self::put(&mut s, dmb.token())
     }
@@ -251,8 +289,12 @@ impl SmcdOps for FakeDevice {
         self.nocopy
     }
 
-    /// The pairing rules of the loopback device's table for DMBs of this
-    /// device; a token it does not know is a remote peer's (copy only).
+    /// The pairing rules of the loopback device's table
+    /// ([`DmbTable::attach`](crate::dmb::DmbTable::attach)) for DMBs of this
+    /// device: no self-binding, at most one peer per DMB and one sender into
+    /// it, pairs name each other, no DMB whose owner gave it back, the
+    /// announced length. A token it does not know is a remote peer's (copy
+    /// only, and not with [`local_peers_only`](Self::local_peers_only)).
     fn attach_dmb(&self, own: &Dmb, id: PeerDmbId, map: bool) -> Result<PeerDmb, ErrorKind> {
         let (peer, len) = (id.token, id.len);
         let mut s = self.lock();
@@ -260,32 +302,45 @@ impl SmcdOps for FakeDevice {
             return Err(kind);
         }
         let (o, p) = (own.token().0, peer.0);
+        if !s.dmbs.get(&o).is_some_and(|l| l.registered) {
+            return Err(ErrorKind::InvalidToken);
+        }
         let local = s.dmbs.get(&p).copied();
         let paired_elsewhere = s.bound_by.contains_key(&p)
             || s.peer_of.get(&p).is_some_and(|&t| t != o)
-            || s.peer_of.contains_key(&o);
-        if o == p || paired_elsewhere || local.is_some_and(|(size, _)| size != len) {
+            || s.peer_of.contains_key(&o)
+            || s.bound_by.get(&o).is_some_and(|&t| t != p);
+        let unusable = match local {
+            Some(l) => !l.registered || l.size != len,
+            None => self.local_only,
+        };
+        if o == p || paired_elsewhere || unusable {
             return Err(ErrorKind::InvalidToken);
         }
         let ring = match (map, local) {
             (false, _) => None,
             (true, None) => return Err(ErrorKind::InvalidToken),
-            (true, Some((size, _))) => {
+            (true, Some(Live { size, .. })) => {
                 let mem = pool(size).ok_or(ErrorKind::NoMemory)?;
                 let ring = mem.region().tail(crate::dmb::CDC_HEADER_LEN_BYTES);
                 // SAFETY: a part of a leaked pool region (see `pool`).
                 #[allow(unsafe_code)]
-                let ring = ring.map(|r| unsafe { DmbMem::from_region(r) });
-                if let Some((_, refs)) = s.dmbs.get_mut(&p) {
-                    *refs += 1;
-                }
-                s.attachments += 1;
-                ring
+                ring.map(|r| unsafe { DmbMem::from_region(r) })
             }
         };
+        let mapped = ring.is_some();
+        // The handle first: nothing is recorded for a binding that fails.
+        let handle =
+            PeerDmb::new(own.token(), peer, len, ring).map_err(|_| ErrorKind::InvalidToken)?;
+        if mapped {
+            if let Some(live) = s.dmbs.get_mut(&p) {
+                live.refs += 1;
+            }
+            s.attachments += 1;
+        }
         s.peer_of.insert(o, p);
         s.bound_by.insert(p, o);
-        PeerDmb::new(own.token(), peer, len, ring).map_err(|_| ErrorKind::InvalidToken)
+        Ok(handle)
     }
 
     fn detach_dmb(&self, peer: PeerDmb) -> Result<(), ErrorKind> {
@@ -457,4 +512,141 @@ fn deliver(
     let used = h.handle_input(now_ms, &piece);
     app.extend_from_slice(&piece[used..]);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::give_back;
+
+    const LEN: usize = 16 * 1024;
+
+    /// The peer DMB `token` of `len` bytes on the test devices' GID.
+    fn id(token: DmbToken, len: usize) -> PeerDmbId {
+        PeerDmbId {
+            gid: Gid::new(1, 2),
+            token,
+            len,
+        }
+    }
+
+    #[test]
+    fn next_token_is_the_next_registered() {
+        let lo = FakeDevice::loopback(Gid::new(1, 2));
+        let t = lo.next_token();
+        let d = lo.register_dmb(LEN).unwrap();
+        assert_eq!(d.token(), t);
+        assert_ne!(lo.next_token(), t);
+        // Another device draws other tokens.
+        assert_ne!(FakeDevice::loopback(Gid::new(3, 4)).next_token(), t);
+        lo.unregister_dmb(d).unwrap();
+    }
+
+    #[test]
+    fn pairing_follows_the_table_rules() {
+        let lo = FakeDevice::loopback(Gid::new(1, 2));
+        let (a, b, c) = (
+            lo.register_dmb(LEN).unwrap(),
+            lo.register_dmb(LEN).unwrap(),
+            lo.register_dmb(LEN).unwrap(),
+        );
+        let invalid = Err(ErrorKind::InvalidToken);
+        assert_eq!(
+            lo.attach_dmb(&a, id(a.token(), LEN), true).map(|_| ()),
+            invalid
+        );
+        assert_eq!(
+            lo.attach_dmb(&a, id(b.token(), 2 * LEN), true).map(|_| ()),
+            invalid
+        );
+        // b sends into a; a may pair only with b.
+        let ba = lo.attach_dmb(&b, id(a.token(), LEN), true).unwrap();
+        assert_eq!(
+            lo.attach_dmb(&a, id(c.token(), LEN), true).map(|_| ()),
+            invalid
+        );
+        assert_eq!(
+            lo.attach_dmb(&c, id(a.token(), LEN), false).map(|_| ()),
+            invalid
+        );
+        let ab = lo.attach_dmb(&a, id(b.token(), LEN), false).unwrap();
+        assert_eq!(lo.attachments(), 1);
+        assert_eq!(
+            lo.attach_dmb(&c, id(b.token(), LEN), true).map(|_| ()),
+            invalid
+        );
+        give_back(&lo, Some(b), Some(ba)).unwrap();
+        give_back(&lo, Some(a), Some(ab)).unwrap();
+        lo.unregister_dmb(c).unwrap();
+        assert_eq!((lo.live_dmbs(), lo.attachments()), (0, 0));
+    }
+
+    #[test]
+    fn a_dmb_its_owner_gave_back_takes_no_new_sender() {
+        let lo = FakeDevice::loopback(Gid::new(1, 2));
+        let (a, b, c) = (
+            lo.register_dmb(LEN).unwrap(),
+            lo.register_dmb(LEN).unwrap(),
+            lo.register_dmb(LEN).unwrap(),
+        );
+        let ab = lo.attach_dmb(&a, id(b.token(), LEN), true).unwrap();
+        let tb = b.token();
+        lo.unregister_dmb(b).unwrap();
+        assert_eq!(lo.live_dmbs(), 3, "still mapped by a");
+        // Nobody else may bind it now.
+        assert_eq!(
+            lo.attach_dmb(&c, id(tb, LEN), true).map(|_| ()),
+            Err(ErrorKind::InvalidToken)
+        );
+        assert_eq!(
+            lo.attach_dmb(&c, id(tb, LEN), false).map(|_| ()),
+            Err(ErrorKind::InvalidToken)
+        );
+        give_back(&lo, Some(a), Some(ab)).unwrap();
+        lo.unregister_dmb(c).unwrap();
+        assert_eq!((lo.live_dmbs(), lo.attachments()), (0, 0));
+    }
+
+    #[test]
+    fn a_dmb_stays_paired_while_its_peer_goes_away() {
+        let lo = FakeDevice::loopback(Gid::new(1, 2)).without_nocopy();
+        let (a, b, c) = (
+            lo.register_dmb(LEN).unwrap(),
+            lo.register_dmb(LEN).unwrap(),
+            lo.register_dmb(LEN).unwrap(),
+        );
+        let ab = lo.attach_dmb(&a, id(b.token(), LEN), false).unwrap();
+        let ba = lo.attach_dmb(&b, id(a.token(), LEN), false).unwrap();
+        // b's side ends; a's owner still reads a and holds its binding.
+        give_back(&lo, Some(b), Some(ba)).unwrap();
+        assert_eq!(
+            lo.attach_dmb(&c, id(a.token(), LEN), false).map(|_| ()),
+            Err(ErrorKind::InvalidToken)
+        );
+        lo.detach_dmb(ab).unwrap();
+        let ca = lo.attach_dmb(&c, id(a.token(), LEN), false).unwrap();
+        give_back(&lo, Some(c), Some(ca)).unwrap();
+        lo.unregister_dmb(a).unwrap();
+        assert_eq!(lo.live_dmbs(), 0);
+    }
+
+    #[test]
+    fn unknown_tokens_are_remote_unless_local_peers_only() {
+        let unknown = DmbToken(0x5eed);
+        let ism = FakeDevice::ism(7, Chid(0x0123));
+        let a = ism.register_dmb(LEN).unwrap();
+        let remote = ism.attach_dmb(&a, id(unknown, LEN), false).unwrap();
+        assert!(remote.ring().is_none());
+        give_back(&ism, Some(a), Some(remote)).unwrap();
+        let lo = FakeDevice::loopback(Gid::new(1, 2))
+            .without_nocopy()
+            .local_peers_only();
+        let a = lo.register_dmb(LEN).unwrap();
+        assert_eq!(
+            lo.attach_dmb(&a, id(unknown, LEN), false).map(|_| ()),
+            Err(ErrorKind::InvalidToken)
+        );
+        lo.unregister_dmb(a).unwrap();
+        assert_eq!(lo.live_dmbs(), 0);
+    }
 }

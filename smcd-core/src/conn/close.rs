@@ -1,4 +1,4 @@
-//! The close / shutdown / abort state machine of `spec/close.md`, as pure
+//! The close / shutdown / abort state machine of `docs/protocol/close.md`, as pure
 //! transition functions.
 //!
 //! [`Connection`](super::Connection) feeds its events through these
@@ -8,7 +8,7 @@
 use super::ANY_CLOSE;
 use crate::wire::cdc::ConnStateFlags;
 
-/// Connection states (`spec/close.md`). The Linux-internal numbers are
+/// Connection states (`docs/protocol/close.md`). The Linux-internal numbers are
 /// available through [`CloseState::linux_value`] for logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -107,7 +107,7 @@ impl CloseFacts {
 /// A state transition with an optional header to write first.
 pub type Step = (Option<CloseAction>, CloseState);
 
-/// Application close / SHUT_RDWR (`spec/close.md` §1).
+/// Application close / SHUT_RDWR (`docs/protocol/close.md` §1).
 ///
 /// Flushing is the caller's concern: this data path keeps no unsent data.
 pub fn on_close(state: CloseState, facts: CloseFacts) -> Step {
@@ -140,7 +140,7 @@ pub fn on_close(state: CloseState, facts: CloseFacts) -> Step {
     }
 }
 
-/// shutdown(SHUT_WR) (`spec/close.md` §2).
+/// shutdown(SHUT_WR) (`docs/protocol/close.md` §2).
 pub fn on_shutdown_write(state: CloseState) -> Step {
     match state {
         CloseState::Active => (
@@ -156,7 +156,7 @@ pub fn on_shutdown_write(state: CloseState) -> Step {
 }
 
 /// A CDC header with any of done_writing / closed / abort arrived
-/// (`spec/close.md` §3). `facts.rxed_close` must already include `peer`.
+/// (`docs/protocol/close.md` §3). `facts.rxed_close` must already include `peer`.
 pub fn on_peer_close(state: CloseState, facts: CloseFacts, peer: ConnStateFlags) -> CloseState {
     use CloseState as S;
     if peer.contains(ConnStateFlags::PEER_CONN_ABORT) {
@@ -195,7 +195,7 @@ pub fn on_peer_close(state: CloseState, facts: CloseFacts, peer: ConnStateFlags)
     }
 }
 
-/// Local abort, e.g. the device went away (`spec/close.md` §4).
+/// Local abort, e.g. the device went away (`docs/protocol/close.md` §4).
 ///
 /// Linux passes through [`CloseState::PeerAbortWait`] on its way to
 /// `Closed`; here the transition completes at once.

@@ -16,7 +16,7 @@ pub(super) fn readable<R>(
 ) -> Result<R, MemError> {
     // SAFETY: the range holds bytes the peer produced and we have not
     // consumed: a conforming peer writes only into space we gave back with a
-    // consumer cursor (`spec/cdc.md` §5), and we publish no consumer cursor
+    // consumer cursor (`docs/protocol/cdc.md` §5), and we publish no consumer cursor
     // past this range before `f` returns (the caller holds `&mut Connection`).
     // No other code in this address space writes our DMB. A hostile peer in
     // another address space may still change the bytes; `f` sees them as

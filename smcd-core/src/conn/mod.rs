@@ -1,5 +1,5 @@
-//! One established SMC-D connection over two DMBs (`spec/cdc.md`,
-//! `spec/close.md`).
+//! One established SMC-D connection over two DMBs (`docs/protocol/cdc.md`,
+//! `docs/protocol/close.md`).
 //!
 //! A [`Connection`] owns no device: every method that touches memory or
 //! writes a CDC header takes `&D where D: SmcdOps`, so one device serves many
@@ -53,21 +53,35 @@
 //! # Example: a pair over a toy device
 //!
 //! ```
-//! # use core::ptr::NonNull;
-//! use smcd_core::conn::{ConnParams, Connection, SendMode};
+//! use core::sync::atomic::{AtomicU64, Ordering};
+//! use smcd_core::conn::{Connection, SendMode};
 //! use smcd_core::dmb::{Chid, DmbToken, Gid};
-//! use smcd_core::mem::DmbMem;
-//! use smcd_core::ops::{Dmb, ErrorKind, ErrorType, SmcdOps};
+//! use smcd_core::mem::{DmbMem, DmbRegion};
+//! use smcd_core::ops::{Dmb, ErrorKind, ErrorType, PeerDmb, PeerDmbId, SmcdOps};
 //! use smcd_core::wire::cdc;
 //!
-//! #[repr(C, align(8))]
-//! struct Mem([u8; 16 * 1024]);
+//! const LEN: usize = 16 * 1024;
 //!
-//! /// Two DMBs, token 1 and 2; `move_data` copies, headers are published.
-//! struct Toy([DmbMem; 2]);
+//! /// Two DMBs in leaked memory, token 1 and 2, handed out in turn;
+//! /// `move_data` copies, headers are published.
+//! struct Toy {
+//!     regions: [DmbRegion; 2],
+//!     next: AtomicU64,
+//! }
 //! impl Toy {
+//!     fn new() -> Self {
+//!         let region = || {
+//!             let words: &'static mut [u64] = Box::leak(vec![0u64; LEN / 8].into_boxed_slice());
+//!             DmbMem::from_static(zerocopy::IntoBytes::as_mut_bytes(words)).unwrap().region()
+//!         };
+//!         Toy { regions: [region(), region()], next: AtomicU64::new(1) }
+//!     }
 //!     fn mem(&self, t: DmbToken) -> Result<DmbMem, ErrorKind> {
-//!         self.0.get((t.0 as usize).wrapping_sub(1)).copied().ok_or(ErrorKind::InvalidToken)
+//!         let i = (t.0 as usize).wrapping_sub(1);
+//!         let region = *self.regions.get(i).ok_or(ErrorKind::InvalidToken)?;
+//!         // SAFETY: the memory is leaked (valid forever) and reached only
+//!         // through `DmbMem` views.
+//!         Ok(unsafe { DmbMem::from_region(region) })
 //!     }
 //! }
 //! impl ErrorType for Toy { type Error = ErrorKind; }
@@ -76,8 +90,12 @@
 //!     fn chid(&self) -> Chid { Chid::LOOPBACK }
 //!     fn supports_v2(&self) -> bool { true }
 //!     fn query_remote_gid(&self, _: Gid) -> Result<(), ErrorKind> { Ok(()) }
-//!     fn register_dmb(&self, _: usize) -> Result<Dmb, ErrorKind> { Err(ErrorKind::NoSpace) }
-//!     fn unregister_dmb(&self, _: DmbToken) -> Result<(), ErrorKind> { Ok(()) }
+//!     fn register_dmb(&self, _: usize) -> Result<Dmb, ErrorKind> {
+//!         let token = DmbToken(self.next.fetch_add(1, Ordering::Relaxed));
+//!         Dmb::new(token, self.mem(token).map_err(|_| ErrorKind::NoSpace)?)
+//!             .map_err(|_| ErrorKind::NoMemory)
+//!     }
+//!     fn unregister_dmb(&self, _: Dmb) -> Result<(), ErrorKind> { Ok(()) }
 //!     fn move_data(&self, t: DmbToken, off: usize, data: &[u8], signal: bool) -> Result<(), ErrorKind> {
 //!         let mem = self.mem(t)?;
 //!         if signal {
@@ -87,27 +105,26 @@
 //!         }
 //!     }
 //!     fn signal_dmb(&self, _: DmbToken) -> Result<(), ErrorKind> { Ok(()) }
-//!     fn attach_dmb(&self, _: DmbToken) -> Result<Dmb, ErrorKind> { Err(ErrorKind::Unsupported) }
-//!     fn detach_dmb(&self, _: DmbToken) -> Result<(), ErrorKind> { Err(ErrorKind::Unsupported) }
+//!     fn attach_dmb(&self, own: &Dmb, id: PeerDmbId, map: bool) -> Result<PeerDmb, ErrorKind> {
+//!         let PeerDmbId { token: peer, len, .. } = id;
+//!         if map { return Err(ErrorKind::Unsupported); }
+//!         if peer == own.token() || self.mem(peer)?.len() != len {
+//!             return Err(ErrorKind::InvalidToken);
+//!         }
+//!         PeerDmb::new(own.token(), peer, len, None).map_err(|_| ErrorKind::InvalidToken)
+//!     }
+//!     fn detach_dmb(&self, _: PeerDmb) -> Result<(), ErrorKind> { Ok(()) }
 //! }
 //!
-//! let (mut a_mem, mut b_mem) = (Mem([0; 16 * 1024]), Mem([0; 16 * 1024]));
-//! // SAFETY: both buffers outlive every use of the views and are only
-//! // accessed through them.
-//! let views = unsafe {[
-//!     DmbMem::from_raw_parts(NonNull::from(&mut a_mem.0).cast(), 16 * 1024)?,
-//!     DmbMem::from_raw_parts(NonNull::from(&mut b_mem.0).cast(), 16 * 1024)?,
-//! ]};
-//! let dev = Toy(views);
-//! let dmb = |i: usize| Dmb { token: DmbToken(i as u64 + 1), mem: views[i] };
-//! let params = |own: usize, peer: usize| ConnParams {
-//!     own: dmb(own),
-//!     peer_token: DmbToken(peer as u64 + 1),
-//!     peer_dmb_len: 16 * 1024,
-//!     mode: SendMode::Copy,
-//! };
-//! let mut a = Connection::new(params(0, 1))?;
-//! let mut b = Connection::new(params(1, 0))?;
+//! let dev = Toy::new();
+//! let (da, db) = (dev.register_dmb(LEN).unwrap(), dev.register_dmb(LEN).unwrap());
+//! // Each side binds the other's DMB (as its Accept / Confirm named it).
+//! let id = |d: &Dmb| PeerDmbId { gid: dev.local_gid(), token: d.token(), len: d.len() };
+//! let pa = dev.attach_dmb(&da, id(&db), false).unwrap();
+//! let pb = dev.attach_dmb(&db, id(&da), false).unwrap();
+//! let mut a = Connection::new(da, pa);
+//! let mut b = Connection::new(db, pb);
+//! assert_eq!(a.mode(), SendMode::Copy);
 //!
 //! assert_eq!(a.send(&dev, b"hello")?, 5);
 //! b.handle_signal(&dev)?; // the device would ring b's doorbell
@@ -121,6 +138,9 @@
 //! b.close(&dev)?;
 //! a.handle_signal(&dev)?;
 //! assert!(a.is_closed() && b.is_closed());
+//! // Both DMBs go back to the device; the handles are consumed.
+//! a.release(&dev)?;
+//! b.release(&dev)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -190,7 +210,7 @@ pub struct Connection {
     peer: PeerDmb,
     peer_ring: u32,
 
-    // Sending (`spec/cdc.md` §5), counts in peer-ring units.
+    // Sending (`docs/protocol/cdc.md` §5), counts in peer-ring units.
     /// Next ring offset to fill in the peer's ring.
     prod: Cursor,
     /// Free bytes in the peer's ring.
@@ -202,10 +222,10 @@ pub struct Connection {
     /// Our sticky connection-state flags.
     local_conn_flags: ConnStateFlags,
     /// The connection-state flags of the last header we actually wrote
-    /// ("sent any close" in `spec/close.md` means sent, not just set).
+    /// ("sent any close" in `docs/protocol/close.md` means sent, not just set).
     sent_conn_flags: ConnStateFlags,
 
-    // Receiving (`spec/cdc.md` §6–7), counts in own-ring units.
+    // Receiving (`docs/protocol/cdc.md` §6–7), counts in own-ring units.
     /// The peer's producer cursor.
     rx_prod: Cursor,
     /// How far our application has consumed our ring.

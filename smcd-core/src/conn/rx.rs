@@ -1,4 +1,4 @@
-//! Receiving (`spec/cdc.md` §6–7): processing the peer's header, handing
+//! Receiving (`docs/protocol/cdc.md` §6–7): processing the peer's header, handing
 //! bytes to the application, and consumer-cursor (window) updates.
 
 use super::ANY_SHUTDOWN;
@@ -10,14 +10,14 @@ use crate::ops::{ErrorKind, SmcdOps};
 use crate::wire::cdc::{self, ConnStateFlags, ProducerFlags};
 
 impl Connection {
-    /// Process the peer's latest CDC header in our DMB (`spec/cdc.md` §6).
+    /// Process the peer's latest CDC header in our DMB (`docs/protocol/cdc.md` §6).
     ///
     /// Call it whenever the device signals our DMB; extra calls are cheap and
     /// harmless (an unchanged header is skipped). It credits new bytes and
     /// returned send space, records the peer's `write_blocked` /
     /// `cons_curs_upd_req` (a request is answered at once with a
     /// consumer-cursor header), and runs the passive-close transitions of
-    /// `spec/close.md` §3. Afterwards query [`readable`](Self::readable),
+    /// `docs/protocol/close.md` §3. Afterwards query [`readable`](Self::readable),
     /// [`writable`](Self::writable) and [`state`](Self::state).
     ///
     /// Ignored (`Ok`) once the connection is closed or failed.
@@ -95,7 +95,7 @@ impl Connection {
     ///
     /// Returns the number of bytes copied; `Ok(0)` only at EOF (the peer
     /// ended its sending and every byte was read) or for an empty `buf`.
-    /// Consuming may write a consumer-cursor update (`spec/cdc.md` §7); if
+    /// Consuming may write a consumer-cursor update (`docs/protocol/cdc.md` §7); if
     /// that write fails, the bytes are still returned and the connection
     /// reports the failure from then on.
     ///
@@ -169,7 +169,7 @@ impl Connection {
         }
     }
 
-    /// The application consumed `n` bytes (`spec/cdc.md` §7).
+    /// The application consumed `n` bytes (`docs/protocol/cdc.md` §7).
     fn consume<D: SmcdOps>(&mut self, dev: &D, n: u32) {
         if n == 0 {
             return;
@@ -196,7 +196,7 @@ impl Connection {
         }
     }
 
-    /// A consumer-cursor-only header (`spec/cdc.md` §5 steps 5–6).
+    /// A consumer-cursor-only header (`docs/protocol/cdc.md` §5 steps 5–6).
     fn send_window_update<D: SmcdOps>(&mut self, dev: &D) -> Result<(), ConnError> {
         self.write_header(dev)?;
         crate::stats::bump(&mut self.stats.window_updates_sent);

@@ -1,4 +1,4 @@
-//! Shutdown, close and abort (`spec/close.md`), failure handling, and
+//! Shutdown, close and abort (`docs/protocol/close.md`), failure handling, and
 //! giving the buffers back to the device.
 
 use super::Connection;
@@ -26,7 +26,7 @@ impl Connection {
         self.write_header(dev)
     }
 
-    /// Shut down our write side (`shutdown(SHUT_WR)`, `spec/close.md` §2):
+    /// Shut down our write side (`shutdown(SHUT_WR)`, `docs/protocol/close.md` §2):
     /// in [`CloseState::Active`](super::CloseState::Active) or [`CloseState::AppCloseWait1`](super::CloseState::AppCloseWait1) a
     /// done-writing header is sent; otherwise nothing happens.
     ///
@@ -50,7 +50,7 @@ impl Connection {
     }
 
     /// The application closes the connection (`close()` / SHUT_RDWR,
-    /// `spec/close.md` §1).
+    /// `docs/protocol/close.md` §1).
     ///
     /// Sends the close header the state requires: `peer_conn_closed`, or
     /// `peer_conn_abort` when received bytes are still unread (and always
@@ -73,7 +73,7 @@ impl Connection {
         Ok(())
     }
 
-    /// Abort the connection locally (`spec/close.md` §4), e.g. because the
+    /// Abort the connection locally (`docs/protocol/close.md` §4), e.g. because the
     /// device is going away: an abort header is sent (unless the peer
     /// already aborted or the device failed) and the state becomes
     /// [`CloseState::Closed`](super::CloseState::Closed). From then on calls report [`ConnError::Aborted`]

@@ -1,4 +1,4 @@
-//! Sending (`spec/cdc.md` §5): writing into the peer's ring, flow control
+//! Sending (`docs/protocol/cdc.md` §5): writing into the peer's ring, flow control
 //! by its consumer cursor, and our CDC header.
 
 use super::{Connection, lend, ring_offset, split};
@@ -83,7 +83,7 @@ impl Connection {
         self.produce(dev, written)
     }
 
-    /// Common start of a send (`spec/cdc.md` §5 step 1): the number of
+    /// Common start of a send (`docs/protocol/cdc.md` §5 step 1): the number of
     /// bytes to write (`None` = nothing to send), or
     /// [`ConnError::WouldBlock`] when the ring is full.
     fn send_len(&mut self, to_send: usize) -> Result<Option<u32>, ConnError> {
@@ -103,7 +103,7 @@ impl Connection {
     }
 
     /// §5 step 2: `write_blocked` when the bytes to send fill or exceed the
-    /// peer's free space (equality counts, `spec/cdc.md` §8 #14).
+    /// peer's free space (equality counts, `docs/protocol/cdc.md` §8 #14).
     fn set_write_blocked(&mut self, to_send: usize) {
         let blocked = to_send >= self.peer_space as usize;
         self.local_prod_flags

@@ -1,5 +1,5 @@
 //! Validation of a CDC header snapshot read from peer-written memory, before
-//! any of it is used (`spec/cdc.md` §6; DESIGN "Security model").
+//! any of it is used (`docs/protocol/cdc.md` §6; the security model in `docs/design-notes.md`).
 
 use super::ANY_SHUTDOWN;
 use super::error::{CursorRole, Violation};

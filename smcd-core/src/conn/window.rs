@@ -1,5 +1,5 @@
 //! When to send a consumer-cursor (window) update after the application
-//! reads (`spec/cdc.md` §7, Linux v6.10+ `smc_rx.c` / `smc_tx.c`).
+//! reads (`docs/protocol/cdc.md` §7, Linux v6.10+ `smc_rx.c` / `smc_tx.c`).
 
 use crate::cursor::{Cursor, diff, diff_large};
 
@@ -46,7 +46,7 @@ pub(super) struct WindowView {
     pub(super) peer_write_blocked: bool,
 }
 
-/// Whether to write a consumer-cursor update now (`spec/cdc.md` §7 steps 2–5;
+/// Whether to write a consumer-cursor update now (`docs/protocol/cdc.md` §7 steps 2–5;
 /// no urgent-data *force*, as urgent data is delivered inline).
 pub(super) fn should_update(v: &WindowView) -> bool {
     if v.update_requested {

@@ -1,5 +1,5 @@
 //! [`DmbTable`]: a device's registry of DMBs, token → DMB, with the
-//! owner/attacher reference counting of loopback-ism (`spec/loopback.md` §2, §4).
+//! owner/attacher reference counting of loopback-ism (`docs/protocol/loopback.md` §2, §4).
 //!
 //! # Concurrency design
 //!
@@ -171,7 +171,10 @@ impl<O> DmbEntry<O> {
 /// // `a`'s connection maps `b` (nocopy); `b`'s connection binds `a` (copy).
 /// table.attach(ta, a.region(), tb, 16 * 1024, true).unwrap();
 /// table.attach(tb, b.region(), ta, 16 * 1024, false).unwrap();
-/// assert_eq!(table.attach(ta, a.region(), ta, 16 * 1024, false), Err(DmbError::SelfBind));
+/// assert_eq!(
+///     table.attach(ta, a.region(), ta, 16 * 1024, false).unwrap_err(),
+///     DmbError::SelfBind
+/// );
 ///
 /// assert!(table.unregister(tb, b.region()).unwrap().is_none()); // still mapped: kept
 /// let ring = b.region().tail(32);
@@ -263,9 +266,15 @@ impl<O: Copy, const N: usize> DmbTable<O, N> {
             .ok_or(DmbError::NotFound)
     }
 
-    /// Drop the owner's reference to the DMB `token` at `region`, and its
-    /// pairing. `Ok(Some(entry))` when it was the last reference: the entry
-    /// is gone and the caller must free `entry.region`.
+    /// Drop the owner's reference to the DMB `token` at `region`.
+    /// `Ok(Some(entry))` when it was the last reference: the entry is gone
+    /// and the caller must free `entry.region`.
+    ///
+    /// The pairing is not undone here but by each side's
+    /// [`detach`](Self::detach): the connection that sends into this DMB
+    /// still holds its binding, and its own DMB stays paired with this one
+    /// until it lets go, so that no third connection can bind that DMB while
+    /// its owner still reads it.
     ///
     /// # Errors
     ///
@@ -288,13 +297,6 @@ impl<O: Copy, const N: usize> DmbTable<O, N> {
                 return Err(DmbError::Unregistered);
             }
             e.registered = false;
-            let (peer, sender) = (e.peer.take(), e.bound_by.take());
-            if let Some(p) = peer {
-                unlink(entries, p, |p| &mut p.bound_by, token);
-            }
-            if let Some(s) = sender {
-                unlink(entries, s, |s| &mut s.peer, token);
-            }
             Ok(take_if_unused(entries, at))
         })
     }
@@ -467,7 +469,7 @@ fn find<O>(entries: &[DmbEntry<O>], token: DmbToken) -> Result<usize, DmbError> 
 fn unlink<O>(
     entries: &mut [DmbEntry<O>],
     token: DmbToken,
-    field: impl FnOnce(&mut DmbEntry<O>) -> &mut Option<DmbToken>,
+    field: fn(&mut DmbEntry<O>) -> &mut Option<DmbToken>,
     other: DmbToken,
 ) {
     if let Some(e) = find(entries, token).ok().and_then(|at| entries.get_mut(at)) {
@@ -655,10 +657,12 @@ mod tests {
         let (a, b) = pair(&t);
         assert_eq!(t.attach(T2, b, T1, LEN, true).unwrap().attached, 1);
         assert!(t.unregister(T1, a).unwrap().is_none());
-        // Owner gone: the DMB stays for its mapper, but takes no new binding.
+        // Owner gone: the DMB stays for its mapper, but takes no new binding;
+        // the mapper's binding stays until it detaches.
         let e = t.lookup(T1).unwrap();
         assert!(!e.registered);
-        assert_eq!(e.bound_by, None);
+        assert_eq!(e.bound_by, Some(T2));
+        assert_eq!(t.lookup(T2).unwrap().peer, Some(T1));
         assert_eq!(t.unregister(T1, a).unwrap_err(), DmbError::Unregistered);
         let freed = t.detach(T2, T1, ring(a)).unwrap().unwrap();
         assert_eq!(
@@ -669,6 +673,50 @@ mod tests {
         assert_eq!(t.lookup(T2).unwrap().peer, None);
         assert!(t.unregister(T2, b).unwrap().is_some());
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_dmb_stays_paired_while_its_peer_goes_away() {
+        let t: DmbTable<(), 4> = DmbTable::new();
+        let (a, b) = pair(&t);
+        let c = region(LEN);
+        t.register(T3, c, ()).unwrap();
+        // T1 and T2 are one connection (copy mode both ways).
+        t.attach(T1, a, T2, LEN, false).unwrap();
+        t.attach(T2, b, T1, LEN, false).unwrap();
+        // T2's side ends: detach, unregister (freed: nobody maps it).
+        t.detach(T2, T1, None).unwrap();
+        assert!(t.unregister(T2, b).unwrap().is_some());
+        // T1's owner still reads T1 and still holds its binding to T2: a
+        // third DMB may not send into T1, nor may T1 pair again.
+        assert_eq!(t.lookup(T1).unwrap().peer, Some(T2));
+        assert_eq!(
+            t.attach(T3, c, T1, LEN, false).unwrap_err(),
+            DmbError::Bound
+        );
+        // Until T1 lets go of T2, whose entry is gone already.
+        assert!(t.detach(T1, T2, None).unwrap().is_none());
+        assert_eq!(t.lookup(T1).unwrap().peer, None);
+        t.attach(T3, c, T1, LEN, false).unwrap();
+    }
+
+    #[test]
+    fn unregister_before_detach_keeps_the_peer_bound() {
+        let t: DmbTable<(), 4> = DmbTable::new();
+        let (a, _) = pair(&t);
+        let c = region(LEN);
+        t.register(T3, c, ()).unwrap();
+        t.attach(T1, a, T2, LEN, false).unwrap();
+        // T1's owner gives its DMB back before its binding to T2: T2 still
+        // has its sender until the binding is detached.
+        assert!(t.unregister(T1, a).unwrap().is_some());
+        assert_eq!(
+            t.attach(T3, c, T2, LEN, false).unwrap_err(),
+            DmbError::Bound
+        );
+        t.detach(T1, T2, None).unwrap();
+        assert_eq!(t.lookup(T2).unwrap().bound_by, None);
+        t.attach(T3, c, T2, LEN, false).unwrap();
     }
 
     #[test]

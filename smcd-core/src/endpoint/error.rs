@@ -13,7 +13,7 @@ use crate::conn::ConnError;
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Failure {
     /// The handshake failed without fallback: protocol error or timeout
-    /// (`spec/handshake.md` §6).
+    /// (`docs/protocol/handshake.md` §6).
     Handshake(HandshakeError),
     /// The stream ended (EOF) before the handshake did (Linux: ECONNRESET).
     StreamClosed,

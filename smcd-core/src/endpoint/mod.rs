@@ -1,7 +1,7 @@
 //! One application connection end to end: the CLC handshake on a
 //! [`ByteStream`], then either an SMC-D [`Connection`] over the [`Host`]'s
 //! device or — after a Decline — plain bytes on the same stream
-//! (`spec/handshake.md` §6).
+//! (`docs/protocol/handshake.md` §6).
 //!
 //! An [`Endpoint`] owns the handshake engine, the connection it turns into,
 //! and the stream. It never blocks and knows no clock: the caller passes
@@ -15,7 +15,7 @@
 //! # Resources
 //!
 //! On [`close`](Endpoint::close) the close state machine runs
-//! (`spec/close.md`); once it reaches `Closed` the endpoint gives everything
+//! (`docs/protocol/close.md`); once it reaches `Closed` the endpoint gives everything
 //! back — its DMB, the attached peer DMB (nocopy) and its link-group
 //! reference. Dropping an endpoint whose connection is still open aborts the
 //! connection first and then gives everything back.
@@ -75,6 +75,30 @@ use crate::conn::{CloseState, Connection};
 use staged::{STAGE_BYTES, Staged};
 
 /// How an endpoint's bytes travel.
+///
+/// A `Transport` is information only: [`SmcD`](Self::SmcD) carries no DMB,
+/// no token and no memory, so one kept after the endpoints closed (and gave
+/// their DMBs back) cannot reach memory that may be freed (E0609, no such
+/// field):
+///
+/// ```compile_fail,E0609
+/// use smcd_core::clc::ClcConfig;
+/// use smcd_core::clc::testing::FakeDevice;
+/// use smcd_core::dmb::Gid;
+/// use smcd_core::endpoint::Transport;
+/// use smcd_core::endpoint::testing::{Fixture, drive};
+///
+/// let lo = FakeDevice::loopback(Gid::new(1, 2));
+/// let fx = Fixture::new(&lo, ClcConfig::default());
+/// let (mut client, mut server) = fx.pair();
+/// drive(&mut client, &mut server, 0);
+/// let Transport::SmcD(est) = client.transport() else { panic!("no SMC-D") };
+/// client.abort();
+/// server.abort();
+/// assert!(client.is_closed() && server.is_closed());
+/// assert_eq!(lo.live_dmbs(), 0); // both DMBs went back
+/// est.dmb.mem.write(64, b"after free").unwrap(); // error: no field `dmb`
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub enum Transport {
     /// The CLC handshake is running; nothing can be sent yet.
@@ -423,7 +447,7 @@ impl<H: HostRef, S: ByteStream> Endpoint<H, S> {
     }
 
     /// Once the application closed and the connection reached `Closed`,
-    /// give its resources back (`spec/close.md` §3, last paragraph).
+    /// give its resources back (`docs/protocol/close.md` §3, last paragraph).
     fn release_if_done(&mut self) {
         if !self.app_closed {
             return;
@@ -494,7 +518,7 @@ impl<H: HostRef, S: ByteStream> Endpoint<H, S> {
     }
 
     /// Shut down our write side (`shutdown(SHUT_WR)`): SMC-D sends
-    /// done-writing (`spec/close.md` §2), and the stream is shut down too.
+    /// done-writing (`docs/protocol/close.md` §2), and the stream is shut down too.
     ///
     /// # Errors
     ///
@@ -527,7 +551,7 @@ impl<H: HostRef, S: ByteStream> Endpoint<H, S> {
     /// The application closes the endpoint (`close()`).
     ///
     /// SMC-D: the close state machine sends our close flag
-    /// (`spec/close.md` §1) and the stream is shut down; keep calling
+    /// (`docs/protocol/close.md` §1) and the stream is shut down; keep calling
     /// [`poll`](Self::poll) until [`is_closed`](Self::is_closed) — the peer's
     /// close completes it — or give up and [`abort`](Self::abort). A running
     /// handshake is abandoned (its resources go back at once). Pending CLC
@@ -566,7 +590,7 @@ impl<H: HostRef, S: ByteStream> Endpoint<H, S> {
     }
 
     /// Abort: SMC-D sends our abort flag and the connection is closed at
-    /// once (`spec/close.md` §4); everything is given back. Use it when the
+    /// once (`docs/protocol/close.md` §4); everything is given back. Use it when the
     /// peer does not complete a close in time.
     pub fn abort(&mut self) {
         self.app_closed = true;

@@ -15,8 +15,8 @@
 //! (thumbv6m, riscv64imac), word loads on the private side, which the compiler
 //! then assembles from bytes.
 //!
-//! The middle loops move [`UNROLL`] words per iteration, a fixed-size inner
-//! loop the compiler unrolls fully.
+//! On 64-bit targets the middle loops move [`UNROLL`] words per iteration, a
+//! fixed-size inner loop the compiler unrolls fully.
 #![allow(unsafe_code)]
 
 use core::mem::{align_of, size_of};
@@ -30,12 +30,26 @@ const WORD: usize = size_of::<usize>();
 // below aligns to `WORD`. `core` makes the two equal on every target.
 const _: () = assert!(align_of::<SharedUsize>() == WORD && size_of::<SharedUsize>() == WORD);
 
-/// Words moved per iteration of the middle loops.
-const UNROLL: usize = 4;
+/// Words moved per iteration of the unrolled middle loops: 4 on 64-bit
+/// targets (the hosts where throughput counts), none on the 32-bit
+/// microcontrollers, where the code size does.
+const UNROLL: usize = if cfg!(target_pointer_width = "64") {
+    4
+} else {
+    1
+};
 
 /// Bytes from `addr` up to the next word boundary, at most `len`.
 fn head_len(addr: usize, len: usize) -> usize {
     (addr.wrapping_neg() % WORD).min(len)
+}
+
+/// How a `len`-byte range of shared memory at `addr` splits: byte accesses
+/// on `0..head` and `words_end..len`, word accesses on `head..words_end`
+/// (word aligned in the shared memory).
+fn split(addr: usize, len: usize) -> (usize, usize) {
+    let head = head_len(addr, len);
+    (head, head + (len - head) / WORD * WORD)
 }
 
 /// Store `src` into shared memory at `dst`, with relaxed atomic stores.
@@ -53,16 +67,34 @@ fn head_len(addr: usize, len: usize) -> usize {
 ///   A writer in another address space may write the range at any time: the
 ///   stored bytes are then some mix of ours and theirs.
 pub(crate) unsafe fn copy_to_shared(dst: *mut u8, src: &[u8]) {
-    let (head, rest) = src.split_at(head_len(dst.addr(), src.len()));
-    let (words, tail) = rest.split_at(rest.len() / WORD * WORD);
-    // SAFETY: the three parts lie back to back inside `dst..dst + src.len()`,
-    // which is valid and only atomically accessed per this function's
-    // contract; `word_dst` is word aligned (`head_len`).
+    let (len, from) = (src.len(), src.as_ptr());
+    let (head, words_end) = split(dst.addr(), len);
+    // SAFETY: every offset below is `< len`, so inside both `src` and the
+    // shared range, which is valid and only atomically accessed per this
+    // function's contract; word offsets lie in `head..words_end`, where
+    // `dst + offset` is word aligned (`split`). The private side is read
+    // unaligned.
     unsafe {
-        store_bytes(dst, head);
-        let word_dst = dst.add(head.len()).cast::<usize>();
-        store_words(word_dst, words);
-        store_bytes(dst.add(head.len() + words.len()), tail);
+        store_bytes(dst, from, 0, head);
+        let mut at = head;
+        while UNROLL > 1 && at + WORD * UNROLL <= words_end {
+            for k in 0..UNROLL {
+                let o = at + k * WORD;
+                word(dst.add(o).cast()).store(
+                    from.add(o).cast::<usize>().read_unaligned(),
+                    Ordering::Relaxed,
+                );
+            }
+            at += WORD * UNROLL;
+        }
+        while at < words_end {
+            word(dst.add(at).cast()).store(
+                from.add(at).cast::<usize>().read_unaligned(),
+                Ordering::Relaxed,
+            );
+            at += WORD;
+        }
+        store_bytes(dst, from, words_end, len);
     }
 }
 
@@ -76,17 +108,32 @@ pub(crate) unsafe fn copy_to_shared(dst: *mut u8, src: &[u8]) {
 /// concurrently read as either their old or their new value (every aligned
 /// word wholly one or the other).
 pub(crate) unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
-    let (head, rest) = dst.split_at_mut(head_len(src.addr(), dst.len()));
-    let (words, tail) = rest.split_at_mut(rest.len() / WORD * WORD);
-    // SAFETY: the three parts lie back to back inside `src..src + dst.len()`,
-    // which is valid and only atomically accessed per this function's
-    // contract; `word_src` is word aligned (`head_len`).
+    let (len, to) = (dst.len(), dst.as_mut_ptr());
+    let (head, words_end) = split(src.addr(), len);
+    // SAFETY: every offset below is `< len`, so inside both `dst` and the
+    // shared range, which is valid and only atomically accessed per this
+    // function's contract; word offsets lie in `head..words_end`, where
+    // `src + offset` is word aligned (`split`). The private side is written
+    // unaligned.
     unsafe {
-        load_bytes(src, head);
-        let word_src = src.add(head.len()).cast::<usize>();
-        let word_bytes = words.len();
-        load_words(word_src, words);
-        load_bytes(src.add(head.len() + word_bytes), tail);
+        load_bytes(src, to, 0, head);
+        let mut at = head;
+        while UNROLL > 1 && at + WORD * UNROLL <= words_end {
+            for k in 0..UNROLL {
+                let o = at + k * WORD;
+                to.add(o)
+                    .cast::<usize>()
+                    .write_unaligned(word(src.add(o).cast()).load(Ordering::Relaxed));
+            }
+            at += WORD * UNROLL;
+        }
+        while at < words_end {
+            to.add(at)
+                .cast::<usize>()
+                .write_unaligned(word(src.add(at).cast()).load(Ordering::Relaxed));
+            at += WORD;
+        }
+        load_bytes(src, to, words_end, len);
     }
 }
 
@@ -96,17 +143,19 @@ pub(crate) unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
 ///
 /// As for [`copy_to_shared`], with the range `dst..dst + len`.
 pub(crate) unsafe fn zero_shared(dst: *mut u8, len: usize) {
-    let head = head_len(dst.addr(), len);
-    let words = (len - head) / WORD;
-    let tail = len - head - words * WORD;
-    // SAFETY: the three parts lie back to back inside `dst..dst + len`, which
+    let (head, words_end) = split(dst.addr(), len);
+    // SAFETY: every offset below is `< len`, inside the shared range, which
     // is valid and only atomically accessed per this function's contract;
-    // `word_dst` is word aligned (`head_len`).
+    // word offsets lie in `head..words_end`, where `dst + offset` is word
+    // aligned (`split`).
     unsafe {
-        zero_bytes(dst, head);
-        let word_dst = dst.add(head).cast::<usize>();
-        zero_words(word_dst, words);
-        zero_bytes(word_dst.add(words).cast::<u8>(), tail);
+        zero_bytes(dst, 0, head);
+        let mut at = head;
+        while at < words_end {
+            word(dst.add(at).cast()).store(0, Ordering::Relaxed);
+            at += WORD;
+        }
+        zero_bytes(dst, words_end, len);
     }
 }
 
@@ -133,102 +182,46 @@ unsafe fn word<'a>(p: *const usize) -> &'a SharedUsize {
     unsafe { SharedUsize::from_ptr(p.cast_mut()) }
 }
 
+/// Store the private bytes `from + from_at .. from + to_at` into shared memory at
+/// `dst + from_at ..`, one relaxed byte store each.
+///
 /// # Safety
 ///
-/// `dst..dst + src.len()` is valid and only atomically accessed during the call.
-unsafe fn store_bytes(dst: *mut u8, src: &[u8]) {
-    for (i, &b) in src.iter().enumerate() {
-        // SAFETY: `i < src.len()`, so inside the caller's range.
-        unsafe { byte(dst.add(i)) }.store(b, Ordering::Relaxed);
+/// Both ranges are valid, do not overlap, and the shared one is only
+/// atomically accessed during the call.
+#[inline(never)] // one copy for the head and the tail
+unsafe fn store_bytes(dst: *mut u8, from: *const u8, from_at: usize, to_at: usize) {
+    for at in from_at..to_at {
+        // SAFETY: `at` lies in both ranges, per this function's contract.
+        unsafe { byte(dst.add(at)).store(from.add(at).read(), Ordering::Relaxed) };
     }
 }
 
+/// Zero the shared bytes `dst + from_at .. dst + to_at`, one relaxed byte
+/// store each.
+///
 /// # Safety
 ///
-/// `src..src + dst.len()` is valid and only atomically accessed during the call.
-unsafe fn load_bytes(src: *const u8, dst: &mut [u8]) {
-    for (i, b) in dst.iter_mut().enumerate() {
-        // SAFETY: `i < dst.len()`, so inside the caller's range.
-        *b = unsafe { byte(src.add(i)) }.load(Ordering::Relaxed);
+/// The range is valid and only atomically accessed during the call.
+#[inline(never)] // one copy for the head and the tail
+unsafe fn zero_bytes(dst: *mut u8, from_at: usize, to_at: usize) {
+    for at in from_at..to_at {
+        // SAFETY: `at` lies in the range, per this function's contract.
+        unsafe { byte(dst.add(at)).store(0, Ordering::Relaxed) };
     }
 }
 
+/// Load the shared bytes `src + from_at .. src + to_at` into private memory at
+/// `to + from_at ..`, one relaxed byte load each.
+///
 /// # Safety
 ///
-/// `dst..dst + len` is valid and only atomically accessed during the call.
-unsafe fn zero_bytes(dst: *mut u8, len: usize) {
-    for i in 0..len {
-        // SAFETY: `i < len`, so inside the caller's range.
-        unsafe { byte(dst.add(i)) }.store(0, Ordering::Relaxed);
-    }
-}
-
-/// The native word of `WORD` private bytes.
-fn to_word(bytes: &[u8]) -> usize {
-    let mut w = [0u8; WORD];
-    w.copy_from_slice(bytes);
-    usize::from_ne_bytes(w)
-}
-
-/// # Safety
-///
-/// `dst` is word aligned, `src.len()` is a multiple of `WORD`, and the
-/// `src.len()` bytes at `dst` are valid and only atomically accessed during
-/// the call.
-unsafe fn store_words(dst: *mut usize, src: &[u8]) {
-    let mut blocks = src.chunks_exact(WORD * UNROLL);
-    for (n, block) in blocks.by_ref().enumerate() {
-        for (i, w) in block.chunks_exact(WORD).enumerate() {
-            // SAFETY: word `n * UNROLL + i < src.len() / WORD` of the caller's range.
-            unsafe { word(dst.add(n * UNROLL + i)) }.store(to_word(w), Ordering::Relaxed);
-        }
-    }
-    // SAFETY: the words after the blocks, still inside the caller's range.
-    let dst = unsafe { dst.add(src.len() / (WORD * UNROLL) * UNROLL) };
-    for (i, w) in blocks.remainder().chunks_exact(WORD).enumerate() {
-        // SAFETY: word `i` after the blocks, inside the caller's range.
-        unsafe { word(dst.add(i)) }.store(to_word(w), Ordering::Relaxed);
-    }
-}
-
-/// # Safety
-///
-/// `src` is word aligned, `dst.len()` is a multiple of `WORD`, and the
-/// `dst.len()` bytes at `src` are valid and only atomically accessed during
-/// the call.
-unsafe fn load_words(src: *const usize, dst: &mut [u8]) {
-    // SAFETY: the words after the blocks, still inside the caller's range.
-    let rest_src = unsafe { src.add(dst.len() / (WORD * UNROLL) * UNROLL) };
-    let mut blocks = dst.chunks_exact_mut(WORD * UNROLL);
-    for (n, block) in blocks.by_ref().enumerate() {
-        for (i, w) in block.chunks_exact_mut(WORD).enumerate() {
-            // SAFETY: word `n * UNROLL + i < dst.len() / WORD` of the caller's range.
-            let v = unsafe { word(src.add(n * UNROLL + i)) }.load(Ordering::Relaxed);
-            w.copy_from_slice(&v.to_ne_bytes());
-        }
-    }
-    for (i, w) in blocks.into_remainder().chunks_exact_mut(WORD).enumerate() {
-        // SAFETY: word `i` after the blocks, inside the caller's range.
-        let v = unsafe { word(rest_src.add(i)) }.load(Ordering::Relaxed);
-        w.copy_from_slice(&v.to_ne_bytes());
-    }
-}
-
-/// # Safety
-///
-/// `dst` is word aligned; `len` words at `dst` are valid and only atomically
-/// accessed during the call.
-unsafe fn zero_words(dst: *mut usize, len: usize) {
-    let blocks = len / UNROLL;
-    for n in 0..blocks {
-        for i in 0..UNROLL {
-            // SAFETY: word `n * UNROLL + i < len` of the caller's range.
-            unsafe { word(dst.add(n * UNROLL + i)) }.store(0, Ordering::Relaxed);
-        }
-    }
-    for i in blocks * UNROLL..len {
-        // SAFETY: word `i < len` of the caller's range.
-        unsafe { word(dst.add(i)) }.store(0, Ordering::Relaxed);
+/// As for [`store_bytes`].
+#[inline(never)] // one copy for the head and the tail
+unsafe fn load_bytes(src: *const u8, to: *mut u8, from_at: usize, to_at: usize) {
+    for at in from_at..to_at {
+        // SAFETY: `at` lies in both ranges, per this function's contract.
+        unsafe { to.add(at).write(byte(src.add(at)).load(Ordering::Relaxed)) };
     }
 }
 

@@ -14,7 +14,7 @@ pub struct ConnStats {
     pub recv_calls: u64,
     /// Sends that found the peer's ring full (window closed).
     pub buffer_full: u64,
-    /// Consumer-cursor-only headers we wrote (window updates, `spec/cdc.md` §7).
+    /// Consumer-cursor-only headers we wrote (window updates, `docs/protocol/cdc.md` §7).
     pub window_updates_sent: u64,
     /// Headers from the peer that advanced its consumer cursor (re-opened our window).
     pub window_updates_received: u64,

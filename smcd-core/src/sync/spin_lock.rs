@@ -46,22 +46,33 @@ impl<T> SpinLock<T> {
     }
 
     /// Run `f` with exclusive access to the value.
+    ///
+    /// Inlined, so that each critical section is compiled into its caller
+    /// around one shared, non-generic `acquire` (one copy of the lock loop
+    /// per image, not one per closure).
+    #[inline(always)]
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        while self
-            .locked
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            // A plain CAS loop rather than test-and-test-and-set: a
-            // read-modify-write always sees the latest value, so loom does not
-            // explore stale reads of `locked`, and sections are tiny anyway.
-            spin_loop();
-        }
-        // SAFETY: the successful acquire-CAS above makes this thread the only
-        // holder until the release store below; the pointer comes from the
-        // cell and lives as long as `&self`.
+        acquire(&self.locked);
+        // SAFETY: `acquire` returned after a successful acquire-CAS, which
+        // makes this thread the only holder until the release store below;
+        // the pointer comes from the cell and lives as long as `&self`.
         let r = self.value.with_mut(|p| f(unsafe { &mut *p }));
         self.locked.store(false, Ordering::Release);
         r
+    }
+}
+
+/// Take the lock flag `locked`: spin until it flips from `false` to `true`
+/// (acquire ordering).
+#[inline(never)]
+fn acquire(locked: &AtomicBool) {
+    while locked
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        // A plain CAS loop rather than test-and-test-and-set: a
+        // read-modify-write always sees the latest value, so loom does not
+        // explore stale reads of `locked`, and sections are tiny anyway.
+        spin_loop();
     }
 }

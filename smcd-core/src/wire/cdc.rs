@@ -1,4 +1,4 @@
-//! The 32-byte SMC-D CDC header at offset 0 of every DMB (`spec/cdc.md` §2).
+//! The 32-byte SMC-D CDC header at offset 0 of every DMB (`docs/protocol/cdc.md` §2).
 //!
 //! Mirrors Linux `struct smcd_cdc_msg` (`net/smc/smc_cdc.h`, v6.10+). The
 //! header lives in shared memory, never on a network, so its integers are in
@@ -75,7 +75,7 @@ pub const PROD_WORD_OFFSET: usize = core::mem::offset_of!(SmcdCdcMsg, prod);
 pub const CONS_WORD_OFFSET: usize = core::mem::offset_of!(SmcdCdcMsg, cons);
 
 bitflags! {
-    /// Producer flags, byte 22 (`spec/cdc.md` §4). Unknown bits are kept.
+    /// Producer flags, byte 22 (`docs/protocol/cdc.md` §4). Unknown bits are kept.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
     pub struct ProducerFlags: u8 {
         /// The sender has more data than our free space ("window closed"):
@@ -93,7 +93,7 @@ bitflags! {
 }
 
 bitflags! {
-    /// Connection-state flags, byte 23 (`spec/cdc.md` §4). Sticky: once a
+    /// Connection-state flags, byte 23 (`docs/protocol/cdc.md` §4). Sticky: once a
     /// sender sets one it repeats it in every later header. Unknown bits are kept.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
     pub struct ConnStateFlags: u8 {
@@ -194,7 +194,7 @@ impl From<MemError> for CdcError {
     }
 }
 
-/// A parsed SMC-D CDC header: what the receiver acts on (`spec/cdc.md` §6).
+/// A parsed SMC-D CDC header: what the receiver acts on (`docs/protocol/cdc.md` §6).
 ///
 /// Parsing only checks the length: the cursors are checked against the ring
 /// by the connection ([`crate::conn`]), which knows the ring size and the
@@ -366,7 +366,7 @@ pub fn publish(mem: &DmbMem, offset: usize, header: &[u8]) -> Result<(), CdcErro
     Ok(())
 }
 
-/// Read the header at `offset` of a DMB as the receiver does (`spec/cdc.md`
+/// Read the header at `offset` of a DMB as the receiver does (`docs/protocol/cdc.md`
 /// §6 step 1): the cons word first, then the prod word, both `Acquire`.
 ///
 /// The two loads are separate: the result may combine a newer prod word with

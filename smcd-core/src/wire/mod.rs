@@ -5,7 +5,7 @@
 //!
 //! Everything in this module treats its input as hostile. Parsers never
 //! panic, never read out of bounds and never loop on attacker-controlled
-//! counts beyond the limits of `spec/clc.md`; every failure is a small typed
+//! counts beyond the limits of `docs/protocol/clc.md`; every failure is a small typed
 //! `Copy` error. The layout structs mirror the Linux structs they name
 //! (zerocopy 0.8, `network_endian` integers for CLC) and are only ever read
 //! with `read_from_prefix`, so no alignment or length assumption is made.

@@ -10,10 +10,10 @@ use std::ptr::NonNull;
 use std::sync::Mutex;
 use std::vec::Vec;
 
-use smcd_core::conn::{ConnParams, Connection, SendMode};
+use smcd_core::conn::Connection;
 use smcd_core::dmb::{CDC_HEADER_LEN_BYTES, Chid, DMB_MIN_SIZE_BYTES, DmbToken, Gid};
-use smcd_core::mem::DmbMem;
-use smcd_core::ops::{Dmb, ErrorKind, ErrorType, SmcdOps};
+use smcd_core::mem::{DmbMem, DmbRegion};
+use smcd_core::ops::{Dmb, ErrorKind, ErrorType, PeerDmb, PeerDmbId, SmcdOps};
 use smcd_core::wire::cdc::{self, CdcHeader};
 
 /// One `move_data` call.
@@ -27,9 +27,9 @@ pub(crate) struct Move {
 
 struct Entry {
     token: DmbToken,
-    /// The allocation behind `mem`, freed when the device is dropped.
+    /// The allocation behind `region`, freed when the device is dropped.
     raw: *mut [u64],
-    mem: DmbMem,
+    region: DmbRegion,
     registered: bool,
     attached: u32,
 }
@@ -59,11 +59,20 @@ impl Drop for FakeDev {
         let inner = self.inner.get_mut().unwrap();
         for e in inner.dmbs.drain(..) {
             // SAFETY: `raw` came from `Box::into_raw` in `register_dmb` and is
-            // freed exactly once, here; connections hold `DmbMem` views only
-            // while they borrow the device.
+            // freed exactly once, here. Handles that outlive the device are
+            // never used again (the tests drop them with it).
             drop(unsafe { Box::from_raw(e.raw) });
         }
     }
+}
+
+/// A view of `region`, which lies in an allocation of a live `FakeDev`.
+fn view(region: DmbRegion) -> DmbMem {
+    // SAFETY: every region handed to `view` lies in an allocation the
+    // device frees only when it is dropped, after all uses of the views it
+    // made (they live in handles and in calls on the device), and the memory
+    // is only ever reached through `DmbMem` views.
+    unsafe { DmbMem::from_region(region) }
 }
 
 impl FakeDev {
@@ -74,8 +83,10 @@ impl FakeDev {
         }
     }
 
-    pub(crate) fn mem(&self, token: DmbToken) -> DmbMem {
-        self.with_entry(token, |e| e.mem).unwrap()
+    /// Run `f` on the memory of the DMB `token`, as a (hostile) peer sees it.
+    pub(crate) fn with_mem<R>(&self, token: DmbToken, f: impl FnOnce(&DmbMem) -> R) -> R {
+        let region = self.with_entry(token, |e| e.region).unwrap();
+        f(&view(region))
     }
 
     fn with_entry<R>(&self, token: DmbToken, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
@@ -85,12 +96,12 @@ impl FakeDev {
 
     /// The header currently in the DMB of `token`.
     pub(crate) fn header(&self, token: DmbToken) -> CdcHeader {
-        cdc::snapshot(&self.mem(token), 0).unwrap()
+        self.with_mem(token, |m| cdc::snapshot(m, 0).unwrap())
     }
 
     /// Overwrite the header in the DMB of `token`, as a (hostile) peer would.
     pub(crate) fn inject(&self, token: DmbToken, hdr: &CdcHeader) {
-        cdc::publish(&self.mem(token), 0, &hdr.to_bytes()).unwrap();
+        self.with_mem(token, |m| cdc::publish(m, 0, &hdr.to_bytes()).unwrap());
     }
 
     /// Take the recorded moves.
@@ -108,6 +119,12 @@ impl FakeDev {
 
     pub(crate) fn attach_count(&self, token: DmbToken) -> u32 {
         self.with_entry(token, |e| e.attached).unwrap()
+    }
+
+    /// Registered DMBs (not yet unregistered by their owner).
+    pub(crate) fn registered(&self) -> usize {
+        let inner = self.inner.lock().unwrap();
+        inner.dmbs.iter().filter(|e| e.registered).count()
     }
 }
 
@@ -139,26 +156,27 @@ impl SmcdOps for FakeDev {
     fn register_dmb(&self, size: usize) -> Result<Dmb, ErrorKind> {
         let raw = Box::into_raw(vec![0u64; size.div_ceil(8)].into_boxed_slice());
         let ptr = NonNull::new(raw.cast::<u8>()).ok_or(ErrorKind::NoMemory)?;
-        // SAFETY: the allocation lives until the device is dropped and is
-        // only accessed through `DmbMem` views.
-        let mem = unsafe { DmbMem::from_raw_parts(ptr, size) }.map_err(|_| ErrorKind::Other)?;
+        let region = DmbRegion::new(ptr, size).map_err(|_| ErrorKind::Other)?;
         let mut inner = self.inner.lock().unwrap();
         let token = DmbToken(0x1000 + inner.dmbs.len() as u64);
         inner.dmbs.push(Entry {
             token,
             raw,
-            mem,
+            region,
             registered: true,
             attached: 0,
         });
-        Ok(Dmb { token, mem })
+        Dmb::new(token, view(region)).map_err(|_| ErrorKind::NoMemory)
     }
 
-    fn unregister_dmb(&self, token: DmbToken) -> Result<(), ErrorKind> {
-        self.with_entry(token, |e| std::mem::replace(&mut e.registered, false))
-            .filter(|&was| was)
-            .map(|_| ())
-            .ok_or(ErrorKind::InvalidToken)
+    fn unregister_dmb(&self, dmb: Dmb) -> Result<(), ErrorKind> {
+        let region = dmb.mem().region();
+        self.with_entry(dmb.token(), |e| {
+            e.region == region && std::mem::replace(&mut e.registered, false)
+        })
+        .filter(|&was| was)
+        .map(|_| ())
+        .ok_or(ErrorKind::InvalidToken)
     }
 
     fn move_data(
@@ -168,7 +186,7 @@ impl SmcdOps for FakeDev {
         data: &[u8],
         signal: bool,
     ) -> Result<(), ErrorKind> {
-        let mem = {
+        let region = {
             let mut inner = self.inner.lock().unwrap();
             if let Some(kind) = inner.fail {
                 return Err(kind);
@@ -183,9 +201,10 @@ impl SmcdOps for FakeDev {
                 .dmbs
                 .iter()
                 .find(|e| e.token == token && e.registered)
-                .map(|e| e.mem)
+                .map(|e| e.region)
                 .ok_or(ErrorKind::InvalidToken)?
         };
+        let mem = view(region);
         if signal {
             cdc::publish(&mem, offset, data).map_err(|_| ErrorKind::OutOfBounds)
         } else {
@@ -201,20 +220,53 @@ impl SmcdOps for FakeDev {
         self.nocopy
     }
 
-    fn attach_dmb(&self, token: DmbToken) -> Result<Dmb, ErrorKind> {
-        if !self.nocopy {
+    fn attach_dmb(&self, own: &Dmb, id: PeerDmbId, map: bool) -> Result<PeerDmb, ErrorKind> {
+        let PeerDmbId {
+            gid,
+            token: peer,
+            len,
+        } = id;
+        if gid != self.local_gid() {
+            return Err(ErrorKind::Unreachable);
+        }
+        if map && !self.nocopy {
             return Err(ErrorKind::Unsupported);
         }
-        self.with_entry(token, |e| {
-            e.attached += 1;
-            Dmb { token, mem: e.mem }
-        })
-        .ok_or(ErrorKind::InvalidToken)
+        let own_ok = self
+            .with_entry(own.token(), |e| {
+                e.registered && e.region == own.mem().region()
+            })
+            .unwrap_or(false);
+        if !own_ok || own.token() == peer {
+            return Err(ErrorKind::InvalidToken);
+        }
+        let ring = self
+            .with_entry(peer, |e| {
+                if !e.registered || e.region.len() != len {
+                    return Err(ErrorKind::InvalidToken);
+                }
+                if !map {
+                    return Ok(None);
+                }
+                e.attached += 1;
+                Ok(e.region.tail(CDC_HEADER_LEN_BYTES))
+            })
+            .ok_or(ErrorKind::InvalidToken)??;
+        PeerDmb::new(own.token(), peer, len, ring.map(view)).map_err(|_| ErrorKind::InvalidToken)
     }
 
-    fn detach_dmb(&self, token: DmbToken) -> Result<(), ErrorKind> {
-        self.with_entry(token, |e| e.attached = e.attached.checked_sub(1).unwrap())
-            .ok_or(ErrorKind::InvalidToken)
+    fn detach_dmb(&self, peer: PeerDmb) -> Result<(), ErrorKind> {
+        let Some(ring) = peer.ring().map(DmbMem::region) else {
+            return Ok(());
+        };
+        self.with_entry(peer.token(), |e| {
+            if e.region.tail(CDC_HEADER_LEN_BYTES) != Some(ring) {
+                return Err(ErrorKind::InvalidToken);
+            }
+            e.attached = e.attached.checked_sub(1).ok_or(ErrorKind::InvalidToken)?;
+            Ok(())
+        })
+        .ok_or(ErrorKind::InvalidToken)?
     }
 }
 
@@ -239,22 +291,16 @@ impl Pair {
         let dev = FakeDev::new(nocopy);
         let da = dev.register_dmb(a_len).unwrap();
         let db = dev.register_dmb(b_len).unwrap();
-        let conn = |own: Dmb, peer: Dmb| {
-            let mode = if nocopy {
-                SendMode::NoCopy(dev.attach_dmb(peer.token).unwrap())
-            } else {
-                SendMode::Copy
-            };
-            Connection::new(ConnParams {
-                own,
-                peer_token: peer.token,
-                peer_dmb_len: peer.mem.len(),
-                mode,
-            })
-            .unwrap()
+        // Each side binds the other's DMB, as the handshake would.
+        let id = |d: &Dmb| PeerDmbId {
+            gid: dev.local_gid(),
+            token: d.token(),
+            len: d.len(),
         };
-        let a = conn(da, db);
-        let b = conn(db, da);
+        let pa = dev.attach_dmb(&da, id(&db), nocopy).unwrap();
+        let pb = dev.attach_dmb(&db, id(&da), nocopy).unwrap();
+        let a = Connection::new(da, pa);
+        let b = Connection::new(db, pb);
         dev.take_moves();
         Self { dev, a, b }
     }

@@ -172,8 +172,12 @@ mod tests {
 
     const KIB: usize = 1024;
 
+    /// `len` leaked bytes on an 8-byte boundary (the global allocator need
+    /// not align a byte buffer: Miri does not), so that sizes are exact.
     fn region(len: usize) -> &'static mut [u8] {
-        Box::leak(vec![0xA5u8; len].into_boxed_slice())
+        let buf = Box::leak(vec![0xA5u8; len + 8].into_boxed_slice());
+        let skip = buf.as_ptr().align_offset(8);
+        &mut buf[skip..skip + len]
     }
 
     /// A view of an allocated block (the arena's region is leaked, so the

@@ -3,8 +3,8 @@
 //!
 //! Every process that uses smcd is one device with a random 128-bit GID and
 //! CHID 0xFFFF (loopback-ism). Its DMBs are sealed memfds mapped shared
-//! ([`shm`]); a peer process obtains one over this device's Unix socket
-//! ([`fetch`]) by naming its token — which only travels in our Accept or
+//! (module `shm`); a peer process obtains one over this device's Unix socket
+//! (module `fetch`) by naming its token — which only travels in our Accept or
 //! Confirm — and passing the credential policy. Two endpoints of one process
 //! share the device, and then pair their DMBs inside it the way the loopback
 //! device of `smcd-lo` does.

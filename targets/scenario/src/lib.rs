@@ -27,7 +27,7 @@ mod transfer;
 
 use core::fmt;
 
-use smcd_core::clc::{ClcConfig, ClcDevice, DeclinedBy, Devices, LinkGroups};
+use smcd_core::clc::{ClcConfig, DeclinedBy};
 use smcd_core::conn::SendMode;
 use smcd_core::dmb::{CDC_HEADER_LEN_BYTES, DMB_MIN_SIZE_BYTES};
 use smcd_core::endpoint::{Endpoint, Host, Pipe, Transport};
@@ -36,7 +36,6 @@ use smcd_lo::{LoopbackDevice, NoDoorbell, StaticArena};
 
 use crate::rng::XorShift64Star;
 use crate::transfer::{Api, Sums};
-use smcd_lo::nocopy_switch::NocopySwitch;
 
 pub use arena::{ARENA_BYTES, take_arena};
 pub use inject::Inject;
@@ -57,7 +56,7 @@ const MAX_DMBS: usize = 4;
 const RNG_SEED: u64 = 0x736d_6364_7461_7267;
 /// Capacity of each direction of the in-image stream.
 const PIPE_BYTES: usize = 4096;
-/// The UEID both ends are configured with (SMC-Dv2 needs one, `spec/handshake.md` §4).
+/// The UEID both ends are configured with (SMC-Dv2 needs one, `docs/protocol/handshake.md` §4).
 const UEID: &str = "SMCD-TARGETS-SCENARIO";
 /// Link groups the engines may create.
 const LINK_GROUPS: usize = 2;
@@ -82,16 +81,17 @@ pub fn run(arena: &'static mut [u8], inject: Inject) -> Result<Summary, Failure>
         XorShift64Star::new(RNG_SEED),
         NoDoorbell,
     );
-    let config = ClcConfig::new()
+    let config = ClcConfig::empty()
         .with_ueid(UEID)?
         .with_dmb_size(DMB_MIN_SIZE_BYTES);
-    let groups = LinkGroups::<LINK_GROUPS>::new();
+    let host: PairHost<'_> = Host::with_config(config, &device);
 
-    let copy_dev = NocopySwitch::copy_only(&device);
-    let nocopy_dev = NocopySwitch::new(&device, true);
-    let copy = smcd_pair(&copy_dev, &config, &groups, Api::Copying, SEEDS_COPY)?;
-    let nocopy = smcd_pair(&nocopy_dev, &config, &groups, Api::InPlace, SEEDS_NOCOPY)?;
-    let fallback = fallback_pair(&copy_dev, &config, &groups)?;
+    device.set_nocopy(false);
+    let copy = smcd_pair(&host, Api::Copying, SEEDS_COPY)?;
+    device.set_nocopy(true);
+    let nocopy = smcd_pair(&host, Api::InPlace, SEEDS_NOCOPY)?;
+    device.set_nocopy(false);
+    let fallback = fallback_pair(&host)?;
     let stats = device.stats();
     if stats.dmbs_in_use != 0 {
         return Err(Failure::Leak(stats.dmbs_in_use));
@@ -154,20 +154,13 @@ struct PairReport {
     sums: (Sums, Sums),
 }
 
-/// The device every pair uses (one type, so generic code is instantiated once).
-type PairDevice<'a> = NocopySwitch<'a, Device>;
+/// The host every pair runs on: the device borrowed, so that copy and
+/// nocopy are one type and generic code is instantiated once.
+type PairHost<'a> = Host<&'a Device, LINK_GROUPS>;
 
-/// Handshake, data both ways through `api`, close: one endpoint pair on
-/// device `dev`.
-fn smcd_pair(
-    dev: &PairDevice<'_>,
-    config: &ClcConfig,
-    groups: &LinkGroups<LINK_GROUPS>,
-    api: Api,
-    seeds: (u32, u32),
-) -> Result<PairReport, Failure> {
-    let list: [&dyn ClcDevice; 1] = [dev];
-    let host = Host::new(config, Devices::new(&list), groups, dev);
+/// Handshake, data both ways through `api`, close: one endpoint pair of
+/// `host` (whose device's nocopy switch decides the data mode).
+fn smcd_pair(host: &PairHost<'_>, api: Api, seeds: (u32, u32)) -> Result<PairReport, Failure> {
     let pipe = Pipe::<PIPE_BYTES>::new();
     let (client_end, server_end) = pipe.ends();
     let mut client = Endpoint::client(host, client_end, 0);
@@ -182,7 +175,7 @@ fn smcd_pair(
             ));
         }
     };
-    if matches!(est.mode, SendMode::NoCopy(_)) != (api == Api::InPlace) {
+    if matches!(est.mode, SendMode::NoCopy) != (api == Api::InPlace) {
         return Err(Failure::Unexpected(
             "data mode differs from the device's nocopy support",
         ));
@@ -200,28 +193,16 @@ fn smcd_pair(
     })
 }
 
-/// A client without UEID proposes SMC-Dv2 with no EID; the server declines
-/// NOUEID, as Linux does, and both ends carry their bytes over the stream.
-fn fallback_pair(
-    dev: &PairDevice<'_>,
-    server_config: &ClcConfig,
-    groups: &LinkGroups<LINK_GROUPS>,
-) -> Result<(Sums, Sums), Failure> {
-    let client_config = ClcConfig::new().with_dmb_size(DMB_MIN_SIZE_BYTES);
-    let list: [&dyn ClcDevice; 1] = [dev];
-    let devices = Devices::new(&list);
+/// A client without UEID proposes SMC-Dv2 with no EID; the server (of
+/// `server_host`) declines NOUEID, as Linux does, and both ends carry their
+/// bytes over the stream.
+fn fallback_pair(server_host: &PairHost<'_>) -> Result<(Sums, Sums), Failure> {
+    let client_config = ClcConfig::empty().with_dmb_size(DMB_MIN_SIZE_BYTES);
+    let client_host: PairHost<'_> = Host::with_config(client_config, *server_host.device());
     let pipe = Pipe::<PIPE_BYTES>::new();
     let (client_end, server_end) = pipe.ends();
-    let mut client = Endpoint::client(
-        Host::new(&client_config, devices, groups, dev),
-        client_end,
-        0,
-    );
-    let mut server = Endpoint::server(
-        Host::new(server_config, devices, groups, dev),
-        server_end,
-        0,
-    );
+    let mut client = Endpoint::client(&client_host, client_end, 0);
+    let mut server = Endpoint::server(server_host, server_end, 0);
     transfer::settle(&mut client, &mut server)?;
     for (transport, by) in [
         (client.transport(), DeclinedBy::Peer),

@@ -1,8 +1,7 @@
 //! Driving a pair of endpoints: the handshake, data both ways, the close.
 
 use smcd_core::conn::ConnError;
-use smcd_core::endpoint::{ByteStream, Endpoint, EndpointError};
-use smcd_core::ops::SmcdOps;
+use smcd_core::endpoint::{ByteStream, Endpoint, EndpointError, HostRef};
 
 use crate::checksum::Checksum;
 use crate::pattern::Pattern;
@@ -40,9 +39,9 @@ pub(crate) struct Sums {
 }
 
 /// Poll both endpoints until neither makes progress (e.g. the handshake).
-pub(crate) fn settle<D: SmcdOps, S: ByteStream, T: ByteStream>(
-    a: &mut Endpoint<'_, D, S>,
-    b: &mut Endpoint<'_, D, T>,
+pub(crate) fn settle<H: HostRef, S: ByteStream, T: ByteStream>(
+    a: &mut Endpoint<H, S>,
+    b: &mut Endpoint<H, T>,
 ) -> Result<(), Failure> {
     for _ in 0..MAX_ROUNDS {
         let moved_a = a.poll(NOW_MS)?;
@@ -56,9 +55,9 @@ pub(crate) fn settle<D: SmcdOps, S: ByteStream, T: ByteStream>(
 
 /// Move `total` bytes from `a` to `b` and `total` bytes from `b` to `a`,
 /// interleaved, through `api`. Returns the checksums (a→b, b→a).
-pub(crate) fn both_ways<D: SmcdOps, S: ByteStream, T: ByteStream>(
-    a: &mut Endpoint<'_, D, S>,
-    b: &mut Endpoint<'_, D, T>,
+pub(crate) fn both_ways<H: HostRef, S: ByteStream, T: ByteStream>(
+    a: &mut Endpoint<H, S>,
+    b: &mut Endpoint<H, T>,
     total: usize,
     seeds: (u32, u32),
     api: Api,
@@ -84,9 +83,9 @@ pub(crate) fn both_ways<D: SmcdOps, S: ByteStream, T: ByteStream>(
 
 /// `a` closes first, `b` sees end-of-stream and closes; both must end up
 /// closed with their resources given back.
-pub(crate) fn close<D: SmcdOps, S: ByteStream, T: ByteStream>(
-    a: &mut Endpoint<'_, D, S>,
-    b: &mut Endpoint<'_, D, T>,
+pub(crate) fn close<H: HostRef, S: ByteStream, T: ByteStream>(
+    a: &mut Endpoint<H, S>,
+    b: &mut Endpoint<H, T>,
 ) -> Result<(), Failure> {
     a.close()?;
     settle(a, b)?;
@@ -130,9 +129,9 @@ impl Flow {
         }
     }
 
-    fn send<D: SmcdOps, S: ByteStream>(
+    fn send<H: HostRef, S: ByteStream>(
         &mut self,
-        ep: &mut Endpoint<'_, D, S>,
+        ep: &mut Endpoint<H, S>,
         api: Api,
     ) -> Result<(), Failure> {
         let chunk = SEND_CHUNKS[self.turn % SEND_CHUNKS.len()].min(self.to_generate);
@@ -155,23 +154,28 @@ impl Flow {
             Api::InPlace if chunk > 0 => {
                 let (conn, dev) = ep.connection_mut().ok_or(Failure::NoConnection)?;
                 let (pattern, sent) = (&mut self.pattern, &mut self.sent);
-                let n = conn.send_with(dev, |room| {
+                let sent = conn.send_with(dev, |room| {
                     let len = chunk.min(room.len());
                     let room = &mut room[..len];
                     pattern.fill(room);
                     sent.update(room);
                     len
-                })?;
-                self.to_generate -= n;
+                });
+                match sent {
+                    Ok(n) => self.to_generate -= n,
+                    // The peer's ring is full: its consumer cursor gives room back.
+                    Err(ConnError::WouldBlock) => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
             Api::InPlace => {}
         }
         Ok(())
     }
 
-    fn recv<D: SmcdOps, S: ByteStream>(
+    fn recv<H: HostRef, S: ByteStream>(
         &mut self,
-        ep: &mut Endpoint<'_, D, S>,
+        ep: &mut Endpoint<H, S>,
         api: Api,
     ) -> Result<(), Failure> {
         let want = RECV_CHUNKS[self.turn % RECV_CHUNKS.len()].min(self.to_receive);

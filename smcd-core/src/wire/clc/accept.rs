@@ -1,5 +1,5 @@
 //! SMC-D Accept (type 2, server → client) and Confirm (type 3, client →
-//! server), v1 and v2, `spec/clc.md` §4. Both share one layout and one Repr.
+//! server), v1 and v2, `docs/protocol/clc.md` §4. Both share one layout and one Repr.
 
 use zerocopy::network_endian::{U16, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};

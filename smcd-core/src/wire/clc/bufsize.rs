@@ -1,4 +1,4 @@
-//! The 4-bit compressed buffer size `dmbe_size` (`spec/clc.md` §9).
+//! The 4-bit compressed buffer size `dmbe_size` (`docs/protocol/clc.md` §9).
 //!
 //! Compressed value `c` means `2^(c + 14)` bytes: 0 = 16 KiB … 6 = 1 MiB.
 //! The size is the whole DMB including the 32-byte CDC header.

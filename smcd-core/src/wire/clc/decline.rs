@@ -1,4 +1,4 @@
-//! Decline (type 4, either direction), v1 and v2, `spec/clc.md` §5.
+//! Decline (type 4, either direction), v1 and v2, `docs/protocol/clc.md` §5.
 
 use zerocopy::network_endian::U32;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};

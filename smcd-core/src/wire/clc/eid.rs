@@ -34,7 +34,7 @@ fn write_text(f: &mut fmt::Formatter<'_>, raw: &[u8]) -> fmt::Result {
     Ok(())
 }
 
-/// An Enterprise ID (UEID or SEID, `spec/handshake.md` §4): 32 bytes, blank
+/// An Enterprise ID (UEID or SEID, `docs/protocol/handshake.md` §4): 32 bytes, blank
 /// padded. All zero means "none".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

@@ -5,7 +5,7 @@ use core::fmt;
 use super::header::ClcType;
 use super::reason::DeclineReason;
 
-/// The receive-side rule of `spec/clc.md` §6 that a message violated.
+/// The receive-side rule of `docs/protocol/clc.md` §6 that a message violated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Rule {
@@ -198,7 +198,7 @@ pub enum WireError {
 }
 
 impl WireError {
-    /// The rule of `spec/clc.md` §6 this error violates.
+    /// The rule of `docs/protocol/clc.md` §6 this error violates.
     pub const fn rule(&self) -> Rule {
         match self {
             Self::Truncated { .. } => Rule::Input,

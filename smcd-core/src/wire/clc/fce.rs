@@ -1,4 +1,4 @@
-//! The first-contact extension of a v2 Accept/Confirm (`spec/clc.md` §4.1).
+//! The first-contact extension of a v2 Accept/Confirm (`docs/protocol/clc.md` §4.1).
 
 use zerocopy::network_endian::{U16, U32};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};

@@ -4,7 +4,7 @@
 //!
 //! Each [`WirePart`] lists one part's fields in wire order, reserved bytes
 //! included, with offsets from the start of the part; the parts cover a
-//! message as `spec/clc.md` §3–5 draw it. Where a part that follows a
+//! message as `docs/protocol/clc.md` §3–5 draw it. Where a part that follows a
 //! variable one starts, and whether it is there at all, the parsed Repr
 //! tells. The tables are built from the layout structs the parser and the
 //! emitter use, so they cannot drift from them.

@@ -1,4 +1,4 @@
-//! The 8-byte CLC header common to all messages (`spec/clc.md` §2) and the
+//! The 8-byte CLC header common to all messages (`docs/protocol/clc.md` §2) and the
 //! small enums it carries.
 
 use core::fmt;
@@ -42,7 +42,7 @@ pub(crate) struct ClcHeader {
     pub(crate) version_typev2_typev1: u8,
 }
 
-/// An eyecatcher: 4 EBCDIC bytes in the header and the trailer (`spec/clc.md` §8).
+/// An eyecatcher: 4 EBCDIC bytes in the header and the trailer (`docs/protocol/clc.md` §8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Eyecatcher {

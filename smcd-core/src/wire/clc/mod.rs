@@ -1,4 +1,4 @@
-//! CLC messages (`spec/clc.md`): the SMC handshake on the TCP connection.
+//! CLC messages (`docs/protocol/clc.md`): the SMC handshake on the TCP connection.
 //!
 //! Every message is an 8-byte [header](ClcHeaderRepr), a body and a 4-byte trailer;
 //! the header's `length` counts all of it. All integers are big-endian.
@@ -9,7 +9,7 @@
 //! | Accept / Confirm (SMC-D v1/v2) | [`AcceptRepr`] | `struct smc_clc_msg_accept_confirm` |
 //! | Decline v1/v2 | [`DeclineRepr`] | `struct smc_clc_msg_decline(_v2)` |
 //!
-//! [`ClcMessage::parse`] applies every receive-side rule of `spec/clc.md` §6
+//! [`ClcMessage::parse`] applies every receive-side rule of `docs/protocol/clc.md` §6
 //! (H1–H4, P1–P6, A1–A3, D1) plus two stricter smcd rules (X1, X2, see
 //! [`Rule`]); each failure is a [`WireError`] naming the rule, the byte offset
 //! and what Linux does about it. A well-formed Proposal that a server must
@@ -96,7 +96,7 @@ impl ClcMessage {
     ///
     /// # Errors
     ///
-    /// A [`WireError`] naming the violated rule of `spec/clc.md` §6; an
+    /// A [`WireError`] naming the violated rule of `docs/protocol/clc.md` §6; an
     /// unknown message type fails rule H2.
     pub fn parse(bytes: &[u8]) -> Result<Self, WireError> {
         let header = ClcHeaderRepr::peek(bytes)?;

@@ -1,5 +1,5 @@
 //! The server's first semantic check of a well-formed Proposal
-//! (`spec/handshake.md` §3 steps 4–4e, Linux `smc_listen_v2_check`).
+//! (`docs/protocol/handshake.md` §3 steps 4–4e, Linux `smc_listen_v2_check`).
 
 use super::eid::Eid;
 use super::proposal::{ProposalRepr, SmcdV2Ext, V2Ext};
@@ -60,7 +60,7 @@ impl<'a> SmcdV2Offer<'a> {
 }
 
 /// Decides, as a Linux server does right after a Proposal parsed, whether
-/// anything usable is left (`spec/handshake.md` §3 steps 4–4e).
+/// anything usable is left (`docs/protocol/handshake.md` §3 steps 4–4e).
 ///
 /// `local_ismv2` says whether the host has a v2-capable ISM device (for a
 /// host with the loopback device: `true`). Checks, in Linux order, each

@@ -1,4 +1,4 @@
-//! Decline / fallback reason codes (`peer_diagnosis`, `spec/clc.md` §7).
+//! Decline / fallback reason codes (`peer_diagnosis`, `docs/protocol/clc.md` §7).
 
 use core::fmt;
 
@@ -7,7 +7,7 @@ macro_rules! decline_reasons {
         /// A Decline / fallback reason code (`peer_diagnosis`, u32).
         ///
         /// The first byte is the category. Open enum: any `u32` converts, and
-        /// codes outside the table of `spec/clc.md` §7 become
+        /// codes outside the table of `docs/protocol/clc.md` §7 become
         /// [`Unknown`](Self::Unknown) (Linux accepts and counts any value).
         /// [`From<u32>`] never yields `Unknown` for a code the table names.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,5 +1,5 @@
 //! The variable areas of a Proposal: IP prefix area, v2 extension and
-//! SMC-Dv2 extension (`spec/clc.md` §3.2–3.4).
+//! SMC-Dv2 extension (`docs/protocol/clc.md` §3.2–3.4).
 
 use core::net::{Ipv4Addr, Ipv6Addr};
 
@@ -32,7 +32,7 @@ pub struct Ipv6Prefix {
     pub prefix_len: u8,
 }
 
-/// The IP prefix area (`spec/clc.md` §3.2), present iff `typev1` ≠ N.
+/// The IP prefix area (`docs/protocol/clc.md` §3.2), present iff `typev1` ≠ N.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct IpPrefix {
@@ -93,7 +93,7 @@ impl IpPrefix {
     }
 }
 
-/// The v2 extension (`spec/clc.md` §3.3), present iff `typev2` ≠ N.
+/// The v2 extension (`docs/protocol/clc.md` §3.3), present iff `typev2` ≠ N.
 ///
 /// `eid_cnt` on the wire is the number of `user_eids`; `ism_gid_cnt` is the
 /// number of entries of the Proposal's [`SmcdV2Ext`] (0 without one).
@@ -195,7 +195,7 @@ pub struct GidChid {
     pub chid: Chid,
 }
 
-/// The SMC-Dv2 extension (`spec/clc.md` §3.4), present iff the header is v2
+/// The SMC-Dv2 extension (`docs/protocol/clc.md` §3.4), present iff the header is v2
 /// and `typev2` ∈ {D, B}.
 ///
 /// smcd reads it from the position the length formula gives it (right after

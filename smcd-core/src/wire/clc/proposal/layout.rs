@@ -1,4 +1,4 @@
-//! Raw layouts of the Proposal and its areas (`spec/clc.md` §3).
+//! Raw layouts of the Proposal and its areas (`docs/protocol/clc.md` §3).
 
 use zerocopy::network_endian::{U16, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};

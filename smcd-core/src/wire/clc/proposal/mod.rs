@@ -1,4 +1,4 @@
-//! Proposal (type 1, client → server), `spec/clc.md` §3.
+//! Proposal (type 1, client → server), `docs/protocol/clc.md` §3.
 //!
 //! # Where the areas are read from
 //!

@@ -112,7 +112,17 @@ impl Checksum {
         n
     }
 
-    /// The checksum of everything fed so far.
+    /// Bytes fed so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether no byte was fed yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The checksum of every byte fed so far.
     pub fn value(&self) -> u64 {
         let mut h = self.len.wrapping_mul(MULTIPLIER);
         for &b in &self.carry[..self.carry_len] {

@@ -5,6 +5,8 @@
 //! multiple of any ring size, so bytes delivered from the wrong lap of a ring
 //! or out of order do not line up with the expected stream.
 
+use crate::checksum::Checksum;
+
 /// Default pool length: 4 MiB + 4093 bytes.
 pub const POOL_BYTES: usize = (4 << 20) + 4093;
 
@@ -36,6 +38,20 @@ impl Payload {
         let start = (at % self.pool.len() as u64) as usize;
         let end = start + max.min(self.pool.len() - start);
         &self.pool[start..end]
+    }
+}
+
+impl Payload {
+    /// The checksum of the stream's first `bytes` bytes.
+    pub fn checksum(&self, bytes: u64) -> u64 {
+        let mut sum = Checksum::new();
+        let mut at = 0;
+        while at < bytes {
+            let piece = self.at(at, usize::try_from(bytes - at).unwrap_or(usize::MAX));
+            sum.update(piece);
+            at += piece.len() as u64;
+        }
+        sum.value()
     }
 }
 
