@@ -753,7 +753,9 @@ impl SmcStream {
     /// wrote (more than it was given counts as all). In nocopy SMC-D mode it
     /// writes into the peer's DMB in place (possibly fewer than `len` bytes:
     /// the free space up to the ring's end); otherwise into a buffer that is
-    /// then written as a whole. Returns what `f` wrote.
+    /// then written as a whole (in non-blocking mode: as far as it fits).
+    /// Returns the bytes sent — in non-blocking mode outside nocopy SMC-D
+    /// possibly fewer than `f` wrote; those bytes were not sent.
     ///
     /// # Errors
     ///
@@ -783,8 +785,13 @@ impl SmcStream {
             let mut buf = vec![0u8; len];
             let n = f.take().map_or(0, |f| f(&mut buf)).min(len);
             let mut w = self;
-            w.write_all(&buf[..n])?;
-            return Ok(n);
+            if !self.opts().nonblocking {
+                w.write_all(&buf[..n])?;
+                return Ok(n);
+            }
+            // Non-blocking: report what was really sent; the caller offers
+            // the rest again, as with `write`.
+            return w.write(&buf[..n]);
         };
         crate::stats::sent(n);
         Ok(n)
