@@ -312,25 +312,6 @@ impl<M: DmbMemory, R: RngCore, D: Doorbell, const N: usize> LoopbackDevice<M, R,
     }
 }
 
-/// Store `data` at `offset`: a `header` write (the 32 bytes at offset 0) as
-/// a CDC header publication, anything else as ring data behind the header.
-fn store(mem: &DmbMem, offset: usize, data: &[u8], header: bool) -> Result<(), LoError> {
-    let bad = LoError::BadHeaderWrite {
-        offset,
-        len: data.len(),
-    };
-    if header {
-        return cdc::publish(mem, 0, data).map_err(|e| match e {
-            CdcError::Mem(m) => LoError::OutOfBounds(m),
-            _ => bad,
-        });
-    }
-    if offset < CDC_HEADER_LEN_BYTES {
-        return Err(bad);
-    }
-    mem.write(offset, data).map_err(LoError::OutOfBounds)
-}
-
 impl<M, R, D, const N: usize> ErrorType for LoopbackDevice<M, R, D, N> {
     type Error = LoError;
 }
@@ -398,7 +379,15 @@ impl<M: DmbMemory, R: RngCore, D: Doorbell, const N: usize> SmcdOps for Loopback
                 len: data.len(),
             });
         }
-        self.with_live_dmb(token, |mem| store(mem, offset, data, header))?;
+        self.with_live_dmb(token, |mem| {
+            cdc::store(mem, offset, data).map_err(|e| match e {
+                CdcError::Mem(m) => LoError::OutOfBounds(m),
+                _ => LoError::BadHeaderWrite {
+                    offset,
+                    len: data.len(),
+                },
+            })
+        })?;
         bump(&self.counters.bytes_moved, data.len() as u64);
         if signal {
             self.ring(token);

@@ -167,6 +167,13 @@ pub enum CdcError {
     BadLength(usize),
     /// The header location is outside the DMB or not 8-byte aligned.
     Mem(MemError),
+    /// A data write reaching into the 32-byte header (see [`store`]).
+    IntoHeader {
+        /// Requested offset.
+        offset: usize,
+        /// Requested length.
+        len: usize,
+    },
 }
 
 impl fmt::Display for CdcError {
@@ -175,6 +182,12 @@ impl fmt::Display for CdcError {
             CdcError::Truncated(n) => write!(f, "CDC header truncated: {n} of 32 bytes"),
             CdcError::BadLength(n) => write!(f, "CDC header must be 32 bytes, got {n}"),
             CdcError::Mem(e) => write!(f, "CDC header location: {e}"),
+            CdcError::IntoHeader { offset, len } => {
+                write!(
+                    f,
+                    "data write of {len} bytes at {offset} reaches into the CDC header"
+                )
+            }
         }
     }
 }
@@ -366,6 +379,28 @@ pub fn publish(mem: &DmbMem, offset: usize, header: &[u8]) -> Result<(), CdcErro
     Ok(())
 }
 
+/// Store a device's `move_data` write into a DMB: the 32 bytes at offset 0
+/// are the CDC header, published as [`publish`] does; anything else is ring
+/// data and must lie behind the header. Returns whether it was the header.
+///
+/// # Errors
+///
+/// [`CdcError::IntoHeader`] for a data write reaching into the header;
+/// [`CdcError::Mem`] for a write outside the DMB. Nothing is written then.
+pub fn store(mem: &DmbMem, offset: usize, data: &[u8]) -> Result<bool, CdcError> {
+    if offset == 0 && data.len() == CDC_HEADER_LEN_BYTES {
+        return publish(mem, 0, data).map(|()| true);
+    }
+    if offset < CDC_HEADER_LEN_BYTES {
+        return Err(CdcError::IntoHeader {
+            offset,
+            len: data.len(),
+        });
+    }
+    mem.write(offset, data)?;
+    Ok(false)
+}
+
 /// Read the header at `offset` of a DMB as the receiver does (`docs/protocol/cdc.md`
 /// §6 step 1): the cons word first, then the prod word, both `Acquire`.
 ///
@@ -522,5 +557,26 @@ mod tests {
         assert_eq!(raw, [0u8; 64]);
         assert!(snapshot(&m, 40).is_err());
         assert!(snapshot(&m, usize::MAX).is_err());
+    }
+
+    #[test]
+    fn store_publishes_the_header_and_keeps_data_behind_it() {
+        let mut b = Buf([0; 64]);
+        let m = view(&mut b);
+        let hdr = CdcHeader {
+            prod: Cursor::new(0, 7),
+            cons: Cursor::ZERO,
+            prod_flags: ProducerFlags::empty(),
+            conn_state_flags: ConnStateFlags::empty(),
+        }
+        .to_bytes();
+        assert_eq!(store(&m, 0, &hdr), Ok(true));
+        assert_eq!(snapshot(&m, 0).unwrap().prod.count, 7);
+        assert_eq!(store(&m, 32, b"ring"), Ok(false));
+        assert_eq!(
+            store(&m, 31, b"xy"),
+            Err(CdcError::IntoHeader { offset: 31, len: 2 })
+        );
+        assert!(matches!(store(&m, 62, b"xyz"), Err(CdcError::Mem(_))));
     }
 }

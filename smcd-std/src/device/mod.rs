@@ -228,23 +228,18 @@ impl SmcdOps for StdDevice {
         data: &[u8],
         signal: bool,
     ) -> Result<(), DeviceError> {
-        let header = offset == 0 && data.len() == CDC_HEADER_LEN_BYTES;
         let bad = DeviceError::new(
             ErrorKind::OutOfBounds,
             "move_data outside the ring or a misplaced header",
         );
-        if signal != header || (!header && offset < CDC_HEADER_LEN_BYTES) {
+        if signal != (offset == 0 && data.len() == CDC_HEADER_LEN_BYTES) {
             return Err(bad);
         }
         let target = self.target(token)?;
         {
             // SAFETY: `target` keeps the mapping alive while the view is used.
             let mem: DmbMem = unsafe { target.map.view() };
-            if header {
-                cdc::publish(&mem, 0, data).map(drop).map_err(|_| bad)?;
-            } else {
-                mem.write(offset, data).map_err(|_| bad)?;
-            }
+            cdc::store(&mem, offset, data).map_err(|_| bad)?;
         }
         if signal {
             target.ring();
