@@ -21,7 +21,7 @@ use rand_core::RngCore;
 use smcd_core::conn::{ConnError, Connection};
 use smcd_core::cursor::Cursor;
 use smcd_core::dmb::{CDC_HEADER_LEN_BYTES, DMB_MIN_SIZE_BYTES, DmbToken};
-use smcd_core::ops::{self, Dmb, PeerDmb, SmcdOps};
+use smcd_core::ops::{self, Dmb, PeerDmb, PeerDmbId, SmcdOps};
 use smcd_core::wire::cdc::{self, CdcHeader, ConnStateFlags, ProducerFlags};
 use smcd_lo::{HeapMemory, LoopbackDevice, NoDoorbell};
 
@@ -122,12 +122,13 @@ fuzz_target!(|input: &[u8]| {
     let nocopy = dev.supports_nocopy();
     let own = dev.register_dmb(DMB_MIN_SIZE_BYTES).unwrap();
     let theirs = dev.register_dmb(DMB_MIN_SIZE_BYTES).unwrap();
-    let to_peer = dev
-        .attach_dmb(&own, theirs.token(), DMB_MIN_SIZE_BYTES, nocopy)
-        .unwrap();
-    let to_us = dev
-        .attach_dmb(&theirs, own.token(), DMB_MIN_SIZE_BYTES, false)
-        .unwrap();
+    let id = |dmb: &Dmb| PeerDmbId {
+        gid: dev.local_gid(),
+        token: dmb.token(),
+        len: DMB_MIN_SIZE_BYTES,
+    };
+    let to_peer = dev.attach_dmb(&own, id(&theirs), nocopy).unwrap();
+    let to_us = dev.attach_dmb(&theirs, id(&own), false).unwrap();
     let target = own.token();
     let mut conn = Connection::new(own, to_peer);
     let mut peer = Peer {
