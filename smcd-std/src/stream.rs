@@ -545,9 +545,9 @@ impl SmcStream {
                 }
                 drop(s);
                 self.unpark();
-                match again {
-                    Ok(None) => continue,
-                    done => return done.map(|v| v.unwrap_or_else(|| unreachable!())),
+                match again? {
+                    Some(v) => return Ok(v),
+                    None => continue,
                 }
             }
             let park = self.park(&s, dir, deadline);
