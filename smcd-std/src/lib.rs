@@ -100,6 +100,7 @@
 //! ```
 #![deny(unsafe_code)]
 
+pub mod adopt;
 pub mod config;
 mod connect;
 pub mod device;

@@ -22,6 +22,8 @@ use crate::tcp::TcpWire;
 use crate::transport::{TcpReason, Transport};
 use crate::wait::{Park, earliest, now_ms, until};
 
+pub(crate) mod probe;
+
 pub(crate) type StdEndpoint = Endpoint<StdHost, TcpWire>;
 
 /// The SMC side of a stream: the endpoint and what waiting needs.

@@ -1,0 +1,140 @@
+//! Streams and listeners around sockets that someone else created and
+//! connected: the preload shim keeps the application's fd a kernel TCP
+//! socket and hands smcd a duplicate of it.
+//!
+//! The same rules as [`SmcStream::connect`] and [`SmcListener`]: a client
+//! announces its local port on the listener's rendezvous *before* its SYN
+//! ([`SmcConfig::announce`]), and only a connection that was announced
+//! speaks CLC ([`ListenRendezvous::take`]); everyone else is plain TCP.
+//!
+//! [`SmcListener`]: crate::SmcListener
+
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Mutex;
+
+use smcd_core::endpoint::Endpoint;
+use smcd_core::ops::SmcdOps;
+
+use crate::config::SmcConfig;
+use crate::rendezvous::{self, Rendezvous};
+use crate::stream::SmcStream;
+use crate::tcp::TcpWire;
+use crate::transport::{TcpReason, Transport};
+use crate::wait::now_ms;
+
+pub use crate::stream::probe::{Ready, Want};
+
+/// Which end of the CLC handshake an adopted socket plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The connecting side (it announced itself, then connected).
+    Client,
+    /// The accepting side (its listener took the announcement).
+    Server,
+}
+
+/// The rendezvous of a listening socket that smcd did not create (see
+/// [`SmcConfig::serve_rendezvous`]): it collects the announcements of smcd
+/// clients; the socket is unbound when this is dropped.
+#[derive(Debug)]
+pub struct ListenRendezvous {
+    inner: Mutex<Rendezvous>,
+    local: SocketAddr,
+}
+
+impl ListenRendezvous {
+    /// The listener's address the rendezvous is named after.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Whether the connection accepted from `peer` (on local address
+    /// `local`) was announced by an smcd client of this host; the
+    /// announcement is used up. Only then may it speak CLC.
+    pub fn take(&self, local: SocketAddr, peer: SocketAddr) -> bool {
+        let same_host = peer.ip().is_loopback() || peer.ip() == local.ip();
+        same_host
+            && self
+                .inner
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(peer.port())
+    }
+}
+
+impl SmcConfig {
+    /// Whether SMC-D may be tried with `addr` (not disabled, allowed by the
+    /// destination policy).
+    pub fn tries(&self, addr: SocketAddr) -> bool {
+        self.allows(addr)
+    }
+
+    /// Tell the listener at `dest` that our connection from `local_port`
+    /// will speak CLC; call it after binding and before connecting.
+    /// `Ok(false)`: no smcd listener on this host took it (stay plain TCP).
+    ///
+    /// # Errors
+    ///
+    /// The process device could not be started.
+    pub fn announce(&self, dest: SocketAddr, local_port: u16) -> io::Result<bool> {
+        if !self.allows(dest) {
+            return Ok(false);
+        }
+        let host = self.host()?;
+        let dev = host.device();
+        Ok(rendezvous::announce(
+            dev.place(),
+            dest,
+            local_port,
+            dev.local_gid(),
+        ))
+    }
+
+    /// Announce a listening socket bound to `local` on the host-local
+    /// rendezvous, so that smcd clients speak CLC with it.
+    ///
+    /// # Errors
+    ///
+    /// SMC-D is disabled, the device could not be started, or the
+    /// rendezvous socket could not be bound.
+    pub fn serve_rendezvous(&self, local: SocketAddr) -> io::Result<ListenRendezvous> {
+        if self.disabled {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "SMC-D is disabled",
+            ));
+        }
+        let place = self.host()?.device().place().clone();
+        Ok(ListenRendezvous {
+            inner: Mutex::new(Rendezvous::bind(&place, local)?),
+            local,
+        })
+    }
+
+    /// An smcd stream on a connected TCP socket whose connection was
+    /// announced (client) or taken from a rendezvous (server). The CLC
+    /// handshake starts now and finishes on the stream's first calls (or
+    /// [`SmcStream::transport`]); `tcp` is switched to non-blocking mode
+    /// (the stream waits on its own terms), and the stream keeps it.
+    ///
+    /// # Errors
+    ///
+    /// The device could not be started, or `tcp` not duplicated.
+    pub fn adopt(&self, tcp: TcpStream, role: Role) -> io::Result<SmcStream> {
+        let host = self.host()?;
+        let wire = TcpWire::new(tcp.try_clone()?)?;
+        let ep = match role {
+            Role::Client => Endpoint::client(host, wire, now_ms()),
+            Role::Server => Endpoint::server(host, wire, now_ms()),
+        };
+        Ok(SmcStream::smc(tcp, ep, self))
+    }
+}
+
+/// Count a connection that stays plain TCP without an smcd stream (its
+/// transport is known at once), as [`stats`](crate::stats) does for
+/// plain [`SmcStream`]s.
+pub fn count_plain(why: TcpReason) {
+    crate::stats::connection(&Transport::Tcp(why));
+}
