@@ -32,7 +32,44 @@ pub(crate) enum Command {
     /// not, why (like smc-tools' smc_chk).
     #[command(after_help = CHK_HELP)]
     Chk(ChkArgs),
+    /// Run an unmodified, dynamically linked program with its TCP
+    /// connections over SMC-D where the peer runs smcd too (the preload
+    /// shim, like smc-tools' smc_run).
+    #[command(after_help = RUN_HELP)]
+    Run(RunArgs),
 }
+
+/// `smcd run`
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    pub(crate) smc: SmcArgs,
+    /// When CMD and every process it started have exited, write one JSON
+    /// object with the counters of all of them to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) stats: Option<std::path::PathBuf>,
+    /// The program and its arguments.
+    #[arg(
+        value_name = "CMD",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub(crate) cmd: Vec<std::ffi::OsString>,
+}
+
+const RUN_HELP: &str = "\
+Examples:
+  smcd run -- nginx -g 'daemon off;'
+  smcd run --stats /tmp/wrk.json -- wrk http://127.0.0.1:8080/
+
+CMD starts with libsmcd_preload.so preloaded (the one next to the smcd binary,
+or SMCD_PRELOAD_LIB). Its TCP connections to and from peers that also run
+smcd on this host move their bytes through shared memory; all others stay
+plain TCP. Options reach the shim as SMCD_NOCOPY and SMCD_DMB_SIZE.
+
+Exit status: CMD's (128+N when a signal N ended it); 2 when CMD could not be
+started or the shim was not found.";
 
 /// SMC-D options shared by the networking commands (on top of the `SMCD_*`
 /// environment variables).

@@ -14,6 +14,7 @@ mod clc;
 mod hex;
 mod input;
 mod net;
+mod run;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -52,6 +53,7 @@ fn main() -> ExitCode {
         Command::EchoServer(args) => return net::echo_server::run(&args),
         Command::EchoClient(args) => return net::echo_client::run(&args),
         Command::Chk(args) => return net::chk::run(&args),
+        Command::Run(args) => return run::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -58,7 +58,10 @@ pub(crate) fn recv(st: &SmcStream, buf: &mut [u8], o: RecvOpts) -> CResult {
         return Ok(0);
     }
     if o.peek {
-        return st.peek(buf, o.nonblock).map_err(|e| errno_of(&e)).and_then(count);
+        return st
+            .peek(buf, o.nonblock)
+            .map_err(|e| errno_of(&e))
+            .and_then(count);
     }
     let first = if o.nonblock {
         st.try_read(buf)
@@ -167,12 +170,19 @@ pub(crate) fn send_vectored(st: &SmcStream, bufs: &[IoSlice<'_>], o: SendOpts) -
 }
 
 /// `sendfile` to an smcd stream: read the file at its offset and send.
-pub(crate) fn sendfile(st: &SmcStream, file: c_int, off: Option<&mut i64>, n: usize, o: SendOpts) -> CResult {
+pub(crate) fn sendfile(
+    st: &SmcStream,
+    file: c_int,
+    off: Option<&mut i64>,
+    n: usize,
+    o: SendOpts,
+) -> CResult {
     let file = crate::sock::fd_of(file);
     let (mut pos, explicit) = match off.as_deref() {
         Some(&p) => (u64::try_from(p).map_err(|_| libc::EINVAL)?, true),
         None => (
-            rustix::fs::seek(file, rustix::fs::SeekFrom::Current(0)).map_err(|e| e.raw_os_error())?,
+            rustix::fs::seek(file, rustix::fs::SeekFrom::Current(0))
+                .map_err(|e| e.raw_os_error())?,
             false,
         ),
     };

@@ -54,14 +54,22 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t
             fd,
             // SAFETY: passed on unchanged.
             || cvt(unsafe { real::read(fd, buf, n) }),
-            // SAFETY: the caller lends `n` writable bytes at `buf`.
-            |s, st| data::recv(st, unsafe { data::bytes_mut(buf, n) }, RecvOpts::of(s.nonblocking(), 0)),
+            |s, st| {
+                // SAFETY: the caller lends `n` writable bytes at `buf`.
+                let arg = unsafe { data::bytes_mut(buf, n) };
+                data::recv(st, arg, RecvOpts::of(s.nonblocking(), 0))
+            },
         )
     })
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn __read_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t) -> ssize_t {
+pub unsafe extern "C" fn __read_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    n: size_t,
+    buflen: size_t,
+) -> ssize_t {
     if n > buflen {
         // SAFETY: abort has no preconditions (the fortify check failed).
         unsafe { libc::abort() };
@@ -91,9 +99,18 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_
     })
 }
 
-fn recv_common(s: &Sock, st: &SmcStream, call: &'static str, buf: &mut [u8], flags: c_int) -> CResult {
+fn recv_common(
+    s: &Sock,
+    st: &SmcStream,
+    call: &'static str,
+    buf: &mut [u8],
+    flags: c_int,
+) -> CResult {
     if flags & data::RECV_UNSUPPORTED != 0 {
-        warn(call, "MSG_OOB/MSG_ERRQUEUE are not supported on an SMC-D connection");
+        warn(
+            call,
+            "MSG_OOB/MSG_ERRQUEUE are not supported on an SMC-D connection",
+        );
         return Err(libc::EOPNOTSUPP);
     }
     data::recv(st, buf, RecvOpts::of(s.nonblocking(), flags))
@@ -117,7 +134,13 @@ pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_i
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn __recv_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t, flags: c_int) -> ssize_t {
+pub unsafe extern "C" fn __recv_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    n: size_t,
+    buflen: size_t,
+    flags: c_int,
+) -> ssize_t {
     if n > buflen {
         // SAFETY: the fortify check failed.
         unsafe { libc::abort() };
@@ -189,7 +212,10 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> s
             || cvt(unsafe { real::recvmsg(fd, msg, flags) }),
             |s, st| {
                 if flags & data::RECV_UNSUPPORTED != 0 {
-                    warn("recvmsg", "MSG_OOB/MSG_ERRQUEUE are not supported on an SMC-D connection");
+                    warn(
+                        "recvmsg",
+                        "MSG_OOB/MSG_ERRQUEUE are not supported on an SMC-D connection",
+                    );
                     return Err(libc::EOPNOTSUPP);
                 }
                 // SAFETY: the caller passes a valid msghdr.
@@ -244,8 +270,11 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssiz
             fd,
             // SAFETY: passed on unchanged.
             || cvt(unsafe { real::write(fd, buf, n) }),
-            // SAFETY: the caller lends `n` readable bytes.
-            |s, st| data::send(st, unsafe { data::bytes(buf, n) }, SendOpts::of(s.nonblocking(), 0)),
+            |s, st| {
+                // SAFETY: the caller lends `n` readable bytes.
+                let arg = unsafe { data::bytes(buf, n) };
+                data::send(st, arg, SendOpts::of(s.nonblocking(), 0))
+            },
         )
     })
 }
@@ -336,7 +365,10 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
                 // SAFETY: the caller passes a valid msghdr.
                 let m = unsafe { &*msg };
                 if m.msg_controllen != 0 {
-                    warn("sendmsg", "control messages (SCM_RIGHTS, …) are not supported on an SMC-D connection");
+                    warn(
+                        "sendmsg",
+                        "control messages (SCM_RIGHTS, …) are not supported on an SMC-D connection",
+                    );
                     return Err(libc::EOPNOTSUPP);
                 }
                 if flags & data::SEND_UNSUPPORTED != 0 {
@@ -352,7 +384,12 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn sendmmsg(fd: c_int, v: *mut libc::mmsghdr, n: c_uint, flags: c_int) -> c_int {
+pub unsafe extern "C" fn sendmmsg(
+    fd: c_int,
+    v: *mut libc::mmsghdr,
+    n: c_uint,
+    flags: c_int,
+) -> c_int {
     if !ours(fd) {
         // SAFETY: passed on unchanged.
         return unsafe { real::sendmmsg(fd, v, n, flags) };
@@ -381,14 +418,22 @@ pub unsafe extern "C" fn sendfile(out: c_int, inp: c_int, off: *mut off_t, n: si
             out,
             // SAFETY: passed on unchanged.
             || cvt(unsafe { real::sendfile(out, inp, off, n) }),
-            // SAFETY: the caller passes a valid offset pointer or null.
-            |s, st| data::sendfile(st, inp, unsafe { off.as_mut() }, n, SendOpts::of(s.nonblocking(), 0)),
+            |s, st| {
+                // SAFETY: the caller passes a valid offset pointer or null.
+                let arg = unsafe { off.as_mut() };
+                data::sendfile(st, inp, arg, n, SendOpts::of(s.nonblocking(), 0))
+            },
         )
     })
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn sendfile64(out: c_int, inp: c_int, off: *mut off64_t, n: size_t) -> ssize_t {
+pub unsafe extern "C" fn sendfile64(
+    out: c_int,
+    inp: c_int,
+    off: *mut off64_t,
+    n: size_t,
+) -> ssize_t {
     if !ours(out) {
         // SAFETY: passed on unchanged.
         return unsafe { real::sendfile64(out, inp, off, n) };
@@ -398,8 +443,11 @@ pub unsafe extern "C" fn sendfile64(out: c_int, inp: c_int, off: *mut off64_t, n
             out,
             // SAFETY: passed on unchanged.
             || cvt(unsafe { real::sendfile64(out, inp, off, n) }),
-            // SAFETY: the caller passes a valid offset pointer or null.
-            |s, st| data::sendfile(st, inp, unsafe { off.as_mut() }, n, SendOpts::of(s.nonblocking(), 0)),
+            |s, st| {
+                // SAFETY: the caller passes a valid offset pointer or null.
+                let arg = unsafe { off.as_mut() };
+                data::sendfile(st, inp, arg, n, SendOpts::of(s.nonblocking(), 0))
+            },
         )
     })
 }
@@ -498,7 +546,12 @@ pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut sockle
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int {
+pub unsafe extern "C" fn accept4(
+    fd: c_int,
+    addr: *mut sockaddr,
+    len: *mut socklen_t,
+    flags: c_int,
+) -> c_int {
     if !ours(fd) {
         // SAFETY: passed on unchanged.
         let nfd = unsafe { real::accept4(fd, addr, len, flags) };
@@ -574,7 +627,10 @@ fn share(old: c_int, new: c_int) {
     let (tracked, prev) = table::insert(new, s);
     drop(prev);
     if !tracked {
-        warn("dup", "fd number beyond the shim's table: this copy is not accelerated");
+        warn(
+            "dup",
+            "fd number beyond the shim's table: this copy is not accelerated",
+        );
     }
 }
 
@@ -649,14 +705,17 @@ fn fcntl_common(fd: c_int, cmd: c_int, arg: usize, sixty_four: bool) -> c_int {
             }
             #[allow(clippy::cast_possible_truncation)]
             let flags = arg as c_int;
-            s.nonblock
-                .store(flags & libc::O_NONBLOCK != 0, std::sync::atomic::Ordering::Relaxed);
+            s.nonblock.store(
+                flags & libc::O_NONBLOCK != 0,
+                std::sync::atomic::Ordering::Relaxed,
+            );
             if !adopted {
                 return cvt(pass() as isize);
             }
             // The kernel's flag stays set: smcd never blocks in the kernel.
             // SAFETY: F_SETFL takes an int.
-            let r = unsafe { real::fcntl(fd, cmd, (flags | libc::O_NONBLOCK) as usize, sixty_four) };
+            let r =
+                unsafe { real::fcntl(fd, cmd, (flags | libc::O_NONBLOCK) as usize, sixty_four) };
             cvt(r as isize)
         }),
         _ => pass(),
@@ -733,7 +792,12 @@ pub unsafe extern "C" fn poll(fds: *mut pollfd, n: nfds_t, timeout: c_int) -> c_
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn __poll_chk(fds: *mut pollfd, n: nfds_t, timeout: c_int, fdslen: size_t) -> c_int {
+pub unsafe extern "C" fn __poll_chk(
+    fds: *mut pollfd,
+    n: nfds_t,
+    timeout: c_int,
+    fdslen: size_t,
+) -> c_int {
     if fdslen / size_of::<pollfd>() < n as usize {
         // SAFETY: the fortify check failed.
         unsafe { libc::abort() };
@@ -743,7 +807,12 @@ pub unsafe extern "C" fn __poll_chk(fds: *mut pollfd, n: nfds_t, timeout: c_int,
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ppoll(fds: *mut pollfd, n: nfds_t, t: *const timespec, mask: *const sigset_t) -> c_int {
+pub unsafe extern "C" fn ppoll(
+    fds: *mut pollfd,
+    n: nfds_t,
+    t: *const timespec,
+    mask: *const sigset_t,
+) -> c_int {
     if !table::any() || busy() {
         // SAFETY: passed on unchanged.
         return unsafe { real::ppoll(fds, n, t, mask) };

@@ -88,7 +88,12 @@ fn want_of(events: i16) -> Want {
 /// # Safety
 ///
 /// `fds` points to `n` pollfds; `mask` is a valid sigset or null.
-pub(crate) unsafe fn poll(fds: *mut pollfd, n: nfds_t, timeout: Timeout, mask: *const sigset_t) -> CResult {
+pub(crate) unsafe fn poll(
+    fds: *mut pollfd,
+    n: nfds_t,
+    timeout: Timeout,
+    mask: *const sigset_t,
+) -> CResult {
     let len = usize::try_from(n).map_err(|_| libc::EINVAL)?;
     let fds: &mut [pollfd] = if len == 0 || fds.is_null() {
         &mut []
@@ -172,7 +177,7 @@ fn wait(fds: &mut [pollfd], timeout: Timeout, mask: *const sigset_t) -> CResult 
             tv_nsec: libc::c_long::from(d.subsec_nanos()),
         }),
     };
-    let tp = ts.as_ref().map_or(core::ptr::null(), |t| core::ptr::from_ref(t));
+    let tp = ts.as_ref().map_or(core::ptr::null(), core::ptr::from_ref);
     // SAFETY: `fds` is a live slice of `n` pollfds; `tp` and `mask` are
     // valid or null.
     let r = unsafe { real::ppoll(fds.as_mut_ptr(), n, tp, mask) };
@@ -210,7 +215,11 @@ pub(crate) unsafe fn select(
             events |= libc::POLLPRI;
         }
         if events != 0 {
-            fds.push(pollfd { fd, events, revents: 0 });
+            fds.push(pollfd {
+                fd,
+                events,
+                revents: 0,
+            });
         }
     }
     // SAFETY: a live vector of pollfds.
@@ -234,7 +243,8 @@ pub(crate) unsafe fn select(
                 count += 1;
             }
         };
-        let rd = p.events & libc::POLLIN != 0 && p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0;
+        let rd = p.events & libc::POLLIN != 0
+            && p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0;
         let wr = p.events & libc::POLLOUT != 0 && p.revents & (libc::POLLOUT | libc::POLLERR) != 0;
         let ex = p.events & libc::POLLPRI != 0 && p.revents & libc::POLLPRI != 0;
         mark(r, rd);

@@ -163,7 +163,11 @@ pub(crate) unsafe fn fcntl(fd: c_int, cmd: c_int, arg: usize, sixty_four: bool) 
     } else {
         get(&fcntl_slot, b"fcntl\0")
     };
-    let p = if p == 0 { get(&fcntl_slot, b"fcntl\0") } else { p };
+    let p = if p == 0 {
+        get(&fcntl_slot, b"fcntl\0")
+    } else {
+        p
+    };
     if p == 0 {
         return fail(libc::ENOSYS);
     }

@@ -52,7 +52,10 @@ impl Sock {
         if let Some(s) = stream {
             let _ = conn.stream.set(s);
         }
-        *conn.connecting.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = connecting;
+        *conn
+            .connecting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = connecting;
         Arc::new(Self {
             nonblock: AtomicBool::new(nonblock),
             kind: Kind::Conn(conn),
@@ -230,7 +233,11 @@ pub(crate) fn accepted(listener: &Sock, nfd: c_int, nonblock: bool) {
 /// # Safety
 ///
 /// `addr`/`len` as for connect(2).
-pub(crate) unsafe fn connect(fd: c_int, addr: *const libc::sockaddr, len: libc::socklen_t) -> CResult {
+pub(crate) unsafe fn connect(
+    fd: c_int,
+    addr: *const libc::sockaddr,
+    len: libc::socklen_t,
+) -> CResult {
     // SAFETY: passed on as the application gave them.
     let pass = || crate::guard::cvt(unsafe { real::connect(fd, addr, len) } as isize);
     // SAFETY: as connect(2) reads it.
@@ -290,7 +297,10 @@ pub(crate) unsafe fn connect(fd: c_int, addr: *const libc::sockaddr, len: libc::
 /// # Safety
 ///
 /// `addr` points to `len` readable bytes (or is null).
-pub(crate) unsafe fn sockaddr_of(addr: *const libc::sockaddr, len: libc::socklen_t) -> Option<SocketAddr> {
+pub(crate) unsafe fn sockaddr_of(
+    addr: *const libc::sockaddr,
+    len: libc::socklen_t,
+) -> Option<SocketAddr> {
     if addr.is_null() {
         return None;
     }

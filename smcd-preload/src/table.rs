@@ -62,7 +62,9 @@ pub(crate) fn insert(fd: i32, sock: Arc<Sock>) -> (bool, Option<Arc<Sock>>) {
     let Some((w, b)) = slot(fd) else {
         return (false, None);
     };
-    let mut map = MAP.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut map = MAP
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let old = map.insert(fd, sock);
     if old.is_none() {
         COUNT.fetch_add(1, Ordering::AcqRel);
@@ -77,7 +79,9 @@ pub(crate) fn remove(fd: i32) -> Option<Arc<Sock>> {
     if BITS[w].load(Ordering::Acquire) & b == 0 {
         return None;
     }
-    let mut map = MAP.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut map = MAP
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     BITS[w].fetch_and(!b, Ordering::Release);
     let old = map.remove(&fd);
     if old.is_some() {
@@ -97,7 +101,9 @@ pub(crate) fn fresh(fd: i32) {
 
 /// Detach every fd and hand back the states (at exit).
 pub(crate) fn take_all() -> Vec<Arc<Sock>> {
-    let mut map = MAP.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut map = MAP
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     for w in &BITS {
         w.store(0, Ordering::Release);
     }

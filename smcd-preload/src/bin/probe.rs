@@ -17,7 +17,9 @@ use std::process::ExitCode;
 
 /// The pattern byte at `i` of stream `seed`.
 fn pattern(seed: u64, i: u64) -> u8 {
-    let mut x = (i / 8).wrapping_add(seed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut x = (i / 8)
+        .wrapping_add(seed)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
     x ^= x >> 29;
     x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x ^= x >> 32;
@@ -51,7 +53,11 @@ fn wait(mode: Mode, fd: i32, out: bool) -> io::Result<()> {
         Mode::Block => Ok(()),
         Mode::Poll => {
             let events = if out { libc::POLLOUT } else { libc::POLLIN };
-            let mut p = libc::pollfd { fd, events, revents: 0 };
+            let mut p = libc::pollfd {
+                fd,
+                events,
+                revents: 0,
+            };
             // SAFETY: one valid pollfd.
             let r = unsafe { libc::poll(&mut p, 1, 10_000) };
             match r {
@@ -68,7 +74,10 @@ fn wait(mode: Mode, fd: i32, out: bool) -> io::Result<()> {
                 libc::FD_ZERO(&mut set);
                 libc::FD_SET(fd, &mut set);
             }
-            let mut tv = libc::timeval { tv_sec: 10, tv_usec: 0 };
+            let mut tv = libc::timeval {
+                tv_sec: 10,
+                tv_usec: 0,
+            };
             let (r, w) = if out {
                 (std::ptr::null_mut(), &raw mut set)
             } else {
@@ -141,7 +150,10 @@ fn server(mode: Mode, bytes: u64) -> io::Result<()> {
     while got < bytes {
         let n = CHUNK.min(bytes - got) as usize;
         if !recv_full(&mut s, mode, &mut buf[..n])? {
-            return Err(io::Error::new(ErrorKind::UnexpectedEof, "client stopped early"));
+            return Err(io::Error::new(
+                ErrorKind::UnexpectedEof,
+                "client stopped early",
+            ));
         }
         sum.eat(&buf[..n]);
         got += n as u64;
@@ -180,11 +192,17 @@ fn client(mode: Mode, port: u16, bytes: u64) -> io::Result<()> {
     while got < bytes {
         let n = CHUNK.min(bytes - got) as usize;
         if !recv_full(&mut s, mode, &mut buf[..n])? {
-            return Err(io::Error::new(ErrorKind::UnexpectedEof, "server stopped early"));
+            return Err(io::Error::new(
+                ErrorKind::UnexpectedEof,
+                "server stopped early",
+            ));
         }
         for (k, b) in buf[..n].iter().enumerate() {
             if *b != pattern(2, got + k as u64) {
-                return Err(io::Error::other(format!("wrong byte at {}", got + k as u64)));
+                return Err(io::Error::other(format!(
+                    "wrong byte at {}",
+                    got + k as u64
+                )));
             }
         }
         got += n as u64;
@@ -201,9 +219,16 @@ fn main() -> ExitCode {
         _ => Mode::Block,
     };
     let num = |s: &str| s.parse::<u64>().unwrap_or(0);
-    let r = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let r = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["server", m, bytes] => server(mode(m), num(bytes)),
-        ["client", m, port, bytes] => client(mode(m), u16::try_from(num(port)).unwrap_or(0), num(bytes)),
+        ["client", m, port, bytes] => {
+            client(mode(m), u16::try_from(num(port)).unwrap_or(0), num(bytes))
+        }
         _ => {
             eprintln!("usage: smcd-shim-probe server MODE BYTES | client MODE PORT BYTES");
             return ExitCode::from(2);

@@ -273,10 +273,8 @@ fn peek_op(s: &mut Smc, buf: &mut [u8]) -> Result<usize, EndpointError> {
         .map_err(map_conn)?;
         return Ok(copied);
     }
-    if s.leftover.is_empty() {
-        if fill_leftover(s)? == 0 {
-            return Ok(0);
-        }
+    if s.leftover.is_empty() && fill_leftover(s)? == 0 {
+        return Ok(0);
     }
     let n = buf.len().min(s.leftover.len());
     buf[..n].copy_from_slice(&s.leftover[..n]);

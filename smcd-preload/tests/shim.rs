@@ -1,0 +1,342 @@
+//! The shim under real processes: `smcd-shim-probe` (a plain `std::net`
+//! program) with `libsmcd_preload.so` preloaded on both sides exchanges a
+//! few MB, checksummed both ways, over SMC-D — blocking, with poll(2) and
+//! with select(2); with the shim on one side only it is plain TCP and just
+//! as correct. `smcd run` is tried too when the smcd binary was built into
+//! the same target directory.
+//!
+//! Everything binds 127.0.0.1; every process is killed and reaped by its
+//! guard; every wait is bounded.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PROBE: &str = env!("CARGO_BIN_EXE_smcd-shim-probe");
+const LIMIT: Duration = Duration::from_secs(60);
+const BYTES: &str = "3000000";
+
+fn target_dir() -> PathBuf {
+    Path::new(PROBE).parent().unwrap().to_path_buf()
+}
+
+/// The shim this test run built (cargo leaves the fresh one in `deps/`;
+/// the copy beside it is only refreshed by `cargo build`).
+fn lib() -> PathBuf {
+    let fresh = target_dir().join("deps").join("libsmcd_preload.so");
+    let p = if fresh.is_file() {
+        fresh
+    } else {
+        target_dir().join("libsmcd_preload.so")
+    };
+    assert!(p.is_file(), "{} not built", p.display());
+    p
+}
+
+/// A child that is killed and reaped whatever happens.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    /// Wait for the exit (bounded); whether it succeeded, with its stderr.
+    fn finish(mut self) -> (bool, String) {
+        let end = Instant::now() + LIMIT;
+        loop {
+            if let Some(st) = self.0.try_wait().unwrap() {
+                let mut err = String::new();
+                if let Some(mut e) = self.0.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                return (st.success(), err);
+            }
+            if Instant::now() >= end {
+                return (false, "timed out".into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+fn probe(shim: bool, stats: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(PROBE);
+    c.args(args)
+        .env_remove("LD_PRELOAD")
+        .env("SMCD_STATS_DIR", stats)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if shim {
+        c.env("LD_PRELOAD", lib());
+    }
+    c
+}
+
+/// Start a server; its port.
+fn start_server(mut cmd: Command) -> (Proc, u16) {
+    let mut child = Proc(cmd.spawn().unwrap());
+    let mut out = BufReader::new(child.0.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    // The rest of its output ("ok") goes nowhere, but its pipe stays open.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let port = line
+        .trim()
+        .strip_prefix("port ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port from the server: {line:?}"));
+    (child, port)
+}
+
+/// The counters every process of a run wrote, summed per connection kind.
+fn connections(dir: &Path) -> std::collections::BTreeMap<String, u64> {
+    let mut sum = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(e.path()).unwrap()).unwrap();
+        for (k, n) in v["connections"].as_object().unwrap() {
+            *sum.entry(k.clone()).or_insert(0) += n.as_u64().unwrap();
+        }
+    }
+    sum
+}
+
+fn stats_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("smcd-shim-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn exchange(
+    name: &str,
+    mode: &str,
+    server_shim: bool,
+    client_shim: bool,
+) -> std::collections::BTreeMap<String, u64> {
+    let dir = stats_dir(name);
+    let (server, port) = start_server(probe(server_shim, &dir, &["server", mode, BYTES]));
+    let port = port.to_string();
+    let client = Proc(
+        probe(client_shim, &dir, &["client", mode, &port, BYTES])
+            .spawn()
+            .unwrap(),
+    );
+    let (ok, err) = client.finish();
+    assert!(ok, "client failed: {err}");
+    let (ok, err) = server.finish();
+    assert!(ok, "server failed: {err}");
+    let c = connections(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    c
+}
+
+#[test]
+fn blocking_programs_use_smcd() {
+    let c = exchange("block", "block", true, true);
+    assert_eq!(c.get("smc-d-nocopy"), Some(&2), "{c:?}");
+    assert_eq!(c.get("tcp"), None, "{c:?}");
+}
+
+#[test]
+fn poll_programs_use_smcd() {
+    let c = exchange("poll", "poll", true, true);
+    assert_eq!(c.get("smc-d-nocopy"), Some(&2), "{c:?}");
+}
+
+#[test]
+fn select_programs_use_smcd() {
+    let c = exchange("select", "select", true, true);
+    assert_eq!(c.get("smc-d-nocopy"), Some(&2), "{c:?}");
+}
+
+#[test]
+fn one_side_without_the_shim_is_plain_tcp() {
+    let c = exchange("plain-client", "poll", true, false);
+    assert_eq!(c.get("tcp"), Some(&1), "{c:?}");
+    assert_eq!(c.get("smc-d-nocopy"), None, "{c:?}");
+    let c = exchange("plain-server", "block", false, true);
+    assert_eq!(c.get("tcp"), Some(&1), "{c:?}");
+    assert_eq!(c.get("smc-d-nocopy"), None, "{c:?}");
+}
+
+#[test]
+fn exports_are_the_hooks() {
+    let Ok(out) = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(lib())
+        .output()
+    else {
+        eprintln!("nm not installed: skipped");
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    for f in [
+        "read",
+        "write",
+        "readv",
+        "writev",
+        "recv",
+        "recvfrom",
+        "recvmsg",
+        "send",
+        "sendto",
+        "sendmsg",
+        "connect",
+        "listen",
+        "accept",
+        "accept4",
+        "close",
+        "dup",
+        "dup2",
+        "dup3",
+        "fcntl",
+        "fcntl64",
+        "ioctl",
+        "shutdown",
+        "sendfile",
+        "sendfile64",
+        "poll",
+        "ppoll",
+        "__poll_chk",
+        "select",
+        "pselect",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.split_whitespace().last() == Some(f) && l.contains(" T ")),
+            "{f} is not exported"
+        );
+    }
+}
+
+/// `smcd run --stats` with the smcd binary of the same target directory.
+#[test]
+fn smcd_run_collects_stats() {
+    let smcd = target_dir().join("smcd");
+    if !smcd.is_file() {
+        eprintln!("{} not built: skipped", smcd.display());
+        return;
+    }
+    let dir = stats_dir("run");
+    let (s_json, c_json) = (dir.join("server.json"), dir.join("client.json"));
+    let run = |json: &Path, extra: &[&str], args: &[&str]| {
+        let mut c = Command::new(&smcd);
+        c.arg("run")
+            .args(extra)
+            .arg("--stats")
+            .arg(json)
+            .arg("--")
+            .arg(PROBE)
+            .args(args);
+        c.env_remove("LD_PRELOAD")
+            .env_remove("SMCD_STATS_DIR")
+            .env("SMCD_PRELOAD_LIB", lib())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    };
+    let (server, port) = start_server(run(&s_json, &[], &["server", "block", BYTES]));
+    let port = port.to_string();
+    let client = Proc(
+        run(&c_json, &["--copy"], &["client", "block", &port, BYTES])
+            .spawn()
+            .unwrap(),
+    );
+    let (ok, err) = client.finish();
+    assert!(ok, "client failed: {err}");
+    let (ok, err) = server.finish();
+    assert!(ok, "server failed: {err}");
+    let read = |p: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let (s, c) = (read(&s_json), read(&c_json));
+    assert_eq!(s["connections"]["smc-d-nocopy"], 1, "{s}");
+    assert_eq!(c["connections"]["smc-d-copy"], 1, "{c}");
+    assert_eq!(c["bytes_sent"], 3_000_000, "{c}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Where `name` is on PATH, if anywhere.
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
+
+/// curl fetches a file byte-exact from python3's http.server, both under
+/// the shim, over SMC-D (when both programs are installed).
+#[test]
+fn curl_from_python_http_server() {
+    let (Some(curl), Some(py)) = (which("curl"), which("python3")) else {
+        eprintln!("curl or python3 not installed: skipped");
+        return;
+    };
+    let dir = stats_dir("curl");
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    let body: Vec<u8> = (0..2_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(www.join("blob.bin"), &body).unwrap();
+    let stats = dir.join("stats");
+    std::fs::create_dir_all(&stats).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(&py);
+    server
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+        ])
+        .arg(&www)
+        .env("LD_PRELOAD", lib())
+        .env("SMCD_STATS_DIR", &stats)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let server = Proc(server.spawn().unwrap());
+    let end = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < end, "http.server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = dir.join("got.bin");
+    let url = format!("http://127.0.0.1:{port}/blob.bin");
+    let client = Proc(
+        Command::new(&curl)
+            .args(["-s", "-S", "--max-time", "30", "-o"])
+            .arg(&out)
+            .arg(&url)
+            .env("LD_PRELOAD", lib())
+            .env("SMCD_STATS_DIR", &stats)
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let (ok, err) = client.finish();
+    assert!(ok, "curl failed: {err}");
+    assert!(std::fs::read(&out).unwrap() == body, "curl got other bytes");
+    drop(server);
+    let c = connections(&stats);
+    // The probe connection above was plain TCP (no shim in this process).
+    assert!(c.get("smc-d-nocopy").copied().unwrap_or(0) >= 1, "{c:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
