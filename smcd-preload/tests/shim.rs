@@ -156,6 +156,29 @@ fn select_programs_use_smcd() {
     assert_eq!(c.get("smc-d-nocopy"), Some(&2), "{c:?}");
 }
 
+/// MSG_PEEK, FIONREAD, O_NONBLOCK views, dup/dup2/close and reused fd
+/// numbers, readv/writev, recvmsg, MSG_WAITALL, sendfile, shutdown and
+/// EPIPE on an SMC-D connection (the probe checks each against TCP's
+/// behaviour; it passes over plain TCP too).
+#[test]
+fn the_calls_programs_make_behave_as_on_tcp() {
+    for shim in [true, false] {
+        let dir = stats_dir(if shim { "feat" } else { "feat-tcp" });
+        let (server, port) = start_server(probe(shim, &dir, &["feat-server"]));
+        let port = port.to_string();
+        let client = Proc(probe(shim, &dir, &["feat-client", &port]).spawn().unwrap());
+        let (ok, err) = client.finish();
+        assert!(ok, "client failed (shim {shim}): {err}");
+        let (ok, err) = server.finish();
+        assert!(ok, "server failed (shim {shim}): {err}");
+        let c = connections(&dir);
+        if shim {
+            assert_eq!(c.get("smc-d-nocopy"), Some(&2), "{c:?}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 #[test]
 fn one_side_without_the_shim_is_plain_tcp() {
     let c = exchange("plain-client", "poll", true, false);

@@ -15,6 +15,8 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 
+mod feat;
+
 /// The pattern byte at `i` of stream `seed`.
 fn pattern(seed: u64, i: u64) -> u8 {
     let mut x = (i / 8)
@@ -226,6 +228,8 @@ fn main() -> ExitCode {
         .as_slice()
     {
         ["server", m, bytes] => server(mode(m), num(bytes)),
+        ["feat-server"] => feat::server(),
+        ["feat-client", port] => feat::client(u16::try_from(num(port)).unwrap_or(0)),
         ["client", m, port, bytes] => {
             client(mode(m), u16::try_from(num(port)).unwrap_or(0), num(bytes))
         }
