@@ -865,3 +865,118 @@ pub unsafe extern "C" fn pselect(
         unsafe { crate::ready::select(n, r, w, e, timeout, mask) }
     })
 }
+
+// ----- epoll --------------------------------------------------------------
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn epoll_create(size: c_int) -> c_int {
+    // SAFETY: passed on unchanged.
+    let fd = unsafe { real::epoll_create(size) };
+    table::fresh(fd);
+    fd
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn epoll_create1(flags: c_int) -> c_int {
+    // SAFETY: passed on unchanged.
+    let fd = unsafe { real::epoll_create1(flags) };
+    table::fresh(fd);
+    fd
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn epoll_ctl(
+    epfd: c_int,
+    op: c_int,
+    fd: c_int,
+    ev: *mut libc::epoll_event,
+) -> c_int {
+    if busy() || (!table::hot(fd) && !table::hot(epfd)) {
+        // SAFETY: passed on unchanged.
+        return unsafe { real::epoll_ctl(epfd, op, fd, ev) };
+    }
+    enter_int("epoll_ctl", || crate::epoll::ctl(epfd, op, fd, ev))
+}
+
+fn epoll_wait_common(
+    call: &'static str,
+    epfd: c_int,
+    evs: *mut libc::epoll_event,
+    max: c_int,
+    timeout: Option<std::time::Duration>,
+    mask: *const sigset_t,
+) -> c_int {
+    enter_int(call, || {
+        let Some(set) = table::get(epfd) else {
+            let ms = timeout.map_or(-1, |t| c_int::try_from(t.as_millis()).unwrap_or(c_int::MAX));
+            // SAFETY: passed on unchanged.
+            return cvt(unsafe { real::epoll_pwait(epfd, evs, max, ms, mask) } as isize);
+        };
+        // SAFETY: the caller lends `max` events.
+        unsafe { crate::epoll::wait(epfd, &set, evs, max, timeout, mask) }
+    })
+}
+
+fn millis(timeout: c_int) -> Option<std::time::Duration> {
+    u64::try_from(timeout)
+        .ok()
+        .map(std::time::Duration::from_millis)
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn epoll_wait(
+    epfd: c_int,
+    evs: *mut libc::epoll_event,
+    max: c_int,
+    timeout: c_int,
+) -> c_int {
+    if busy() || !table::hot(epfd) {
+        // SAFETY: passed on unchanged.
+        return unsafe { real::epoll_wait(epfd, evs, max, timeout) };
+    }
+    epoll_wait_common(
+        "epoll_wait",
+        epfd,
+        evs,
+        max,
+        millis(timeout),
+        core::ptr::null(),
+    )
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn epoll_pwait(
+    epfd: c_int,
+    evs: *mut libc::epoll_event,
+    max: c_int,
+    timeout: c_int,
+    mask: *const sigset_t,
+) -> c_int {
+    if busy() || !table::hot(epfd) {
+        // SAFETY: passed on unchanged.
+        return unsafe { real::epoll_pwait(epfd, evs, max, timeout, mask) };
+    }
+    epoll_wait_common("epoll_pwait", epfd, evs, max, millis(timeout), mask)
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn epoll_pwait2(
+    epfd: c_int,
+    evs: *mut libc::epoll_event,
+    max: c_int,
+    t: *const timespec,
+    mask: *const sigset_t,
+) -> c_int {
+    if busy() || !table::hot(epfd) {
+        // SAFETY: passed on unchanged.
+        return unsafe { real::epoll_pwait2(epfd, evs, max, t, mask) };
+    }
+    // SAFETY: the caller passes a valid timespec or null.
+    let timeout = unsafe { t.as_ref() }.map(|t| {
+        std::time::Duration::new(
+            u64::try_from(t.tv_sec).unwrap_or(0),
+            u32::try_from(t.tv_nsec).unwrap_or(0),
+        )
+    });
+    epoll_wait_common("epoll_pwait2", epfd, evs, max, timeout, mask)
+}

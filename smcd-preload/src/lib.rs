@@ -12,6 +12,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod data;
+mod epoll;
 mod guard;
 pub mod hooks;
 mod ready;

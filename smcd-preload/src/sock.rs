@@ -36,6 +36,8 @@ pub(crate) enum Kind {
     Listener(ListenRendezvous),
     /// A connection: connecting, or with its smcd stream.
     Conn(Conn),
+    /// An epoll instance with accelerated fds registered in it.
+    Epoll(crate::epoll::EpSet),
 }
 
 #[derive(Debug, Default)]
@@ -60,6 +62,28 @@ impl Sock {
             nonblock: AtomicBool::new(nonblock),
             kind: Kind::Conn(conn),
         })
+    }
+
+    /// The state of an epoll instance.
+    pub(crate) fn epoll() -> Arc<Self> {
+        Arc::new(Self {
+            nonblock: AtomicBool::new(false),
+            kind: Kind::Epoll(crate::epoll::EpSet::default()),
+        })
+    }
+
+    /// Whether this is a connect under way (announced, not completed).
+    pub(crate) fn is_connecting(&self) -> bool {
+        match &self.kind {
+            Kind::Conn(c) => {
+                c.stream.get().is_none()
+                    && *c
+                        .connecting
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+            }
+            _ => false,
+        }
     }
 
     pub(crate) fn nonblocking(&self) -> bool {

@@ -1,7 +1,7 @@
 //! The shim under real processes: `smcd-shim-probe` (a plain `std::net`
 //! program) with `libsmcd_preload.so` preloaded on both sides exchanges a
-//! few MB, checksummed both ways, over SMC-D — blocking, with poll(2) and
-//! with select(2); with the shim on one side only it is plain TCP and just
+//! few MB, checksummed both ways, over SMC-D — blocking, with poll(2),
+//! select(2) and epoll (level- and edge-triggered); with the shim on one side only it is plain TCP and just
 //! as correct. `smcd run` is tried too when the smcd binary was built into
 //! the same target directory.
 //!
@@ -147,6 +147,22 @@ fn blocking_programs_use_smcd() {
 #[test]
 fn poll_programs_use_smcd() {
     let c = exchange("poll", "poll", true, true);
+    assert_eq!(c.get("smc-d-nocopy"), Some(&2), "{c:?}");
+}
+
+/// Level-triggered epoll, switched between IN and OUT with MOD (as redis
+/// does), with a non-blocking connect.
+#[test]
+fn epoll_level_triggered_programs_use_smcd() {
+    let c = exchange("epoll", "epoll", true, true);
+    assert_eq!(c.get("smc-d-nocopy"), Some(&2), "{c:?}");
+}
+
+/// One edge-triggered IN|OUT|RDHUP registration per connection (as nginx
+/// does), with a non-blocking connect.
+#[test]
+fn epoll_edge_triggered_programs_use_smcd() {
+    let c = exchange("epoll-et", "epoll-et", true, true);
     assert_eq!(c.get("smc-d-nocopy"), Some(&2), "{c:?}");
 }
 

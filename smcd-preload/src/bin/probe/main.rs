@@ -7,7 +7,9 @@
 //! client. The client sends BYTES of a pattern; the server answers with the
 //! checksum it computed (8 bytes) and BYTES of another pattern, which the
 //! client checks. MODE: `block` (blocking calls), `poll` (non-blocking
-//! sockets and poll(2)), `select` (non-blocking and select(2)). Prints `ok`
+//! sockets and poll(2)), `select` (non-blocking and select(2)), `epoll`
+//! (level-triggered, MOD between IN and OUT), `epoll-et` (one
+//! edge-triggered IN|OUT|RDHUP registration). Prints `ok`
 //! and exits 0 when every byte was right.
 
 use std::io::{self, ErrorKind, Read, Write};
@@ -47,12 +49,77 @@ enum Mode {
     Block,
     Poll,
     Select,
+    /// Level-triggered epoll, switched between IN and OUT with MOD (redis).
+    Epoll,
+    /// One edge-triggered registration for IN|OUT|RDHUP (nginx).
+    EpollEt,
+}
+
+thread_local! {
+    /// The epoll instance of this thread and the fd registered in it.
+    static EPOLL: std::cell::Cell<Option<(i32, i32)>> = const { std::cell::Cell::new(None) };
+}
+
+fn epoll_wait_for(fd: i32, out: bool, edge: bool) -> io::Result<()> {
+    let want = if out { libc::EPOLLOUT } else { libc::EPOLLIN } as u32;
+    let (ep, registered) = match EPOLL.get() {
+        Some((ep, f)) => (ep, f == fd),
+        None => {
+            // SAFETY: plain call.
+            let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+            if ep < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            (ep, false)
+        }
+    };
+    let events = if edge {
+        (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32
+    } else {
+        want
+    };
+    if !registered || !edge {
+        let op = if registered {
+            libc::EPOLL_CTL_MOD
+        } else {
+            libc::EPOLL_CTL_ADD
+        };
+        let mut ev = libc::epoll_event { events, u64: 77 };
+        // SAFETY: a valid event.
+        if unsafe { libc::epoll_ctl(ep, op, fd, &mut ev) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        EPOLL.set(Some((ep, fd)));
+    }
+    let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 4];
+    loop {
+        // SAFETY: four writable events.
+        let n = unsafe { libc::epoll_wait(ep, evs.as_mut_ptr(), 4, 10_000) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if n == 0 {
+            return Err(io::Error::new(ErrorKind::TimedOut, "epoll_wait timed out"));
+        }
+        let e = evs[0];
+        let (got, data) = (e.events, e.u64);
+        if data != 77 {
+            return Err(io::Error::other("epoll_wait returned foreign data"));
+        }
+        // Edge-triggered: any event means "retry" (the caller retries
+        // until EAGAIN); level-triggered must report what was asked.
+        if edge || got & (want | (libc::EPOLLHUP | libc::EPOLLERR) as u32) != 0 {
+            return Ok(());
+        }
+    }
 }
 
 /// Wait until `fd` is readable (`out`: writable).
 fn wait(mode: Mode, fd: i32, out: bool) -> io::Result<()> {
     match mode {
         Mode::Block => Ok(()),
+        Mode::Epoll => epoll_wait_for(fd, out, false),
+        Mode::EpollEt => epoll_wait_for(fd, out, true),
         Mode::Poll => {
             let events = if out { libc::POLLOUT } else { libc::POLLIN };
             let mut p = libc::pollfd {
@@ -170,8 +237,54 @@ fn server(mode: Mode, bytes: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// A non-blocking connect (EINPROGRESS, then the mode's wait for
+/// writable, then SO_ERROR), as event-driven clients do it.
+fn connect_nonblocking(mode: Mode, port: u16) -> io::Result<TcpStream> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain calls on a socket this function owns.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_INET,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        );
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let s = TcpStream::from_raw_fd(fd);
+        let addr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let r = libc::connect(
+            fd,
+            (&raw const addr).cast(),
+            size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINPROGRESS) {
+                return Err(e);
+            }
+            wait(mode, fd, true)?;
+            if let Some(e) = s.take_error()? {
+                return Err(e);
+            }
+        }
+        Ok(s)
+    }
+}
+
 fn client(mode: Mode, port: u16, bytes: u64) -> io::Result<()> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    let mut s = if mode == Mode::Block {
+        TcpStream::connect(("127.0.0.1", port))?
+    } else {
+        connect_nonblocking(mode, port)?
+    };
     s.set_nonblocking(mode != Mode::Block)?;
     let mut expect = Fnv::default();
     let mut i = 0;
@@ -218,6 +331,8 @@ fn main() -> ExitCode {
     let mode = |m: &str| match m {
         "poll" => Mode::Poll,
         "select" => Mode::Select,
+        "epoll" => Mode::Epoll,
+        "epoll-et" => Mode::EpollEt,
         _ => Mode::Block,
     };
     let num = |s: &str| s.parse::<u64>().unwrap_or(0);
