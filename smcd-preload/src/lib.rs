@@ -17,21 +17,72 @@ mod guard;
 pub mod hooks;
 mod ready;
 mod real;
+mod shared;
 mod sock;
 mod table;
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 use smcd_std::SmcConfig;
 
-static CONFIG: OnceLock<SmcConfig> = OnceLock::new();
+/// The configuration (a leaked box: replaced, never freed, in a child
+/// after fork — so reading it takes no lock that fork could leave held).
+static CONFIG: AtomicPtr<SmcConfig> = AtomicPtr::new(core::ptr::null_mut());
 /// Where `smcd run --stats` collects the per-process counters.
 static STATS_DIR: OnceLock<Option<std::path::PathBuf>> = OnceLock::new();
 
 /// The configuration, read from the environment in the constructor (nginx
 /// clears its environment before it starts workers).
 pub(crate) fn config() -> &'static SmcConfig {
-    CONFIG.get_or_init(SmcConfig::from_env)
+    let p = CONFIG.load(Ordering::Acquire);
+    if !p.is_null() {
+        // SAFETY: every pointer stored is a leaked box, never freed.
+        return unsafe { &*p };
+    }
+    let fresh = Box::into_raw(Box::new(SmcConfig::from_env()));
+    match CONFIG.compare_exchange(
+        core::ptr::null_mut(),
+        fresh,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        // SAFETY: just leaked.
+        Ok(_) => unsafe { &*fresh },
+        Err(won) => {
+            // SAFETY: `fresh` was never shared; `won` is a leaked box.
+            unsafe {
+                drop(Box::from_raw(fresh));
+                &*won
+            }
+        }
+    }
+}
+
+/// `pthread_atfork` handlers: the fd table is held across the fork (so the
+/// child never inherits it locked), every connection and listener gets one
+/// more holder, and the child starts its own smcd device on first use.
+extern "C" fn before_fork() {
+    let _ = guard::enter("fork", || {
+        table::freeze_for_fork(|s| s.forked());
+        Ok(0)
+    });
+}
+
+extern "C" fn after_fork_parent() {
+    table::thaw_after_fork();
+}
+
+extern "C" fn after_fork_child() {
+    table::thaw_after_fork();
+    let _ = guard::enter("fork", || {
+        smcd_std::adopt::after_fork_in_child();
+        let detached = Box::into_raw(Box::new(config().detached()));
+        // The old box stays leaked: streams inherited from the parent may
+        // still refer to its host.
+        CONFIG.store(detached, Ordering::Release);
+        Ok(0)
+    });
 }
 
 /// The constructor: resolve glibc's definitions, read the configuration,
@@ -39,8 +90,17 @@ pub(crate) fn config() -> &'static SmcConfig {
 extern "C" fn init() {
     real::resolve_all();
     real::resolve_variadic();
+    shared::init();
     let _ = guard::enter("init", || {
         let _ = config();
+        // SAFETY: three `extern "C" fn()` that live as long as the process.
+        unsafe {
+            libc::pthread_atfork(
+                Some(before_fork),
+                Some(after_fork_parent),
+                Some(after_fork_child),
+            )
+        };
         let _ = STATS_DIR.set(std::env::var_os("SMCD_STATS_DIR").map(Into::into));
         // SAFETY: `at_exit` is an `extern "C" fn()` that lives as long as
         // the process (this library is never unloaded while it runs).

@@ -15,6 +15,7 @@ use smcd_std::adopt::{ListenRendezvous, Role};
 use smcd_std::{SmcConfig, SmcStream, TcpReason};
 
 use crate::guard::{CResult, errno_of};
+use crate::shared::Holder;
 use crate::{config, real, table};
 
 /// How long `accept` drives a new connection's handshake (an smcd client
@@ -33,26 +34,113 @@ pub(crate) struct Sock {
 #[derive(Debug)]
 pub(crate) enum Kind {
     /// A listening socket with its rendezvous.
-    Listener(ListenRendezvous),
+    Listener(Listener),
     /// A connection: connecting, or with its smcd stream.
     Conn(Conn),
     /// An epoll instance with accelerated fds registered in it.
     Epoll(crate::epoll::EpSet),
 }
 
+/// A listening socket's rendezvous, and the announcements it received
+/// (shared by the processes that inherit the listener).
+#[derive(Debug)]
+pub(crate) struct Listener {
+    rv: Option<ListenRendezvous>,
+    ports: Option<crate::shared::Ports>,
+    holder: Option<Holder>,
+}
+
+impl Listener {
+    /// Whether the connection from `peer` (accepted on `local`) was
+    /// announced by an smcd client of this host; used up.
+    fn take(&self, local: SocketAddr, peer: SocketAddr) -> bool {
+        let Some(rv) = &self.rv else {
+            return false;
+        };
+        let Some(ports) = &self.ports else {
+            return rv.take(local, peer);
+        };
+        rv.drain(|p| ports.announce(p));
+        let same_host = peer.ip().is_loopback() || peer.ip() == local.ip();
+        same_host && ports.take(peer.port())
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let last = self.holder.take().is_none_or(Holder::release);
+        if !last {
+            // Another process of the family still listens: its rendezvous
+            // (a path socket) must stay.
+            std::mem::forget(self.rv.take());
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Conn {
     stream: OnceLock<SmcStream>,
+    holder: OnceLock<Holder>,
     /// A non-blocking connect that was announced and is under way; taken
     /// when it completes (or fails: then the fd is plain TCP).
     connecting: Mutex<bool>,
 }
 
+impl Conn {
+    fn set_stream(&self, s: SmcStream) {
+        if self.stream.set(s).is_ok() {
+            if let Some(h) = Holder::claim() {
+                let _ = self.holder.set(h);
+            }
+        }
+    }
+
+    /// About to fork: the child holds this connection too.
+    fn forked(&self) {
+        if let Some(h) = self.holder.get() {
+            h.add();
+        }
+    }
+}
+
+impl Drop for Conn {
+    /// This process's last fd of the connection went: close it for the
+    /// peer — unless another process of the fork family still holds it.
+    fn drop(&mut self) {
+        let Some(stream) = self.stream.take() else {
+            return;
+        };
+        let last = self.holder.take().is_none_or(Holder::release);
+        if last {
+            drop(stream);
+            return;
+        }
+        for fd in stream.abandon() {
+            // SAFETY: smcd-std forgot the owners of these fds and handed
+            // them to us to close.
+            let _ = unsafe { rustix::io::try_close(fd) };
+        }
+    }
+}
+
 impl Sock {
+    /// About to fork: the child holds what this process holds.
+    pub(crate) fn forked(&self) {
+        match &self.kind {
+            Kind::Conn(c) => c.forked(),
+            Kind::Listener(l) => {
+                if let Some(h) = &l.holder {
+                    h.add();
+                }
+            }
+            Kind::Epoll(_) => {}
+        }
+    }
+
     fn conn(stream: Option<SmcStream>, nonblock: bool, connecting: bool) -> Arc<Self> {
         let conn = Conn::default();
         if let Some(s) = stream {
-            let _ = conn.stream.set(s);
+            conn.set_stream(s);
         }
         *conn
             .connecting
@@ -121,7 +209,7 @@ impl Sock {
                 *connecting = false;
                 match adopt(fd, Role::Client) {
                     Ok(s) => {
-                        let _ = c.stream.set(s);
+                        c.set_stream(s);
                         c.stream.get()
                     }
                     Err(e) => {
@@ -218,7 +306,11 @@ pub(crate) fn listened(fd: c_int) {
     if let Some(rv) = rendezvous_of(fd, cfg) {
         let sock = Arc::new(Sock {
             nonblock: AtomicBool::new(kernel_nonblocking(fd)),
-            kind: Kind::Listener(rv),
+            kind: Kind::Listener(Listener {
+                rv: Some(rv),
+                ports: crate::shared::Ports::new(),
+                holder: Holder::claim(),
+            }),
         });
         let (_, old) = table::insert(fd, sock);
         drop(old);
@@ -228,13 +320,13 @@ pub(crate) fn listened(fd: c_int) {
 /// `accept` on a tracked listener returned `nfd`: set up SMC-D when the
 /// client announced itself.
 pub(crate) fn accepted(listener: &Sock, nfd: c_int, nonblock: bool) {
-    let Kind::Listener(rv) = &listener.kind else {
+    let Kind::Listener(l) = &listener.kind else {
         return;
     };
     let (Some(local), Some(peer)) = (local_addr(nfd), peer_addr(nfd)) else {
         return;
     };
-    if !table::trackable(nfd) || !rv.take(local, peer) {
+    if !table::trackable(nfd) || !l.take(local, peer) {
         smcd_std::adopt::count_plain(TcpReason::PlainClient);
         return;
     }

@@ -8,9 +8,10 @@
 //! refers to it lets go (the `Arc`). Values are never dropped under the
 //! lock: removal hands them back to the caller.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, RwLockWriteGuard};
 
 use crate::sock::Sock;
 
@@ -95,7 +96,10 @@ pub(crate) fn remove(fd: i32) -> Option<Arc<Sock>> {
 #[inline]
 pub(crate) fn fresh(fd: i32) {
     if hot(fd) {
-        drop(remove(fd));
+        let _ = crate::guard::enter("fd reuse", || {
+            drop(remove(fd));
+            Ok(0)
+        });
     }
 }
 
@@ -118,4 +122,33 @@ pub(crate) fn snapshot() -> Vec<(i32, Arc<Sock>)> {
         .iter()
         .map(|(fd, s)| (*fd, Arc::clone(s)))
         .collect()
+}
+
+type Map = BTreeMap<i32, Arc<Sock>>;
+
+thread_local! {
+    /// The table, held by the forking thread from `before_fork` to the
+    /// handler after it (in the parent and in the child).
+    static HELD: RefCell<Option<RwLockWriteGuard<'static, Map>>> = const { RefCell::new(None) };
+}
+
+/// About to fork: hold the table and call `f` once per state.
+pub(crate) fn freeze_for_fork(f: impl Fn(&Sock)) {
+    let map = MAP
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut seen: Vec<*const Sock> = Vec::new();
+    for s in map.values() {
+        let p = Arc::as_ptr(s);
+        if !seen.contains(&p) {
+            seen.push(p);
+            f(s);
+        }
+    }
+    HELD.with(|h| *h.borrow_mut() = Some(map));
+}
+
+/// After fork (both sides): let go of the table.
+pub(crate) fn thaw_after_fork() {
+    let _ = HELD.try_with(|h| h.borrow_mut().take());
 }

@@ -120,8 +120,20 @@ fn exchange(
     server_shim: bool,
     client_shim: bool,
 ) -> std::collections::BTreeMap<String, u64> {
+    exchange_with(name, mode, server_shim, client_shim, &[])
+}
+
+fn exchange_with(
+    name: &str,
+    mode: &str,
+    server_shim: bool,
+    client_shim: bool,
+    server_extra: &[&str],
+) -> std::collections::BTreeMap<String, u64> {
     let dir = stats_dir(name);
-    let (server, port) = start_server(probe(server_shim, &dir, &["server", mode, BYTES]));
+    let mut args = vec!["server", mode, BYTES];
+    args.extend_from_slice(server_extra);
+    let (server, port) = start_server(probe(server_shim, &dir, &args));
     let port = port.to_string();
     let client = Proc(
         probe(client_shim, &dir, &["client", mode, &port, BYTES])
@@ -193,6 +205,25 @@ fn the_calls_programs_make_behave_as_on_tcp() {
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// A fork-per-connection server: the child serves the accepted connection,
+/// the parent closes its copy at once — which must not close it for the
+/// peer (holder counts shared across fork).
+#[test]
+fn a_forked_child_serves_what_its_parent_closed() {
+    for mode in ["block", "epoll-et"] {
+        let c = exchange_with("fork", mode, true, true, &["fork"]);
+        assert_eq!(c.get("smc-d-nocopy"), Some(&2), "{mode}: {c:?}");
+    }
+}
+
+/// A child that inherits a connection and exits (exit(3), the shim's exit
+/// handler runs) leaves it open for the parent, which serves it.
+#[test]
+fn an_exiting_child_leaves_the_connection_to_its_parent() {
+    let c = exchange_with("fork-exit", "poll", true, true, &["fork-exit"]);
+    assert_eq!(c.get("smc-d-nocopy"), Some(&2), "{c:?}");
 }
 
 #[test]

@@ -63,7 +63,40 @@ impl ListenRendezvous {
     }
 }
 
+impl ListenRendezvous {
+    /// Receive the queued announcements and hand each announced port to
+    /// `f`, for a caller that keeps the pending set itself — e.g. in memory
+    /// shared by the processes that inherited the listener across fork, any
+    /// of which may accept the announced connection. (Use either this or
+    /// [`take`](Self::take) on one rendezvous.)
+    pub fn drain(&self, f: impl FnMut(u16)) {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .recv_each(f);
+    }
+}
+
+/// In a child after `fork`: the process device's thread did not survive,
+/// so the next stream or listener starts a new device (streams inherited
+/// from the parent keep the one they have), and the counters of
+/// [`stats`](crate::stats) start from zero (the parent reports its own).
+/// Pair it with [`SmcConfig::detached`] for the configurations the child
+/// goes on using.
+pub fn after_fork_in_child() {
+    crate::config::forget_process_device();
+    crate::stats::reset();
+}
+
 impl SmcConfig {
+    /// The same configuration on a host of its own, started on first use
+    /// (after [`after_fork_in_child`]: on the child's new device).
+    #[must_use]
+    pub fn detached(&self) -> Self {
+        let nocopy = self.nocopy;
+        self.clone().nocopy(nocopy)
+    }
+
     /// Whether SMC-D may be tried with `addr` (not disabled, allowed by the
     /// destination policy).
     pub fn tries(&self, addr: SocketAddr) -> bool {

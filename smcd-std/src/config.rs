@@ -201,6 +201,16 @@ pub(crate) fn running_device() -> Option<StdDevice> {
         .clone()
 }
 
+/// Forget the device of this process (in a child after fork, where the
+/// device's thread does not exist): the next use starts a new one.
+pub(crate) fn forget_process_device() {
+    // The forking thread held no smcd lock (fork handlers run outside smcd
+    // calls); another thread's lock would be a deadlock either way.
+    if let Ok(mut slot) = DEVICE.try_lock() {
+        *slot = None;
+    }
+}
+
 /// The device of this process, started on first use.
 pub(crate) fn process_device() -> io::Result<StdDevice> {
     let mut slot = DEVICE

@@ -122,6 +122,18 @@ impl Rendezvous {
         self.pending.remove(&peer_port).is_some()
     }
 
+    /// Receive the queued announcements and hand each port to `f`, for a
+    /// caller that keeps the pending set itself (shared between the
+    /// processes that inherited the socket across fork).
+    pub(crate) fn recv_each(&self, mut f: impl FnMut(u16)) {
+        let mut buf = [0u8; 64];
+        while let Ok(n) = self.sock.recv(&mut buf) {
+            if let Some(a) = buf.get(..n).and_then(Announce::parse) {
+                f(a.port);
+            }
+        }
+    }
+
     fn drain(&mut self) {
         let now = Instant::now();
         let mut buf = [0u8; 64];

@@ -102,6 +102,17 @@ pub(crate) fn buffer_full() {
     BUFFER_FULL.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Start counting from zero (a child after fork: its parent's counts are
+/// the parent's to report).
+pub(crate) fn reset() {
+    *TALLIES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    BYTES_SENT.store(0, Ordering::Relaxed);
+    BYTES_RECEIVED.store(0, Ordering::Relaxed);
+    BUFFER_FULL.store(0, Ordering::Relaxed);
+}
+
 /// A snapshot of what the smcd streams of this process did so far.
 pub fn stats() -> Stats {
     let t = TALLIES

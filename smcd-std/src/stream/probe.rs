@@ -234,6 +234,30 @@ impl SmcStream {
         self.settle_within(limit);
     }
 
+    /// Let go of this handle without closing the connection or sending
+    /// anything: for a process whose copy of the connection, inherited
+    /// across `fork`, another process goes on using. The stream's memory
+    /// stays mapped (it is shared with the other holder); the fds it owns
+    /// in this process are returned, and the caller closes them. With other
+    /// handles of this stream alive in this process nothing is returned and
+    /// they keep it.
+    pub fn abandon(self) -> Vec<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        if std::sync::Arc::strong_count(&self.inner) > 1 {
+            return Vec::new();
+        }
+        let mut fds = vec![self.inner.tcp.as_raw_fd()];
+        if let Mode::Smc(m) = &self.inner.mode {
+            let s = lock(m);
+            fds.push(s.ep.stream().tcp().as_raw_fd());
+            if let Some(r) = &s.ready {
+                fds.push(r.epoll.as_raw_fd());
+            }
+        }
+        std::mem::forget(self);
+        fds
+    }
+
     /// Whether the CLC handshake still runs.
     pub fn is_handshaking(&self) -> bool {
         match &self.inner.mode {

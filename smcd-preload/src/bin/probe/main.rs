@@ -207,11 +207,54 @@ fn send_pattern(s: &mut TcpStream, mode: Mode, seed: u64, bytes: u64) -> io::Res
     Ok(())
 }
 
-fn server(mode: Mode, bytes: u64) -> io::Result<()> {
+/// What the server does around `fork`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fork {
+    No,
+    /// The child serves the connection; the parent closes its copy at once
+    /// and waits for the child.
+    ChildServes,
+    /// A child that holds the connection exits at once (through exit(3));
+    /// the parent serves it.
+    ChildExits,
+}
+
+fn server(mode: Mode, bytes: u64, fork: Fork) -> io::Result<()> {
     let l = TcpListener::bind("127.0.0.1:0")?;
     println!("port {}", l.local_addr()?.port());
     io::stdout().flush()?;
     let (mut s, _) = l.accept()?;
+    if fork != Fork::No {
+        // SAFETY: the probe is single-threaded here.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let child = pid == 0;
+        match (fork, child) {
+            (Fork::ChildServes, false) | (Fork::ChildExits, true) => {
+                drop(s);
+                drop(l);
+                if child {
+                    std::process::exit(0);
+                }
+                let mut status = 0;
+                // SAFETY: our child.
+                unsafe { libc::waitpid(pid, &mut status, 0) };
+                return if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+                    Ok(())
+                } else {
+                    Err(io::Error::other("the child failed"))
+                };
+            }
+            (Fork::ChildExits, false) => {
+                let mut status = 0;
+                // SAFETY: our child.
+                unsafe { libc::waitpid(pid, &mut status, 0) };
+            }
+            _ => {}
+        }
+    }
     s.set_nonblocking(mode != Mode::Block)?;
     let mut sum = Fnv::default();
     let mut buf = vec![0u8; CHUNK as usize];
@@ -342,7 +385,9 @@ fn main() -> ExitCode {
         .collect::<Vec<_>>()
         .as_slice()
     {
-        ["server", m, bytes] => server(mode(m), num(bytes)),
+        ["server", m, bytes] => server(mode(m), num(bytes), Fork::No),
+        ["server", m, bytes, "fork"] => server(mode(m), num(bytes), Fork::ChildServes),
+        ["server", m, bytes, "fork-exit"] => server(mode(m), num(bytes), Fork::ChildExits),
         ["feat-server"] => feat::server(),
         ["feat-client", port] => feat::client(u16::try_from(num(port)).unwrap_or(0)),
         ["client", m, port, bytes] => {
