@@ -585,6 +585,44 @@ pub unsafe extern "C" fn shutdown(fd: c_int, how: c_int) -> c_int {
     })
 }
 
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn setsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    val: *const c_void,
+    len: socklen_t,
+) -> c_int {
+    // SAFETY: passed on unchanged (the kernel socket keeps every option).
+    let r = unsafe { real::setsockopt(fd, level, name, val, len) };
+    let timeo =
+        level == libc::SOL_SOCKET && (name == libc::SO_RCVTIMEO || name == libc::SO_SNDTIMEO);
+    if r != 0 || !timeo || !ours(fd) || val.is_null() || (len as usize) < size_of::<timeval>() {
+        return r;
+    }
+    // The stream waits in user space: it honours the socket's timeouts
+    // itself (then EAGAIN, as Linux reports them).
+    enter_int("setsockopt", || {
+        // SAFETY: SO_RCVTIMEO/SO_SNDTIMEO pass a timeval of `len` bytes.
+        let tv = unsafe { val.cast::<timeval>().read_unaligned() };
+        let t = std::time::Duration::from_secs(u64::try_from(tv.tv_sec).unwrap_or(0))
+            + std::time::Duration::from_micros(u64::try_from(tv.tv_usec).unwrap_or(0));
+        let t = (!t.is_zero()).then_some(t);
+        with_stream(
+            fd,
+            || Ok(0),
+            |_, st| {
+                let set = if name == libc::SO_RCVTIMEO {
+                    st.set_read_timeout(t)
+                } else {
+                    st.set_write_timeout(t)
+                };
+                set.map(|()| 0).map_err(|e| errno_of(&e))
+            },
+        )
+    })
+}
+
 // ----- fd numbers ---------------------------------------------------------
 
 #[unsafe(no_mangle)]

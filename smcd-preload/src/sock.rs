@@ -279,7 +279,16 @@ fn kernel_nonblocking(fd: c_int) -> bool {
 fn adopt(fd: c_int, role: Role) -> std::io::Result<SmcStream> {
     let dup: OwnedFd = rustix::io::fcntl_dupfd_cloexec(fd_of(fd), 0)?;
     let tcp = TcpStream::from(dup);
-    config().adopt(tcp, role)
+    let stream = config().adopt(tcp, role)?;
+    // Timeouts the socket had before it became a stream.
+    let timeout = |which| sockopt::socket_timeout(fd_of(fd), which).ok().flatten();
+    if let Some(t) = timeout(sockopt::Timeout::Recv) {
+        let _ = stream.set_read_timeout(Some(t));
+    }
+    if let Some(t) = timeout(sockopt::Timeout::Send) {
+        let _ = stream.set_write_timeout(Some(t));
+    }
+    Ok(stream)
 }
 
 /// The rendezvous of a listener, if it is worth one.

@@ -131,6 +131,49 @@ pub(crate) fn client(port: u16) -> io::Result<()> {
         n == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN),
     )?;
 
+    // SO_RCVTIMEO: a read with nothing to read gives up with EAGAIN.
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 200_000,
+    };
+    // SAFETY: SO_RCVTIMEO takes a timeval.
+    os("SO_RCVTIMEO", unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&raw const tv).cast(),
+            size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    })?;
+    let t0 = std::time::Instant::now();
+    // SAFETY: a live buffer.
+    let n = unsafe { libc::read(fd, b.as_mut_ptr().cast(), 8) };
+    let waited = t0.elapsed();
+    check(
+        "SO_RCVTIMEO gives EAGAIN",
+        n == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN),
+    )?;
+    check(
+        "SO_RCVTIMEO waited",
+        waited >= std::time::Duration::from_millis(150)
+            && waited < std::time::Duration::from_secs(5),
+    )?;
+    let none = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    // SAFETY: as above.
+    os("SO_RCVTIMEO off", unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&raw const none).cast(),
+            size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    })?;
+
     // dup shares the connection; closing one number keeps it open.
     // SAFETY: plain fd calls.
     let d = os("dup", unsafe { libc::dup(fd) })?;
