@@ -87,6 +87,12 @@ fn run_inner(args: &RunArgs) -> Result<ExitCode, String> {
             .map_or(0, |d| d.as_nanos())
     ));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // Processes of the run may change user (nginx workers run as nobody):
+    // every one must be able to leave its file (sticky, like /tmp).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777));
+    }
     cmd.env("SMCD_STATS_DIR", &dir);
     // Every process of the run inherits the write end of this pipe: EOF on
     // the read end says they all exited.

@@ -85,6 +85,29 @@ extern "C" fn after_fork_child() {
     });
 }
 
+/// Where the shim's own fds go (see [`fd_floor`]).
+pub(crate) static FD_FLOOR: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// The lowest number for the shim's and smcd-std's long-lived fds: half the
+/// soft fd limit, at most 4096 (`SMCD_FD_FLOOR` overrides; 0: anywhere) — so
+/// the application's own fds keep the low numbers they would have without
+/// the shim (`select`'s FD_SETSIZE, event loops sized by fd number).
+fn fd_floor() -> i32 {
+    if let Some(n) = std::env::var("SMCD_FD_FLOOR")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+    {
+        return n;
+    }
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    if soft < 256 {
+        return 0;
+    }
+    i32::try_from((soft / 2).min(4096)).unwrap_or(0)
+}
+
 /// The constructor: resolve glibc's definitions, read the configuration,
 /// arrange for the exit work.
 extern "C" fn init() {
@@ -93,6 +116,9 @@ extern "C" fn init() {
     shared::init();
     let _ = guard::enter("init", || {
         let _ = config();
+        smcd_std::adopt::read_env_now();
+        FD_FLOOR.store(fd_floor(), Ordering::Relaxed);
+        smcd_std::adopt::set_fd_floor(FD_FLOOR.load(Ordering::Relaxed));
         // SAFETY: three `extern "C" fn()` that live as long as the process.
         unsafe {
             libc::pthread_atfork(

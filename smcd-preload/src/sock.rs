@@ -70,9 +70,11 @@ impl Drop for Listener {
     fn drop(&mut self) {
         let last = self.holder.take().is_none_or(Holder::release);
         if !last {
-            // Another process of the family still listens: its rendezvous
-            // (a path socket) must stay.
-            std::mem::forget(self.rv.take());
+            // Another process of the family still listens: close our handle
+            // of the rendezvous but leave its name (a path socket) to them.
+            if let Some(rv) = self.rv.take() {
+                rv.abandon();
+            }
         }
     }
 }
@@ -277,7 +279,9 @@ fn kernel_nonblocking(fd: c_int) -> bool {
 
 /// An smcd stream on a duplicate of `fd` (which stays the application's).
 fn adopt(fd: c_int, role: Role) -> std::io::Result<SmcStream> {
-    let dup: OwnedFd = rustix::io::fcntl_dupfd_cloexec(fd_of(fd), 0)?;
+    let floor = crate::FD_FLOOR.load(std::sync::atomic::Ordering::Relaxed);
+    let dup: OwnedFd = rustix::io::fcntl_dupfd_cloexec(fd_of(fd), floor)
+        .or_else(|_| rustix::io::fcntl_dupfd_cloexec(fd_of(fd), 0))?;
     let tcp = TcpStream::from(dup);
     let stream = config().adopt(tcp, role)?;
     // Timeouts the socket had before it became a stream.

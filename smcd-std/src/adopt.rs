@@ -77,13 +77,47 @@ impl ListenRendezvous {
     }
 }
 
-/// In a child after `fork`: the process device's thread did not survive,
+impl ListenRendezvous {
+    /// Close this process's handle of the rendezvous socket but leave its
+    /// name (a path socket's file) to the other processes that inherited it
+    /// across fork and still listen.
+    pub fn abandon(self) {
+        self.inner
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keep_path();
+    }
+}
+
+/// Keep smcd's long-lived fds (duplicates of sockets, memfds, eventfds,
+/// epoll sets) at `floor` and above from now on, so that an application's
+/// own fd numbers stay as low as without smcd (0, the default: anywhere).
+pub fn set_fd_floor(floor: i32) {
+    crate::fdfloor::set(floor);
+}
+
+/// Read every process-wide `SMCD_*` setting from the environment now (the
+/// device's place and peer policy), for a program that may clear its
+/// environment before its first smcd connection. Configurations read
+/// theirs in [`SmcConfig::from_env`].
+pub fn read_env_now() {
+    let _ = crate::config::device_env();
+}
+
+/// In a child after `fork`: the random generator is reseeded (GIDs and
+/// tokens must differ from the parent's and the siblings'), the process
+/// device's thread did not survive,
 /// so the next stream or listener starts a new device (streams inherited
 /// from the parent keep the one they have), and the counters of
 /// [`stats`](crate::stats) start from zero (the parent reports its own).
 /// Pair it with [`SmcConfig::detached`] for the configurations the child
 /// goes on using.
 pub fn after_fork_in_child() {
+    // The child inherited its parent's random state: without a reseed every
+    // sibling would draw the same GID and the same DMB tokens.
+    if rand::rng().reseed().is_err() {
+        tracing::warn!("cannot reseed the random generator after fork");
+    }
     crate::config::forget_process_device();
     crate::stats::reset();
 }
@@ -156,7 +190,9 @@ impl SmcConfig {
     /// The device could not be started, or `tcp` not duplicated.
     pub fn adopt(&self, tcp: TcpStream, role: Role) -> io::Result<SmcStream> {
         let host = self.host()?;
-        let wire = TcpWire::new(tcp.try_clone()?)?;
+        let wire = TcpWire::new(TcpStream::from(crate::fdfloor::lift(
+            tcp.try_clone()?.into(),
+        )))?;
         let ep = match role {
             Role::Client => Endpoint::client(host, wire, now_ms()),
             Role::Server => Endpoint::server(host, wire, now_ms()),

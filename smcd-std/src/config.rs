@@ -201,6 +201,20 @@ pub(crate) fn running_device() -> Option<StdDevice> {
         .clone()
 }
 
+/// Where the process device lives and whom it serves (`SMCD_RENDEZVOUS_DIR`,
+/// `SMCD_PEERS`), read from the environment once: a program may clear its
+/// environment later (nginx does before it starts its workers).
+pub(crate) fn device_env() -> &'static (Place, PeerPolicy) {
+    static ENV: OnceLock<(Place, PeerPolicy)> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let policy = match std::env::var("SMCD_PEERS").as_deref() {
+            Ok("any") => PeerPolicy::AnyUser,
+            _ => PeerPolicy::SameUser,
+        };
+        (Place::from_env(), policy)
+    })
+}
+
 /// Forget the device of this process (in a child after fork, where the
 /// device's thread does not exist): the next use starts a new one.
 pub(crate) fn forget_process_device() {
@@ -219,11 +233,8 @@ pub(crate) fn process_device() -> io::Result<StdDevice> {
     if let Some(d) = &*slot {
         return Ok(d.clone());
     }
-    let policy = match std::env::var("SMCD_PEERS").as_deref() {
-        Ok("any") => PeerPolicy::AnyUser,
-        _ => PeerPolicy::SameUser,
-    };
-    let dev = StdDevice::start(Place::from_env(), policy)?;
+    let (place, policy) = device_env().clone();
+    let dev = StdDevice::start(place, policy)?;
     *slot = Some(dev.clone());
     Ok(dev)
 }

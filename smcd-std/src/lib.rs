@@ -105,6 +105,7 @@ pub mod config;
 mod connect;
 pub mod device;
 mod error;
+mod fdfloor;
 mod linger;
 mod listener;
 #[cfg(feature = "mio")]

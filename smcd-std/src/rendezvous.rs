@@ -122,6 +122,12 @@ impl Rendezvous {
         self.pending.remove(&peer_port).is_some()
     }
 
+    /// Keep the path socket's file when this is dropped (another process
+    /// that inherited the socket still serves it).
+    pub(crate) fn keep_path(&mut self) {
+        self.path = None;
+    }
+
     /// Receive the queued announcements and hand each port to `f`, for a
     /// caller that keeps the pending set itself (shared between the
     /// processes that inherited the socket across fork).

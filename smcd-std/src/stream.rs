@@ -61,7 +61,8 @@ struct Readiness {
 
 impl Readiness {
     fn new(tcp: &TcpStream) -> io::Result<Self> {
-        let epoll = rustix::event::epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        let epoll =
+            crate::fdfloor::lift(rustix::event::epoll::create(epoll::CreateFlags::CLOEXEC)?);
         let mut r = Self {
             epoll: Arc::new(epoll),
             bell: None,

@@ -134,7 +134,7 @@ pub(crate) fn ask(
     let mut fds: Vec<OwnedFd> = Vec::new();
     for msg in control.drain() {
         if let RecvAncillaryMessage::ScmRights(received) = msg {
-            fds.extend(received);
+            fds.extend(received.map(crate::fdfloor::lift));
         }
     }
     if got.bytes != status.len() {

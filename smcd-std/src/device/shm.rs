@@ -114,8 +114,10 @@ pub(crate) struct OwnShm {
 impl OwnShm {
     /// A zeroed DMB of `len` bytes (memfds start zeroed).
     pub(crate) fn create(len: usize) -> io::Result<Self> {
-        let fd =
-            rustix::fs::memfd_create(c"smcd-dmb", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
+        let fd = crate::fdfloor::lift(rustix::fs::memfd_create(
+            c"smcd-dmb",
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+        )?);
         rustix::fs::ftruncate(&fd, (len + CONTROL_BYTES) as u64)?;
         rustix::fs::fcntl_add_seals(&fd, SEALS)?;
         let map = Mapping::map(&fd, len)?;

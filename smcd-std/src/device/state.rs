@@ -33,10 +33,10 @@ pub(super) struct Own {
 impl Own {
     pub(super) fn create(len: usize) -> std::io::Result<Self> {
         let OwnShm { fd, map } = OwnShm::create(len)?;
-        let bell = rustix::event::eventfd(
+        let bell = crate::fdfloor::lift(rustix::event::eventfd(
             0,
             rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
-        )?;
+        )?);
         let identity = shm::identity(&fd)?;
         Ok(Self {
             map: Arc::new(map),
