@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Real Debian programs under `smcd run` (the preload shim): nginx serving a
+# file to curl and wrk, redis-server with redis-cli and redis-benchmark,
+# iperf3, socat and sockperf — every byte checked where the program lets us,
+# and each run's `--stats` must show SMC-D connections and no fallback. One
+# side without the shim must still be correct (plain TCP). Installs the
+# packages it needs. Everything binds 127.0.0.1; every wait is bounded; every
+# server is stopped on exit.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+
+tools=(curl nginx wrk redis-server redis-cli redis-benchmark iperf3 socat sockperf)
+packages=(curl nginx-light wrk redis-server redis-tools iperf3 socat sockperf)
+missing=0
+for t in "${tools[@]}"; do
+    command -v "$t" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin" command -v "$t" >/dev/null 2>&1 || missing=1
+done
+if [[ $missing == 1 ]]; then
+    smcd_log "installing ${packages[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
+export PATH="$PATH:/usr/sbin"
+
+smcd_run cargo build --locked --release -p smcd-cli -p smcd-preload
+target="${CARGO_TARGET_DIR:-$SMCD_ROOT/target}/release"
+smcd="$target/smcd"
+export SMCD_PRELOAD_LIB="$target/libsmcd_preload.so"
+# nginx's workers run as nobody: let processes of other users fetch DMBs.
+export SMCD_PEERS=any
+
+work="$(mktemp -d /tmp/smcd-shim.XXXXXX)"
+chmod 755 "$work"
+pids=()
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    sleep 0.5
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# wait_port PORT: until something listens on 127.0.0.1:PORT (10 s at most),
+# read from /proc/net/tcp — connecting would use up one-shot servers.
+wait_port() {
+    local i hex
+    hex="$(printf '%04X' "$1")"
+    for i in $(seq 1 100); do
+        if grep -qi "^ *[0-9]*: 0100007F:$hex 00000000:0000 0A" /proc/net/tcp; then return 0; fi
+        sleep 0.1
+    done
+    smcd_die "nothing listens on port $1"
+}
+
+# wait_gone PID: until the process exited (15 s at most).
+wait_gone() {
+    local i
+    for i in $(seq 1 150); do
+        kill -0 "$1" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    smcd_die "process $1 did not exit"
+}
+
+# smc_count FILE: the SMC-D connections of a --stats file.
+smc_count() {
+    local n c
+    n=0
+    for c in $(grep -o '"smc-d-[a-z]*": [0-9]*' "$1" | grep -o '[0-9]*$'); do n=$((n + c)); done
+    echo "$n"
+}
+
+# expect_smc NAME FILE: SMC-D connections and no fallback in FILE.
+expect_smc() {
+    local n
+    [[ -f "$2" ]] || smcd_die "$1: no stats file"
+    n="$(smc_count "$2")"
+    [[ "$n" -gt 0 ]] || { cat "$2"; smcd_die "$1: no SMC-D connection"; }
+    if ! tr -d ' \n' <"$2" | grep -q '"fallbacks":{}'; then
+        cat "$2"
+        smcd_die "$1: unexpected fallback"
+    fi
+    smcd_log "$1: $n SMC-D connections, no fallback"
+}
+
+# ---- nginx + curl + wrk -------------------------------------------------
+mkdir -p "$work/www" "$work/nginx/logs"
+head -c 1048576 /dev/urandom >"$work/www/blob.bin"
+echo '<html>smcd</html>' >"$work/www/index.html"
+cat >"$work/nginx/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes 2;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/logs/error.log warn;
+events { worker_connections 256; }
+http {
+    access_log off;
+    sendfile on;
+    client_body_temp_path $work/nginx/body;
+    proxy_temp_path $work/nginx/proxy;
+    fastcgi_temp_path $work/nginx/fcgi;
+    uwsgi_temp_path $work/nginx/uwsgi;
+    scgi_temp_path $work/nginx/scgi;
+    server { listen 127.0.0.1:18089; root $work/www; }
+}
+EOF
+chmod -R a+rX "$work/www"
+timeout 120 "$smcd" run --stats "$work/nginx.json" -- nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
+pids+=($!)
+nginx_run=$!
+wait_port 18089
+timeout 30 "$smcd" run --stats "$work/curl.json" -- curl -sS -o "$work/got.bin" http://127.0.0.1:18089/blob.bin
+cmp "$work/got.bin" "$work/www/blob.bin" || smcd_die "curl: the file differs"
+expect_smc "curl from nginx (sendfile)" "$work/curl.json"
+timeout 30 curl -sS -o "$work/plain.bin" http://127.0.0.1:18089/blob.bin
+cmp "$work/plain.bin" "$work/www/blob.bin" || smcd_die "plain curl: the file differs"
+smcd_log "plain curl (no shim) from nginx under smcd run: byte-exact"
+timeout 30 "$smcd" run --stats "$work/wrk.json" -- wrk -t1 -c8 -d2s http://127.0.0.1:18089/index.html | tee "$work/wrk.out"
+grep -q 'Socket errors' "$work/wrk.out" && smcd_die "wrk: socket errors"
+expect_smc "wrk to nginx" "$work/wrk.json"
+kill -QUIT "$(cat "$work/nginx/nginx.pid")"
+wait_gone "$nginx_run"
+expect_smc "nginx" "$work/nginx.json"
+
+# ---- redis ----------------------------------------------------------------
+timeout 120 "$smcd" run --stats "$work/redis.json" -- redis-server --port 16390 --bind 127.0.0.1 \
+    --save '' --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
+pids+=($!)
+redis_run=$!
+wait_port 16390
+head -c 300000 /dev/urandom | base64 -w0 >"$work/value.txt"
+timeout 30 "$smcd" run --stats "$work/cli.json" -- redis-cli -p 16390 -x SET big <"$work/value.txt" >/dev/null
+timeout 30 "$smcd" run -- redis-cli -p 16390 --raw GET big | head -c -1 >"$work/value.got"
+cmp "$work/value.txt" "$work/value.got" || smcd_die "redis-cli: the value differs"
+expect_smc "redis-cli SET/GET" "$work/cli.json"
+timeout 60 "$smcd" run --stats "$work/bench.json" -- redis-benchmark -p 16390 -q -n 20000 -c 50 -t get,set \
+    | tr '\r' '\n' | grep 'requests per second'
+expect_smc "redis-benchmark" "$work/bench.json"
+timeout 30 redis-cli -p 16390 shutdown nosave >/dev/null 2>&1 || true
+wait_gone "$redis_run"
+expect_smc "redis-server" "$work/redis.json"
+
+# ---- iperf3 -----------------------------------------------------------------
+timeout 60 "$smcd" run --stats "$work/iperf-s.json" -- iperf3 -s -1 -p 15212 -B 127.0.0.1 >/dev/null &
+pids+=($!)
+iperf_run=$!
+wait_port 15212
+timeout 30 "$smcd" run --stats "$work/iperf-c.json" -- iperf3 -c 127.0.0.1 -p 15212 -t 2 | grep receiver
+wait_gone "$iperf_run"
+expect_smc "iperf3 client" "$work/iperf-c.json"
+expect_smc "iperf3 server" "$work/iperf-s.json"
+
+# ---- socat echo -------------------------------------------------------------
+timeout 60 "$smcd" run -- socat TCP-LISTEN:17101,bind=127.0.0.1,reuseaddr SYSTEM:cat &
+pids+=($!)
+wait_port 17101
+sleep 0.2
+head -c 2000000 /dev/urandom >"$work/socat.in"
+timeout 30 "$smcd" run --stats "$work/socat.json" -- socat -t 5 - TCP:127.0.0.1:17101 <"$work/socat.in" >"$work/socat.out"
+cmp "$work/socat.in" "$work/socat.out" || smcd_die "socat: the echo differs"
+expect_smc "socat echo" "$work/socat.json"
+
+# ---- sockperf ping-pong ---------------------------------------------------
+timeout 60 "$smcd" run -- sockperf sr --tcp -i 127.0.0.1 -p 11113 >/dev/null 2>&1 &
+pids+=($!)
+wait_port 11113
+timeout 30 "$smcd" run --stats "$work/sockperf.json" -- sockperf pp --tcp -i 127.0.0.1 -p 11113 -t 2 -m 14 \
+    | grep 'Summary: Latency'
+expect_smc "sockperf" "$work/sockperf.json"
+
+smcd_log "shim: every program passed"
