@@ -1,7 +1,7 @@
 //! The exported hooks. Each one first asks the lock-free fd bitmap (and the
 //! reentrancy guard) whether the call is the shim's business; if not, it
 //! goes straight to glibc's definition. Bodies run inside
-//! [`enter`](crate::guard::enter): no panic unwinds into C.
+//! `guard::enter`: no panic unwinds into C.
 
 // Each hook is the C function of the same name (see its man page).
 #![allow(clippy::missing_safety_doc, missing_docs)]

@@ -8,7 +8,7 @@
 //! it, passes straight through to glibc. Design: `docs/preload.md`.
 //!
 //! The hooks are the exported `extern "C"` functions of [`hooks`]; the pointers
-//! to glibc's definitions are resolved by the constructor ([`real`]).
+//! to glibc's definitions are resolved by the constructor (module `real`).
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod data;

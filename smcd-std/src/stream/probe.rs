@@ -194,7 +194,7 @@ impl SmcStream {
     /// What the stream could report now, without waiting: polls the
     /// endpoint (which also drives a running handshake) and, when nothing
     /// that `want` asks for is ready, drains the doorbell so the readiness
-    /// fd ([`AsFd`]) does not stay readable without cause — then looks once
+    /// fd ([`AsFd`](std::os::fd::AsFd)) does not stay readable without cause — then looks once
     /// more, as a non-blocking call does.
     ///
     /// # Errors
