@@ -60,22 +60,25 @@ pub(crate) fn config() -> &'static SmcConfig {
 }
 
 /// `pthread_atfork` handlers: the fd table is held across the fork (so the
-/// child never inherits it locked), every connection and listener gets one
-/// more holder, and the child starts its own smcd device on first use.
+/// child never inherits it locked), the child takes its holder locks of
+/// everything it inherited before the family's fork counter lets a parent's
+/// release decide, and the child starts its own smcd device on first use.
 extern "C" fn before_fork() {
     let _ = guard::enter("fork", || {
-        table::freeze_for_fork(|s| s.forked());
+        shared::fork_begins();
+        table::freeze_for_fork();
         Ok(0)
     });
 }
 
 extern "C" fn after_fork_parent() {
-    table::thaw_after_fork();
+    table::thaw_after_fork(|_| {});
 }
 
 extern "C" fn after_fork_child() {
-    table::thaw_after_fork();
     let _ = guard::enter("fork", || {
+        table::thaw_after_fork(sock::Sock::relock);
+        shared::fork_done_in_child();
         smcd_std::adopt::after_fork_in_child();
         let detached = Box::into_raw(Box::new(config().detached()));
         // The old box stays leaked: streams inherited from the parent may

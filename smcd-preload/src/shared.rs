@@ -2,28 +2,30 @@
 //! a listener across `fork`: memory mapped `MAP_SHARED | MAP_ANONYMOUS`
 //! before the fork, so parent and child see the same atomics.
 //!
-//! - [`Holder`]: how many processes hold a connection (or a listener). A
-//!   process that lets go of it while others still hold it leaves the
-//!   connection open for the peer; the last one closes it.
+//! - [`Holder`]: whether other processes hold a connection (or a
+//!   listener). A process that lets go of it while others still hold it
+//!   leaves the connection open for the peer; the last one closes it.
 //! - [`Ports`]: the announcements a listener's rendezvous received, for
 //!   whichever process of the family accepts the connection.
 
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
-
-/// Slots of the holder table (connections and listeners alive at once).
-const SLOTS: usize = 1 << 16;
+use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 /// How long an announcement waits for its connection, in seconds.
 const ANNOUNCE_TTL_S: u32 = 10;
 
-static HOLDERS: AtomicPtr<AtomicU32> = AtomicPtr::new(core::ptr::null_mut());
-static NEXT: AtomicUsize = AtomicUsize::new(0);
+/// How long a release waits for a child that was forked but has not taken
+/// its holder locks yet (then the fork is taken to have failed).
+const PENDING_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Forks under way in the family: incremented before a fork, decremented
+/// by the child once it holds what it inherited.
+static PENDING: AtomicPtr<AtomicU32> = AtomicPtr::new(core::ptr::null_mut());
 
 /// `n` shared, zeroed atomics, or `None`.
 fn map_shared(n: usize) -> Option<&'static [AtomicU32]> {
     let len = n * size_of::<AtomicU32>();
     // SAFETY: a fresh anonymous mapping, no address hint; it is never
-    // unmapped (it lives as long as the process, like the state in it).
+    // unmapped unless its owner says so (`Ports`).
     let p = unsafe {
         rustix::mm::mmap_anonymous(
             core::ptr::null_mut(),
@@ -33,56 +35,92 @@ fn map_shared(n: usize) -> Option<&'static [AtomicU32]> {
         )
     }
     .ok()?;
-    // SAFETY: `len` zeroed, page-aligned bytes, valid forever; AtomicU32
-    // has the size and alignment of u32 and zero is a valid value.
+    // SAFETY: `len` zeroed, page-aligned bytes, valid until unmapped;
+    // AtomicU32 has the size and alignment of u32 and zero is valid.
     Some(unsafe { core::slice::from_raw_parts(p.cast::<AtomicU32>(), n) })
 }
 
-/// Map the holder table (the constructor, before any fork).
+/// Map the family's fork counter (the constructor, before any fork).
 pub(crate) fn init() {
-    if let Some(t) = map_shared(SLOTS) {
-        HOLDERS.store(t.as_ptr().cast_mut(), Ordering::Release);
+    if let Some(t) = map_shared(1) {
+        PENDING.store(t.as_ptr().cast_mut(), Ordering::Release);
     }
 }
 
-fn holders() -> Option<&'static [AtomicU32]> {
-    let p = HOLDERS.load(Ordering::Acquire);
-    // SAFETY: set once by `init` to a mapping of SLOTS atomics that is
-    // never unmapped.
-    (!p.is_null()).then(|| unsafe { core::slice::from_raw_parts(p.cast_const(), SLOTS) })
+fn pending() -> Option<&'static AtomicU32> {
+    let p = PENDING.load(Ordering::Acquire);
+    // SAFETY: set once by `init` to a mapping that is never unmapped.
+    (!p.is_null()).then(|| unsafe { &*p })
 }
 
-/// This process's share of a connection or listener held by one or more
-/// processes of a fork family.
+/// About to fork (the parent).
+pub(crate) fn fork_begins() {
+    if let Some(p) = pending() {
+        p.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// The child holds what it inherited.
+pub(crate) fn fork_done_in_child() {
+    if let Some(p) = pending() {
+        let _ = p.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+}
+
+/// This process's share of a connection or listener that the processes of
+/// a fork family may hold together: a memfd that every holder keeps a
+/// shared record lock on. Record locks are not inherited by fork (the child
+/// takes its own, [`Holder::relock`]) and go when the process closes the fd
+/// — at exit, at `exec` (the fd is close-on-exec), when killed — so a
+/// holder that vanished without a word still counts out.
 #[derive(Debug)]
 pub(crate) struct Holder {
-    slot: &'static AtomicU32,
+    fd: std::os::fd::OwnedFd,
 }
 
 impl Holder {
-    /// A new object, held by this process only. `None` when the table is
-    /// full or missing (then the object closes with this process's last
-    /// fd, as without fork).
+    /// A new object, held by this process. `None` when no memfd can be had
+    /// (then the object closes with this process's last fd, as without
+    /// fork).
     pub(crate) fn claim() -> Option<Self> {
-        let t = holders()?;
-        let start = NEXT.fetch_add(1, Ordering::Relaxed);
-        (0..SLOTS).find_map(|i| {
-            let slot = &t[(start + i) % SLOTS];
-            slot.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed)
-                .ok()
-                .map(|_| Self { slot })
-        })
+        let fd = rustix::fs::memfd_create(c"smcd-holder", rustix::fs::MemfdFlags::CLOEXEC).ok()?;
+        let floor = crate::FD_FLOOR.load(Ordering::Relaxed);
+        let fd = if floor > 0 {
+            rustix::io::fcntl_dupfd_cloexec(&fd, floor).unwrap_or(fd)
+        } else {
+            fd
+        };
+        let h = Self { fd };
+        h.relock();
+        Some(h)
     }
 
-    /// One more process holds it (about to fork).
-    pub(crate) fn add(&self) {
-        self.slot.fetch_add(1, Ordering::AcqRel);
+    /// Take this process's shared lock (a child after fork).
+    pub(crate) fn relock(&self) {
+        let _ = rustix::fs::fcntl_lock(&self.fd, rustix::fs::FlockOperation::NonBlockingLockShared);
     }
 
-    /// This process lets go; whether it was the last holder (the slot is
-    /// then free again).
+    /// This process lets go; whether it was the last holder.
     pub(crate) fn release(self) -> bool {
-        self.slot.fetch_sub(1, Ordering::AcqRel) <= 1
+        // A child forked a moment ago may not hold its lock yet.
+        if let Some(p) = pending() {
+            let end = std::time::Instant::now() + PENDING_WAIT;
+            while p.load(Ordering::Acquire) > 0 {
+                if std::time::Instant::now() >= end {
+                    // A fork that failed never comes to count down.
+                    p.store(0, Ordering::Release);
+                    break;
+                }
+                std::thread::yield_now();
+            }
+        }
+        // Our own shared lock does not conflict with an exclusive one;
+        // another holder's does.
+        rustix::fs::fcntl_lock(
+            &self.fd,
+            rustix::fs::FlockOperation::NonBlockingLockExclusive,
+        )
+        .is_ok()
     }
 }
 

@@ -97,10 +97,10 @@ impl Conn {
         }
     }
 
-    /// About to fork: the child holds this connection too.
-    fn forked(&self) {
+    /// In a child after fork: hold this connection too.
+    fn relock(&self) {
         if let Some(h) = self.holder.get() {
-            h.add();
+            h.relock();
         }
     }
 }
@@ -126,13 +126,13 @@ impl Drop for Conn {
 }
 
 impl Sock {
-    /// About to fork: the child holds what this process holds.
-    pub(crate) fn forked(&self) {
+    /// In a child after fork: hold what the parent held.
+    pub(crate) fn relock(&self) {
         match &self.kind {
-            Kind::Conn(c) => c.forked(),
+            Kind::Conn(c) => c.relock(),
             Kind::Listener(l) => {
                 if let Some(h) = &l.holder {
-                    h.add();
+                    h.relock();
                 }
             }
             Kind::Epoll(_) => {}

@@ -132,23 +132,30 @@ thread_local! {
     static HELD: RefCell<Option<RwLockWriteGuard<'static, Map>>> = const { RefCell::new(None) };
 }
 
-/// About to fork: hold the table and call `f` once per state.
-pub(crate) fn freeze_for_fork(f: impl Fn(&Sock)) {
+/// About to fork: hold the table (the child must not inherit it locked by
+/// another thread).
+pub(crate) fn freeze_for_fork() {
     let map = MAP
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut seen: Vec<*const Sock> = Vec::new();
-    for s in map.values() {
-        let p = Arc::as_ptr(s);
-        if !seen.contains(&p) {
-            seen.push(p);
-            f(s);
-        }
-    }
     HELD.with(|h| *h.borrow_mut() = Some(map));
 }
 
-/// After fork (both sides): let go of the table.
-pub(crate) fn thaw_after_fork() {
-    let _ = HELD.try_with(|h| h.borrow_mut().take());
+/// After fork: call `f` once per state (the child), then let go of the
+/// table.
+pub(crate) fn thaw_after_fork(f: impl Fn(&Sock)) {
+    let _ = HELD.try_with(|h| {
+        let held = h.borrow_mut().take();
+        if let Some(map) = &held {
+            let mut seen: Vec<*const Sock> = Vec::new();
+            for s in map.values() {
+                let p = Arc::as_ptr(s);
+                if !seen.contains(&p) {
+                    seen.push(p);
+                    f(s);
+                }
+            }
+        }
+        drop(held);
+    });
 }

@@ -103,6 +103,11 @@ fn connections(dir: &Path) -> std::collections::BTreeMap<String, u64> {
         for (k, n) in v["connections"].as_object().unwrap() {
             *sum.entry(k.clone()).or_insert(0) += n.as_u64().unwrap();
         }
+        // DMBs still registered at exit (a connection that was not closed).
+        let left = v["dmbs_in_use"].as_u64().unwrap();
+        if left > 0 {
+            *sum.entry("dmbs_in_use".into()).or_insert(0) += left;
+        }
     }
     sum
 }
@@ -224,6 +229,18 @@ fn a_forked_child_serves_what_its_parent_closed() {
 fn an_exiting_child_leaves_the_connection_to_its_parent() {
     let c = exchange_with("fork-exit", "poll", true, true, &["fork-exit"]);
     assert_eq!(c.get("smc-d-nocopy"), Some(&2), "{c:?}");
+}
+
+/// A child that inherits a connection and vanishes through _exit(2) (no
+/// exit handler: redis's BGSAVE child) does not keep the parent's close
+/// from reaching the peer (the client waits at most 2 s for a clean EOF
+/// while the server lingers 3 s after its close).
+#[test]
+fn a_vanished_child_does_not_hold_the_connection_open() {
+    let c = exchange_with("fork-_exit", "block", true, true, &["fork-_exit"]);
+    assert_eq!(c.get("smc-d-nocopy"), Some(&2), "{c:?}");
+    // Closed, not abandoned: its DMBs went back before the server exited.
+    assert_eq!(c.get("dmbs_in_use"), None, "{c:?}");
 }
 
 #[test]

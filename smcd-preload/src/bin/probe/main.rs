@@ -217,6 +217,9 @@ enum Fork {
     /// A child that holds the connection exits at once (through exit(3));
     /// the parent serves it.
     ChildExits,
+    /// The same, but the child leaves through _exit(2) (no exit handlers,
+    /// as redis's BGSAVE child does).
+    ChildExitsRaw,
 }
 
 fn server(mode: Mode, bytes: u64, fork: Fork) -> io::Result<()> {
@@ -232,6 +235,10 @@ fn server(mode: Mode, bytes: u64, fork: Fork) -> io::Result<()> {
         }
         let child = pid == 0;
         match (fork, child) {
+            (Fork::ChildExitsRaw, true) => {
+                // SAFETY: leaves at once, without exit handlers.
+                unsafe { libc::_exit(0) };
+            }
             (Fork::ChildServes, false) | (Fork::ChildExits, true) => {
                 drop(s);
                 drop(l);
@@ -247,7 +254,7 @@ fn server(mode: Mode, bytes: u64, fork: Fork) -> io::Result<()> {
                     Err(io::Error::other("the child failed"))
                 };
             }
-            (Fork::ChildExits, false) => {
+            (Fork::ChildExits | Fork::ChildExitsRaw, false) => {
                 let mut status = 0;
                 // SAFETY: our child.
                 unsafe { libc::waitpid(pid, &mut status, 0) };
@@ -276,6 +283,11 @@ fn server(mode: Mode, bytes: u64, fork: Fork) -> io::Result<()> {
     let mut rest = [0u8; 16];
     if recv_full(&mut s, mode, &mut rest[..1])? {
         return Err(io::Error::other("bytes after the exchange"));
+    }
+    drop(s);
+    if fork != Fork::No {
+        // The close above must reach the client now, not at our exit.
+        std::thread::sleep(std::time::Duration::from_secs(3));
     }
     Ok(())
 }
@@ -366,7 +378,18 @@ fn client(mode: Mode, port: u16, bytes: u64) -> io::Result<()> {
         got += n as u64;
     }
     s.shutdown(Shutdown::Write)?;
-    Ok(())
+    // The server closes once it read our EOF: a clean EOF, soon.
+    s.set_nonblocking(false)?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+    let mut one = [0u8; 1];
+    match s.read(&mut one) {
+        Ok(0) => Ok(()),
+        Ok(_) => Err(io::Error::other("bytes after the exchange")),
+        Err(e) => Err(io::Error::new(
+            e.kind(),
+            format!("no clean EOF from the server: {e}"),
+        )),
+    }
 }
 
 fn main() -> ExitCode {
@@ -388,6 +411,7 @@ fn main() -> ExitCode {
         ["server", m, bytes] => server(mode(m), num(bytes), Fork::No),
         ["server", m, bytes, "fork"] => server(mode(m), num(bytes), Fork::ChildServes),
         ["server", m, bytes, "fork-exit"] => server(mode(m), num(bytes), Fork::ChildExits),
+        ["server", m, bytes, "fork-_exit"] => server(mode(m), num(bytes), Fork::ChildExitsRaw),
         ["feat-server"] => feat::server(),
         ["feat-client", port] => feat::client(u16::try_from(num(port)).unwrap_or(0)),
         ["client", m, port, bytes] => {
