@@ -1027,10 +1027,10 @@ pub unsafe extern "C" fn epoll_pwait2(
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fclose(f: *mut libc::FILE) -> c_int {
-    // SAFETY: the caller passes a valid stream (fileno only reads it).
     let fd = if f.is_null() {
         -1
     } else {
+        // SAFETY: the caller passes a valid stream (fileno only reads it).
         unsafe { libc::fileno(f) }
     };
     // SAFETY: passed on unchanged.
