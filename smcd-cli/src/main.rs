@@ -10,6 +10,7 @@
 //! commands document theirs in their help and in `docs/cli.md`.
 
 mod args;
+mod bench;
 mod clc;
 mod hex;
 mod input;
