@@ -62,7 +62,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rustix::mm::{MapFlags, ProtFlags};
 
 /// Bytes of each direction's ring (a power of two).
-pub(crate) const RING_BYTES: usize = 1 << 20;
+const RING_BYTES: usize = 1 << 20;
 /// Bytes of the control page in front of the rings.
 const CONTROL_BYTES: usize = 4096;
 /// Length of the shared file: control page and two rings.
@@ -70,7 +70,7 @@ const FILE_BYTES: usize = CONTROL_BYTES + 2 * RING_BYTES;
 /// Written into the control page by `bind` once it is laid out.
 const MAGIC: u64 = u64::from_le_bytes(*b"smcdraw1");
 /// How long a wait may see no change from the peer before it fails.
-pub(crate) const WAIT_LIMIT: Duration = Duration::from_secs(10);
+const WAIT_LIMIT: Duration = Duration::from_secs(10);
 /// Spins between two looks at the clock (a power of two).
 const SPINS_PER_CHECK: u32 = 1 << 12;
 /// Spins after which a wait yields its thread at every clock check
