@@ -133,8 +133,9 @@ struct Inner {
     mode: Mode,
     opts: Mutex<Opts>,
     spin: Duration,
-    /// The spin budget now, in nanoseconds (adapts between 0 and `spin`).
-    spin_now: AtomicU64,
+    /// How long a wait that ended while spinning typically takes, in
+    /// nanoseconds (a moving average): the spin budget follows it.
+    spin_typical: AtomicU64,
     /// Whether a thread sleeps on the doorbell now: one thread at a time
     /// polls it (and drains it); the others of this stream wait on `woken`.
     parked: Mutex<bool>,
@@ -230,7 +231,9 @@ impl SmcStream {
                 mode,
                 opts: Mutex::new(Opts::default()),
                 spin,
-                spin_now: AtomicU64::new(u64::try_from(spin.as_nanos()).unwrap_or(u64::MAX)),
+                spin_typical: AtomicU64::new(
+                    u64::try_from(spin.as_nanos() / 2).unwrap_or(u64::MAX),
+                ),
                 parked: Mutex::new(false),
                 woken: Condvar::new(),
                 ready_fd: OnceLock::new(),
@@ -445,7 +448,7 @@ impl SmcStream {
         };
         // The clock is read only once the first attempt would block.
         let mut start: Option<(Instant, Option<Instant>)> = None;
-        let spin = Duration::from_nanos(self.inner.spin_now.load(Ordering::Relaxed));
+        let spin = self.spin_budget();
         let mut look = Look::Shared;
         let mut last_full: Option<Instant> = None;
         let mut waited = false;
@@ -457,7 +460,9 @@ impl SmcStream {
             self.sync_ready(&mut s, dir, &first);
             if let Some(v) = first? {
                 if let Some((begun, _)) = start {
-                    self.adapt_spin(parked_once, begun.elapsed());
+                    if !parked_once {
+                        self.spin_met(begun.elapsed());
+                    }
                 }
                 return Ok(v);
             }
@@ -649,26 +654,36 @@ impl SmcStream {
             .ok_or(io::ErrorKind::Other.into())
     }
 
-    /// Adapt the spin budget after a call that waited `waited` and had to
-    /// park (`parked`) or not: a wait that ended while spinning doubles the
-    /// budget; one that parked but would have ended within the full budget
-    /// restores it (the peer answers quickly, and only our sleeping made
-    /// the wait long); a longer one halves it. So a peer that answers in
-    /// microseconds is met spinning, and a peer that needs this core to make
-    /// progress, or that is idle, is not met with a burning core.
-    fn adapt_spin(&self, parked: bool, waited: Duration) {
-        let max = u64::try_from(self.inner.spin.as_nanos()).unwrap_or(u64::MAX);
-        let now = self.inner.spin_now.load(Ordering::Relaxed);
-        let next = if !parked {
-            now.saturating_mul(2).saturating_add(SPIN_STEP_NS).min(max)
-        } else if waited <= self.inner.spin {
-            max
-        } else {
-            now / 2
-        };
-        if next != now {
-            self.inner.spin_now.store(next, Ordering::Relaxed);
+    /// How long a blocked call spins before it parks: twice the typical
+    /// wait that spinning met, plus a floor, within the configured budget
+    /// (like an adaptive mutex), and none while the cores are shared with
+    /// other work ([`cores_free`](crate::wait::cores_free)). A peer that answers in a microsecond is
+    /// met spinning; when it does not answer soon — it is idle, or
+    /// descheduled because the cores are shared — the call parks after a
+    /// short spin instead of burning the core the peer may need. Parked
+    /// waits do not shrink the budget: one slow answer must not turn a
+    /// quick peer into a parked one (on both sides, since each park slows
+    /// the other side's next wait).
+    fn spin_budget(&self) -> Duration {
+        let max = self.inner.spin;
+        if max >= SPIN_FOREVER {
+            return max;
         }
+        if !crate::wait::cores_free() {
+            return Duration::ZERO;
+        }
+        let typical = self.inner.spin_typical.load(Ordering::Relaxed);
+        let budget = typical.saturating_mul(2).saturating_add(SPIN_FLOOR_NS);
+        Duration::from_nanos(budget).min(max)
+    }
+
+    /// A wait of `waited` ended while spinning: update the typical wait.
+    fn spin_met(&self, waited: Duration) {
+        let w = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+        let t = self.inner.spin_typical.load(Ordering::Relaxed);
+        // A moving average with weight 1/4 for the newest wait.
+        let next = t - t / 4 + w / 4;
+        self.inner.spin_typical.store(next, Ordering::Relaxed);
     }
 
     /// This thread no longer sleeps for the stream: wake the others.
@@ -831,9 +846,11 @@ impl SmcStream {
     }
 }
 
-/// What a successful spin adds to the budget at least (so that a budget
-/// that fell to zero can grow again).
-const SPIN_STEP_NS: u64 = 1_000;
+/// What a spin budget adds to twice the typical wait.
+const SPIN_FLOOR_NS: u64 = 5_000;
+
+/// A configured spin budget this long means: never park (`--wait spin`).
+const SPIN_FOREVER: Duration = Duration::from_secs(3600);
 
 /// What a stream adds to its own doorbell to announce news again (a peer
 /// adds 1 per ring).
