@@ -1,0 +1,195 @@
+//! The peer processes of a run as seen from `smcd bench`: spawned with
+//! piped stdio, their stdout lines and stderr collected by threads, every
+//! wait bounded, and killed and reaped by the guard's `Drop` whatever
+//! happens.
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::Error;
+
+/// Bytes of a child's stderr kept for an error message (the last ones).
+const STDERR_KEEP: usize = 4096;
+/// Longest pause between two looks at a child that should be exiting.
+const EXIT_POLL_MAX: Duration = Duration::from_millis(20);
+
+/// One running peer process.
+#[derive(Debug)]
+pub(crate) struct Peer {
+    /// What it is, for messages: `server of latency over tcp`.
+    name: String,
+    child: Child,
+    /// Closed to let a server go.
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    stderr: Arc<Mutex<String>>,
+    reaped: bool,
+}
+
+impl Peer {
+    /// Start `exe ARGS`.
+    pub(crate) fn spawn(exe: &OsString, args: &[String], name: String) -> Result<Self, Error> {
+        let mut child = Command::new(exe)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::Io(format!("cannot start the {name}"), e))?;
+        let stdin = child.stdin.take();
+        let (tx, lines) = mpsc::channel();
+        let no_thread = |e| Error::Io("no thread for a child's pipe".into(), e);
+        if let Some(out) = child.stdout.take() {
+            thread::Builder::new()
+                .spawn(move || {
+                    for line in BufReader::new(out).lines() {
+                        let Ok(line) = line else { break };
+                        if tx.send(line).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .map_err(no_thread)?;
+        }
+        let stderr = Arc::new(Mutex::new(String::new()));
+        if let Some(mut err) = child.stderr.take() {
+            let sink = Arc::clone(&stderr);
+            thread::Builder::new()
+                .spawn(move || {
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = err.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        let mut s = sink
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        s.push_str(&String::from_utf8_lossy(&buf[..n]));
+                        if s.len() > STDERR_KEEP * 2 {
+                            let mut cut = s.len() - STDERR_KEEP;
+                            while !s.is_char_boundary(cut) {
+                                cut += 1;
+                            }
+                            s.drain(..cut);
+                        }
+                    }
+                })
+                .map_err(no_thread)?;
+        }
+        Ok(Self {
+            name,
+            child,
+            stdin,
+            lines,
+            stderr,
+            reaped: false,
+        })
+    }
+
+    /// The next stdout line, waiting at most `limit`.
+    pub(crate) fn line(&mut self, limit: Duration) -> Result<String, Error> {
+        match self.lines.recv_timeout(limit) {
+            Ok(line) => Ok(line),
+            Err(RecvTimeoutError::Timeout) => {
+                self.kill();
+                Err(self.failed(&format!("printed nothing for {} s", limit.as_secs())))
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                // It closed stdout: it exited or is about to; say how.
+                let status = self.reap(Duration::from_secs(5));
+                Err(self.failed(&format!("ended without its line ({status})")))
+            }
+        }
+    }
+
+    /// Let a server go: close its stdin.
+    pub(crate) fn release(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Wait at most `limit` for the exit (then kill it); an exit status
+    /// other than 0 is an error.
+    pub(crate) fn finish(&mut self, limit: Duration) -> Result<(), Error> {
+        let status = self.reap(limit);
+        if status == "exit status: 0" {
+            Ok(())
+        } else {
+            Err(self.failed(&status))
+        }
+    }
+
+    /// Wait for the exit, at most `limit` (then kill); how it ended.
+    fn reap(&mut self, limit: Duration) -> String {
+        let end = Instant::now() + limit;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    self.reaped = true;
+                    return status.to_string();
+                }
+                Ok(None) if Instant::now() < end => {
+                    thread::sleep(pause);
+                    pause = (pause * 2).min(EXIT_POLL_MAX);
+                }
+                Ok(None) => {
+                    self.kill();
+                    return format!("still running after {} s, killed", limit.as_secs());
+                }
+                Err(e) => {
+                    self.kill();
+                    return format!("cannot wait for it ({e}), killed");
+                }
+            }
+        }
+    }
+
+    fn kill(&mut self) {
+        if !self.reaped {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            self.reaped = true;
+        }
+    }
+
+    /// An error naming this peer, `what` happened, and its last stderr.
+    fn failed(&self, what: &str) -> Error {
+        // Give the stderr reader a moment to take the last bytes in.
+        thread::sleep(Duration::from_millis(20));
+        let stderr = self
+            .stderr
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .trim()
+            .to_owned();
+        Error::Peer {
+            name: self.name.clone(),
+            what: what.to_owned(),
+            stderr,
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Seconds of CPU time (user and system) of every child this process has
+/// reaped so far, from `/proc/self/stat` (`cutime`, `cstime`, in the
+/// kernel's fixed 100 ticks per second); `None` if it cannot be read.
+pub(crate) fn reaped_cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name in parentheses, from field 3 on.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    // cutime and cstime are fields 16 and 17 of proc_pid_stat(5).
+    Some((ticks(13)? + ticks(14)?) as f64 / 100.0)
+}
