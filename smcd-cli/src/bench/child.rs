@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::Error;
 
 /// Bytes of a child's stderr kept for an error message (the last ones).
-const STDERR_KEEP: usize = 4096;
+const STDERR_KEEP_BYTES: usize = 4096;
 /// Longest pause between two looks at a child that should be exiting.
 const EXIT_POLL_MAX: Duration = Duration::from_millis(20);
 
@@ -70,8 +70,8 @@ impl Peer {
                             .lock()
                             .unwrap_or_else(std::sync::PoisonError::into_inner);
                         s.push_str(&String::from_utf8_lossy(&buf[..n]));
-                        if s.len() > STDERR_KEEP * 2 {
-                            let mut cut = s.len() - STDERR_KEEP;
+                        if s.len() > STDERR_KEEP_BYTES * 2 {
+                            let mut cut = s.len() - STDERR_KEEP_BYTES;
                             while !s.is_char_boundary(cut) {
                                 cut += 1;
                             }

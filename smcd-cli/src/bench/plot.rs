@@ -10,10 +10,10 @@ use super::kinds::{Transport, Workload};
 use super::report::Row;
 
 /// Width of the picture, and the height of each chart in it.
-const WIDTH: u32 = 1000;
-const CHART_HEIGHT: u32 = 560;
+const WIDTH_PX: u32 = 1000;
+const CHART_HEIGHT_PX: u32 = 560;
 /// Height of one bar of the ratio chart, margins included.
-const BAR_HEIGHT: u32 = 22;
+const BAR_HEIGHT_PX: u32 = 22;
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
@@ -41,9 +41,10 @@ fn draw(path: &Path, rows: &[Row]) -> Result<()> {
         .into_iter()
         .filter(|w| rows.iter().any(|r| r.sweep && r.workload == *w))
         .collect();
-    let bar_height = (BAR_HEIGHT * bars.len() as u32 + 120).max(240);
-    let height = if bars.is_empty() { 0 } else { bar_height } + CHART_HEIGHT * sweeps.len() as u32;
-    let root = SVGBackend::new(path, (WIDTH, height.max(CHART_HEIGHT))).into_drawing_area();
+    let bar_height = (BAR_HEIGHT_PX * bars.len() as u32 + 120).max(240);
+    let height =
+        if bars.is_empty() { 0 } else { bar_height } + CHART_HEIGHT_PX * sweeps.len() as u32;
+    let root = SVGBackend::new(path, (WIDTH_PX, height.max(CHART_HEIGHT_PX))).into_drawing_area();
     root.fill(&WHITE)?;
     let mut rest = root;
     if !bars.is_empty() {
@@ -52,7 +53,7 @@ fn draw(path: &Path, rows: &[Row]) -> Result<()> {
         rest = bottom;
     }
     for w in sweeps {
-        let (top, bottom) = rest.split_vertically(CHART_HEIGHT);
+        let (top, bottom) = rest.split_vertically(CHART_HEIGHT_PX);
         sweep_chart(&top, rows, w)?;
         rest = bottom;
     }
@@ -149,7 +150,7 @@ fn sweep_chart(
         .x_label_area_size(36)
         .y_label_area_size(70)
         .build_cartesian_2d(
-            (smallest..largest).log_scale(),
+            (smallest * 3 / 4..largest * 4 / 3).log_scale(),
             (lo / 1.5..hi * 1.5).log_scale(),
         )?;
     chart
@@ -157,6 +158,8 @@ fn sweep_chart(
         .x_desc("bytes")
         .y_desc(unit)
         .x_label_formatter(&size_label)
+        .y_labels(8)
+        .y_label_formatter(&|v| super::report::fig(*v))
         .draw()?;
     for t in Transport::ALL {
         let series: Vec<(usize, f64)> = points
@@ -183,11 +186,11 @@ fn sweep_chart(
     Ok(())
 }
 
-/// `64`, `4K`, `1M`.
+/// `100`, `10K`, `1M` (decimal: the log axis puts its marks at powers of 10).
 fn size_label(n: &usize) -> String {
     match *n {
-        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{}M", n >> 20),
-        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{}K", n >> 10),
+        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
+        n if n >= 1_000 && n % 1_000 == 0 => format!("{}K", n / 1_000),
         n => n.to_string(),
     }
 }

@@ -67,7 +67,7 @@ pub(crate) fn fill_ratios(rows: &mut [Row]) {
 }
 
 /// A figure with about three significant digits.
-fn fig(v: f64) -> String {
+pub(crate) fn fig(v: f64) -> String {
     let a = v.abs();
     if a >= 100.0 {
         format!("{v:.0}")
@@ -141,10 +141,26 @@ pub(crate) fn table(host: &Host, rows: &[Row], skipped: &[Skip]) -> String {
              ×tcp: value / tcp's value in this run (for latency below 1 is better).\n",
         );
     }
+    // One note per transport and reason, naming the workloads.
+    let mut notes: Vec<(Transport, &str, Vec<&str>, usize)> = Vec::new();
     for s in skipped {
+        match notes
+            .iter_mut()
+            .find(|(t, why, _, _)| *t == s.transport && *why == s.reason)
+        {
+            Some((_, _, labels, n)) => {
+                if !labels.contains(&s.label.as_str()) {
+                    labels.push(&s.label);
+                }
+                *n += 1;
+            }
+            None => notes.push((s.transport, &s.reason, vec![&s.label], 1)),
+        }
+    }
+    for (t, why, labels, n) in notes {
         out.push_str(&format!(
-            "skipped: {} over {} (size {}): {}\n",
-            s.label, s.transport, s.size, s.reason
+            "skipped: {n} run(s) over {t} ({}): {why}\n",
+            labels.join(", ")
         ));
     }
     out

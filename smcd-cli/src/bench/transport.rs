@@ -19,7 +19,7 @@ const CONNECT_LIMIT: Duration = Duration::from_secs(10);
 /// Name of the socket in the Unix-domain transport's directory.
 const UDS_NAME: &str = "bench.sock";
 /// Bytes between the cache lines an in-place reader touches.
-const LINE: usize = 64;
+const LINE_BYTES: usize = 64;
 
 /// How a process of one run reaches its peer.
 #[derive(Debug, Clone)]
@@ -194,7 +194,7 @@ impl Conn {
         let touch = |bytes: &[u8], fold: &mut u64| {
             let sum = bytes
                 .iter()
-                .step_by(LINE)
+                .step_by(LINE_BYTES)
                 .fold(0u64, |a, &b| a.wrapping_add(u64::from(b)));
             *fold = black_box(fold.wrapping_add(sum));
             bytes.len()

@@ -20,7 +20,7 @@ use super::transport::{Conn, Dialer, Listener};
 /// Connections of the fan-in workload.
 pub(crate) const FAN_IN_CONNS: usize = 64;
 /// Bytes of the throughput receiver's read buffer.
-const READ_BUF: usize = 64 * 1024;
+const READ_BUF_BYTES: usize = 64 * 1024;
 /// Untimed round trips between two looks at the clock (msg-rate).
 const ROUNDS_PER_CHECK: u64 = 16;
 /// Bytes a streaming sender writes between two looks at the clock, at least.
@@ -101,7 +101,7 @@ fn echo(c: &mut Conn, size: usize) -> io::Result<()> {
 /// `read`, as the transport's [`Conn::consume`]), then answer with their
 /// count (8 bytes, little endian).
 fn sink(c: &mut Conn) -> io::Result<()> {
-    let mut buf = vec![0; READ_BUF];
+    let mut buf = vec![0; READ_BUF_BYTES];
     let (mut total, mut fold) = (0u64, 0u64);
     loop {
         match c.consume(&mut buf, &mut fold) {
