@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
-use std::thread;
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::Error;
@@ -28,6 +28,8 @@ pub(crate) struct Peer {
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
     stderr: Arc<Mutex<String>>,
+    /// The thread collecting stderr (it ends when the child is gone).
+    stderr_reader: Option<JoinHandle<()>>,
     reaped: bool,
 }
 
@@ -57,9 +59,10 @@ impl Peer {
                 .map_err(no_thread)?;
         }
         let stderr = Arc::new(Mutex::new(String::new()));
+        let mut stderr_reader = None;
         if let Some(mut err) = child.stderr.take() {
             let sink = Arc::clone(&stderr);
-            thread::Builder::new()
+            let reader = thread::Builder::new()
                 .spawn(move || {
                     let mut buf = [0u8; 1024];
                     while let Ok(n) = err.read(&mut buf) {
@@ -80,6 +83,7 @@ impl Peer {
                     }
                 })
                 .map_err(no_thread)?;
+            stderr_reader = Some(reader);
         }
         Ok(Self {
             name,
@@ -87,6 +91,7 @@ impl Peer {
             stdin,
             lines,
             stderr,
+            stderr_reader,
             reaped: false,
         })
     }
@@ -97,7 +102,7 @@ impl Peer {
             Ok(line) => Ok(line),
             Err(RecvTimeoutError::Timeout) => {
                 self.kill();
-                Err(self.failed(&format!("printed nothing for {} s", limit.as_secs())))
+                Err(self.failed(&format!("printed nothing for {:.1} s", limit.as_secs_f64())))
             }
             Err(RecvTimeoutError::Disconnected) => {
                 // It closed stdout: it exited or is about to; say how.
@@ -139,7 +144,7 @@ impl Peer {
                 }
                 Ok(None) => {
                     self.kill();
-                    return format!("still running after {} s, killed", limit.as_secs());
+                    return format!("still running after {:.1} s, killed", limit.as_secs_f64());
                 }
                 Err(e) => {
                     self.kill();
@@ -157,10 +162,12 @@ impl Peer {
         }
     }
 
-    /// An error naming this peer, `what` happened, and its last stderr.
-    fn failed(&self, what: &str) -> Error {
-        // Give the stderr reader a moment to take the last bytes in.
-        thread::sleep(Duration::from_millis(20));
+    /// An error naming this peer, `what` happened, and its last stderr
+    /// (called once it was reaped: its stderr is then complete).
+    fn failed(&mut self, what: &str) -> Error {
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
+        }
         let stderr = self
             .stderr
             .lock()

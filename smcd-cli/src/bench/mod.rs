@@ -51,6 +51,8 @@ const WARMUP_MAX_SECS: f64 = 0.2;
 /// How long a peer may be late (starting, printing, exiting) before it is
 /// killed and the bench fails.
 const HANG_LIMIT: Duration = Duration::from_secs(30);
+/// How long a server may take to end once its client failed.
+const SERVER_AFTER_CLIENT_FAILED: Duration = Duration::from_millis(500);
 /// Message sizes of `--sweep`.
 const SWEEP_SIZES: [usize; 8] = [
     64,
@@ -83,6 +85,8 @@ pub(crate) enum Error {
     },
     /// A peer printed something that is not what it should.
     Output(String),
+    /// The client failed, and so did the server.
+    Both(Box<Error>, Box<Error>),
 }
 
 impl fmt::Display for Error {
@@ -97,6 +101,7 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
+            Self::Both(client, server) => write!(f, "{client}\n{server}"),
         }
     }
 }
@@ -194,7 +199,8 @@ fn run_inner(args: &BenchArgs) -> Result<(), Error> {
     let duration = args
         .duration
         .unwrap_or(if args.quick { QUICK_SECS } else { DEFAULT_SECS });
-    let warmup = (duration * WARMUP_SHARE).min(WARMUP_MAX_SECS);
+    // Whole milliseconds, so that the figure prints as it is meant.
+    let warmup = ((duration * WARMUP_SHARE).min(WARMUP_MAX_SECS) * 1e3).round() / 1e3;
     let host = Host::probe(args.wait, args.dmb_size, args.pin, duration, warmup);
     if args.pin && host.cores < 2 {
         return Err(Error::BadArgs(format!(
@@ -332,7 +338,17 @@ fn one_run(settings: &Settings, r: &Run, uds_dir: Option<&Path>) -> Result<Outco
     }
     let mut client = Peer::spawn(&settings.exe, &cargs, format!("client of {}", r.what()))?;
     let expected = Duration::from_secs_f64(host.duration + host.warmup);
-    let line = client.line(expected + HANG_LIMIT)?;
+    let line = match client.line(expected + HANG_LIMIT) {
+        Ok(line) => line,
+        Err(e) => {
+            // The client's failure may be the server's doing: say so too.
+            server.release();
+            return Err(match server.finish(SERVER_AFTER_CLIENT_FAILED) {
+                Ok(()) => e,
+                Err(s) => Error::Both(Box::new(e), Box::new(s)),
+            });
+        }
+    };
     client.finish(HANG_LIMIT)?;
     server.release();
     server.finish(HANG_LIMIT)?;
