@@ -188,15 +188,19 @@ impl Drop for Peer {
     }
 }
 
-/// Seconds of CPU time (user and system) of every child this process has
-/// reaped so far, from `/proc/self/stat` (`cutime`, `cstime`, in the
-/// kernel's fixed 100 ticks per second); `None` if it cannot be read.
-pub(crate) fn reaped_cpu_secs() -> Option<f64> {
+/// Clock ticks of CPU time (user and system) of every child this process
+/// has reaped so far, from `/proc/self/stat` (`cutime`, `cstime`); `None`
+/// if it cannot be read.
+pub(crate) fn reaped_cpu_ticks() -> Option<u64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the command name in parentheses, from field 3 on.
     let rest = stat.get(stat.rfind(')')? + 1..)?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
     // cutime and cstime are fields 16 and 17 of proc_pid_stat(5).
-    Some((ticks(13)? + ticks(14)?) as f64 / 100.0)
+    ticks(13)?.checked_add(ticks(14)?)
 }
+
+/// Clock ticks per second of `/proc` times (the kernel's `USER_HZ`, 100
+/// on every architecture Linux exports it for).
+pub(crate) const TICKS_PER_SEC: f64 = 100.0;

@@ -288,7 +288,7 @@ enum Outcome {
 /// Run `r`: the server process, then the client process; both reaped.
 fn one_run(settings: &Settings, r: &Run, uds_dir: Option<&Path>) -> Result<Outcome, Error> {
     let host = &settings.host;
-    let cpu_before = child::reaped_cpu_secs();
+    let cpu_before = child::reaped_cpu_ticks();
     let common = |role: &str| -> Vec<String> {
         let mut a: Vec<String> = [
             "bench-peer",
@@ -358,7 +358,9 @@ fn one_run(settings: &Settings, r: &Run, uds_dir: Option<&Path>) -> Result<Outco
             r.what()
         ))
     })?;
-    let cpu = cpu_before.zip(child::reaped_cpu_secs()).map(|(a, b)| b - a);
+    let cpu = cpu_before
+        .zip(child::reaped_cpu_ticks())
+        .map(|(a, b)| b.saturating_sub(a) as f64 / child::TICKS_PER_SEC);
     Ok(Outcome::Measured(measured, cpu))
 }
 
