@@ -132,7 +132,7 @@ pub(crate) enum Wait {
     Spin,
     /// Park on the doorbell at once, never spin.
     Park,
-    /// smcd-std's default: spin up to 50 µs (adapting), then park.
+    /// smcd-std's default: spin twice the typical wait plus 5 µs (at most 50 µs, none while the host has more runnable threads than cores), then park.
     Adaptive,
 }
 
@@ -151,7 +151,9 @@ impl Wait {
         match self {
             Self::Spin => "spin: blocked calls spin, never park",
             Self::Park => "park: blocked calls park on the doorbell at once",
-            Self::Adaptive => "adaptive: spin up to 50 us (adapting), then park",
+            Self::Adaptive => {
+                "adaptive: spin 2x the typical wait + 5 us (at most 50 us; none while runnable threads > cores), then park"
+            }
         }
     }
 }
