@@ -75,6 +75,10 @@ pub(crate) fn fig(v: f64) -> String {
         format!("{v:.1}")
     } else if a >= 1.0 {
         format!("{v:.2}")
+    } else if a > 0.0 {
+        // Three significant digits below 1 too (a ratio of 0.00240).
+        let decimals = (2.0 - a.log10().floor()).clamp(3.0, 9.0) as usize;
+        format!("{v:.decimals$}")
     } else {
         format!("{v:.3}")
     }
@@ -106,7 +110,10 @@ pub(crate) fn table(host: &Host, rows: &[Row], skipped: &[Skip]) -> String {
             r.workload.unit().into(),
             opt(r.measured.p99, fig),
             opt(r.measured.p999, fig),
-            opt(r.ratio, |x| format!("{x:.2}")),
+            opt(
+                r.ratio,
+                |x| if x < 1.0 { fig(x) } else { format!("{x:.2}") },
+            ),
             opt(r.cpu_s, |x| format!("{x:.2}")),
         ]);
     }
@@ -243,5 +250,7 @@ mod tests {
         assert_eq!(fig(68.61), "68.6");
         assert_eq!(fig(5.204), "5.20");
         assert_eq!(fig(0.1554), "0.155");
+        assert_eq!(fig(0.002404), "0.00240");
+        assert_eq!(fig(0.0), "0.000");
     }
 }
