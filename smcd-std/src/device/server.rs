@@ -26,7 +26,7 @@ pub enum PeerPolicy {
 }
 
 impl PeerPolicy {
-    fn admits(self, sock: &UnixStream) -> bool {
+    pub(super) fn admits(self, sock: &UnixStream) -> bool {
         match self {
             Self::AnyUser => true,
             Self::SameUser => rustix::net::sockopt::socket_peercred(sock)
@@ -61,7 +61,7 @@ fn serve(shared: &Shared, listener: &UnixListener, policy: PeerPolicy) {
 fn answer_one(shared: &Shared, sock: &UnixStream, policy: PeerPolicy) -> io::Result<()> {
     sock.set_read_timeout(Some(REQUEST_TIMEOUT))?;
     sock.set_write_timeout(Some(REQUEST_TIMEOUT))?;
-    let Some(req) = fetch::read_request(sock)? else {
+    let Some((req, offer)) = fetch::read_request(sock)? else {
         return fetch::answer(sock, Status::Malformed, &[]);
     };
     if !policy.admits(sock) {
@@ -72,7 +72,12 @@ fn answer_one(shared: &Shared, sock: &UnixStream, policy: PeerPolicy) -> io::Res
     match st.own.get_mut(&req.token.0) {
         Some(e) if !e.handed_out && e.map.region().len() as u64 == req.len => {
             e.handed_out = true;
-            fetch::answer(sock, Status::Granted, &[e.fd.as_fd(), e.bell.as_fd()])
+            fetch::answer(sock, Status::Granted, &[e.fd.as_fd(), e.bell.as_fd()])?;
+            st.granted += 1;
+            if let Some(o) = offer {
+                st.keep_offer(req.from, o);
+            }
+            Ok(())
         }
         _ => {
             drop(st);
