@@ -503,6 +503,10 @@ impl SmcStream {
                         s.ep.connection()
                             .and_then(|c| s.ep.host().device().bell(c.own_token()));
                 }
+                if s.ep.is_handshaking() {
+                    // The peer's fetch of our DMB is answered here, at once.
+                    s.ep.host().device().serve_pending();
+                }
                 drop(s);
                 // Spinning looks at shared memory only, and at the stream
                 // (a system call) once per `FULL_LOOK_EVERY`.

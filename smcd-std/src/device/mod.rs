@@ -22,7 +22,7 @@ mod state;
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -52,6 +52,9 @@ struct Shared {
     place: Place,
     /// Who may obtain our DMBs (and so who we offer ours to).
     policy: PeerPolicy,
+    /// The device socket (non-blocking): served by the device thread, and
+    /// by any of our threads that spins in a handshake.
+    listener: UnixListener,
     state: Mutex<State>,
 }
 
@@ -82,13 +85,15 @@ impl StdDevice {
     /// The device socket could not be bound or its thread not started.
     pub fn start(place: Place, policy: PeerPolicy) -> io::Result<Self> {
         let gid = Gid::new(rand::random::<u64>() | 1, rand::random::<u64>());
+        let listener = server::bind(&place, gid)?;
         let shared = Arc::new(Shared {
             gid,
             place,
             policy,
+            listener,
             state: Mutex::new(State::default()),
         });
-        server::start(Arc::clone(&shared), policy)?;
+        server::start(Arc::clone(&shared))?;
         Ok(Self {
             shared,
             nocopy: true,
@@ -107,6 +112,13 @@ impl StdDevice {
     /// Where this device's and its peers' sockets live.
     pub fn place(&self) -> &Place {
         &self.shared.place
+    }
+
+    /// Answer a request waiting on the device socket, if there is one (a
+    /// thread spinning in a handshake calls this: the peer's fetch is then
+    /// answered at once rather than after the device thread woke up).
+    pub fn serve_pending(&self) {
+        server::serve_pending(&self.shared);
     }
 
     /// The doorbell of our DMB `own`, for a waiter.
