@@ -36,7 +36,10 @@ pub(crate) const REQUEST_BYTES: usize = 40;
 /// Bytes of the offer behind a request that carries one.
 const OFFER_BYTES: usize = 16;
 
-/// Byte 5 of a request: an offer follows.
+/// Where a request keeps its flags (byte 5 says what it asks for).
+const FLAGS_AT: usize = 6;
+
+/// Flag of a request: an offer follows.
 const FLAG_OFFER: u8 = 1;
 
 /// "Here is my DMB `token` of `len` bytes, for the same connection" (its
@@ -210,7 +213,7 @@ pub(crate) fn ask(
 fn send_with_offer(sock: &UnixStream, req: Request, offer: OwnOffer<'_>) -> io::Result<()> {
     let mut b = [0u8; REQUEST_BYTES + OFFER_BYTES];
     b[..REQUEST_BYTES].copy_from_slice(&req.to_bytes());
-    b[5] = FLAG_OFFER;
+    b[FLAGS_AT] |= FLAG_OFFER;
     b[REQUEST_BYTES..REQUEST_BYTES + 8].copy_from_slice(&offer.token.0.to_le_bytes());
     b[REQUEST_BYTES + 8..].copy_from_slice(&offer.len.to_le_bytes());
     let fds = [offer.memfd, offer.bell];
@@ -253,7 +256,7 @@ pub(crate) fn read_request(sock: &UnixStream) -> io::Result<Option<(Request, Opt
     let Some(req) = Request::parse(head) else {
         return Ok(None);
     };
-    if head[5] != FLAG_OFFER {
+    if head[FLAGS_AT] & FLAG_OFFER == 0 {
         return Ok(Some((req, None)));
     }
     let mut tail = [0u8; OFFER_BYTES];
@@ -362,7 +365,7 @@ mod tests {
         // The offer flag, but no fds and a zero token.
         let mut bytes = [0u8; REQUEST_BYTES + OFFER_BYTES];
         bytes[..REQUEST_BYTES].copy_from_slice(&req.to_bytes());
-        bytes[5] = FLAG_OFFER;
+        bytes[FLAGS_AT] |= FLAG_OFFER;
         (&a).write_all(&bytes).unwrap();
         let (got, offer) = read_request(&b).unwrap().unwrap();
         assert_eq!(got, req);
