@@ -1,7 +1,11 @@
 //! Command-line syntax of `smcd`.
 
+use std::path::PathBuf;
+
 use clap::{Args, Parser, Subcommand};
 
+use crate::bench::peer::Role;
+use crate::bench::{Transport, Wait, Workload};
 use crate::net::{Addr, parse_bytes, parse_dmb_size};
 
 /// SMC-D (Shared Memory Communications - Direct) tools.
@@ -37,6 +41,15 @@ pub(crate) enum Command {
     /// shim, like smc-tools' smc_run).
     #[command(after_help = RUN_HELP)]
     Run(RunArgs),
+    /// Measure message rate, latency, throughput, connection rate and
+    /// fan-in over TCP, Unix sockets, SMC-D (copy, nocopy) and a raw
+    /// shared-memory ring, each endpoint in its own process, and print the
+    /// figures with their ratio to TCP.
+    #[command(after_help = BENCH_HELP)]
+    Bench(BenchArgs),
+    /// One endpoint process of a `smcd bench` run (started by `smcd bench`).
+    #[command(hide = true)]
+    BenchPeer(PeerArgs),
 }
 
 /// `smcd run`
@@ -130,6 +143,96 @@ pub(crate) struct ChkArgs {
     pub(crate) timeout: f64,
     #[command(flatten)]
     pub(crate) smc: SmcArgs,
+}
+
+/// `smcd bench`
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// About 0.3 s per run (the whole default plan in well under 30 s).
+    #[arg(long)]
+    pub(crate) quick: bool,
+    /// Run only these workloads (repeat the option or give a comma list).
+    #[arg(long, value_name = "WORKLOAD", value_enum, value_delimiter = ',')]
+    pub(crate) only: Vec<Workload>,
+    /// The transports to run, comma-separated.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "tcp,uds,smc-d-copy,smc-d-nocopy,raw"
+    )]
+    pub(crate) transports: Vec<Transport>,
+    /// Also run throughput and latency for message sizes 64 B … 1 MiB.
+    #[arg(long)]
+    pub(crate) sweep: bool,
+    /// Pin the server process to CPU 0 and the client process to CPU 1.
+    #[arg(long)]
+    pub(crate) pin: bool,
+    /// How a blocked SMC-D call waits.
+    #[arg(long, value_name = "POLICY", value_enum, default_value = "adaptive")]
+    pub(crate) wait: Wait,
+    /// Size of each SMC-D receive buffer (DMB), 16K … 1M.
+    #[arg(long, value_name = "N", default_value = "1M", value_parser = parse_dmb_size)]
+    pub(crate) dmb_size: usize,
+    /// Seconds measured per run [default: 2, with --quick 0.3].
+    #[arg(long, value_name = "SECS", value_parser = parse_run_secs, conflicts_with = "quick")]
+    pub(crate) duration: Option<f64>,
+    /// Also draw the results into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub(crate) plot: Option<PathBuf>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `smcd bench-peer` (hidden; its arguments are written by `smcd bench`)
+#[derive(Debug, Args)]
+pub(crate) struct PeerArgs {
+    #[arg(value_enum)]
+    pub(crate) role: Role,
+    #[arg(long, value_enum)]
+    pub(crate) workload: Workload,
+    #[arg(long, value_enum)]
+    pub(crate) transport: Transport,
+    /// Message or write size in bytes.
+    #[arg(long, value_parser = parse_size)]
+    pub(crate) size: usize,
+    #[arg(long, value_parser = parse_dmb_size)]
+    pub(crate) dmb_size: usize,
+    #[arg(long, value_enum)]
+    pub(crate) wait: Wait,
+    /// Pin this process to this CPU.
+    #[arg(long)]
+    pub(crate) cpu: Option<usize>,
+    /// Client: the server's address.
+    #[arg(long)]
+    pub(crate) addr: Option<String>,
+    /// Client: seconds measured.
+    #[arg(long, default_value = "1")]
+    pub(crate) duration: f64,
+    /// Client: seconds of warm-up before (ping-pong and connect).
+    #[arg(long, default_value = "0")]
+    pub(crate) warmup: f64,
+    /// Server over uds: the directory of the socket.
+    #[arg(long)]
+    pub(crate) uds_dir: Option<PathBuf>,
+}
+
+/// Seconds per bench run: (0, 600].
+fn parse_run_secs(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 600.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds in (0, 600]")),
+    }
+}
+
+/// A message size: 1 byte … 16 MiB.
+fn parse_size(s: &str) -> Result<usize, String> {
+    match parse_bytes(s)? {
+        n @ 1..=0x100_0000 => usize::try_from(n).map_err(|_| "too large".into()),
+        n => Err(format!("{n} is not a message size in 1 … 16M")),
+    }
 }
 
 /// A stream count, 1 … 1000.
@@ -243,3 +346,64 @@ Example:
 
 Exit status: 0 when SMC-D is used, 1 when plain TCP is used, 2 on an error
 (connect refused or timed out, handshake failed, bad arguments).";
+
+const BENCH_HELP: &str = "\
+Each run is two processes of this executable, a server and a client (a
+hidden subcommand), one run after the other; this process only starts them,
+collects the client's figures and prints them. Servers listen on 127.0.0.1.
+
+Workloads (--only):
+  msg-rate    100 B request, 100 B response, one at a time: round trips/s
+  latency     14 B ping-pong, every round trip timed: median, p99, p99.9 (us)
+  throughput  64000 B writes for the duration, then EOF; the receiver counts
+              the bytes and sends the count back: MB/s (1e6 B/s) received
+  connect     connect, one 100 B round trip, close: connections/s
+  fan-in      64 connections (a thread each) streaming 64000 B writes to one
+              server (a thread per connection): MB/s of all together
+  --sweep     also throughput and latency at 64 B, 256, 1K, 4K, 16K, 64K,
+              256K and 1 MiB (rows sweep-throughput, sweep-latency)
+msg-rate, latency and connect run a warm-up (a tenth of the duration, at
+most 0.2 s) before the measurement.
+
+Transports (--transports):
+  tcp           127.0.0.1, TCP_NODELAY on both ends, blocking sockets
+  uds           Unix-domain stream socket in a private temporary directory
+  smc-d-copy    smcd-std SMC-D, copy mode (the sender copies through the
+                device); the receiver read()s into a 64 KiB buffer
+  smc-d-nocopy  smcd-std SMC-D, nocopy mode (the sender writes the peer's
+                buffer in place); the throughput receiver reads in place
+  raw           a raw shared-memory ring that always spins: the reference of
+                what shared memory allows (msg-rate, latency, throughput)
+A run over smc-d-* whose connection falls back to TCP is an error. The
+throughput receivers of tcp, uds and smc-d-copy read() into a 64 KiB buffer;
+those of smc-d-nocopy and raw read the bytes in place, loading one byte of
+every 64-byte cache line.
+
+Options:
+  --wait spin|park|adaptive  how a blocked SMC-D call waits: spin forever,
+      park on the doorbell at once, or smcd-std's default (spin up to 50 us,
+      adapting, then park); tcp and uds block in the kernel, raw spins
+  --dmb-size N   SMC-D receive buffer size, 16K ... 1M (default 1M)
+  --pin          server process on CPU 0, client process on CPU 1
+  --duration S   seconds measured per run (default 2: the default plan of 23
+                 runs takes well under a minute); --quick: 0.3 s
+  --plot F.svg   bar chart of the ratios to TCP (and the sweep curves)
+  --json         {\"host\": {...}, \"results\": [{\"workload\", \"transport\",
+                 \"size\", \"unit\", \"value\", \"p99\", \"p999\", \"ratio_to_tcp\",
+                 \"cpu_s\", ...}], \"skipped\": [...]} instead of the table
+
+Output: the host (CPU, online cores, kernel, load), the settings, then one
+row per run: value (round trips/s, median us, MB/s, connections/s, MB/s),
+p99 and p99.9 (latency), x tcp (value over TCP's in this run; for latency
+below 1 is better) and the CPU seconds of both processes. A progress bar is
+drawn on stderr when it is a terminal.
+
+Examples:
+  smcd bench
+  smcd bench --quick --json
+  smcd bench --only latency,msg-rate --transports tcp,smc-d-nocopy --wait spin --pin
+  smcd bench --sweep --plot bench.svg
+
+Exit status: 0 when every run succeeded; 1 when a run failed (a peer
+process failed, hung for more than 30 s, or an SMC-D connection fell back to
+TCP); 2 on bad arguments.";

@@ -3,13 +3,15 @@
 //! `smcd clc decode` and `smcd clc encode` translate CLC handshake messages
 //! between bytes (as hex) and the JSON schema of the protocol's field names.
 //! `smcd echo-server`, `smcd echo-client` and `smcd chk` run SMC-D between
-//! processes of this host through `smcd-std`.
+//! processes of this host through `smcd-std`; `smcd bench` measures them
+//! against TCP, Unix sockets and a raw shared-memory ring.
 //!
 //! Exit status of `smcd clc`: 0 on success, 2 on input that is not valid (bad
 //! hex, a malformed CLC message, bad JSON), 1 on an I/O failure. The other
 //! commands document theirs in their help and in `docs/cli.md`.
 
 mod args;
+mod bench;
 mod clc;
 mod hex;
 mod input;
@@ -54,6 +56,8 @@ fn main() -> ExitCode {
         Command::EchoClient(args) => return net::echo_client::run(&args),
         Command::Chk(args) => return net::chk::run(&args),
         Command::Run(args) => return run::run(&args),
+        Command::Bench(args) => return bench::run(&args),
+        Command::BenchPeer(args) => return bench::peer::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -111,6 +111,34 @@ fn peer_stream_eof_without_close_flag_aborts_the_connection() {
 }
 
 #[test]
+fn poll_shared_takes_in_the_peer_header_but_leaves_the_stream_alone() {
+    let dev = FakeDev::new(true);
+    let fx = Fixture::new(&dev, config());
+    let (mut a, _) = fx.pipe.ends();
+    let (mut client, mut server) = fx.pair();
+    // Outside SMC-D there is nothing to take in.
+    assert_eq!(server.poll_shared(), Ok(false));
+    drive(&mut client, &mut server, 0);
+    assert!(server.transport().is_smcd());
+
+    assert_eq!(server.poll_shared(), Ok(false));
+    client.send(b"news").unwrap();
+    assert_eq!(server.poll_shared(), Ok(true));
+    let mut buf = [0u8; 8];
+    assert_eq!(server.recv(&mut buf), Ok(4));
+
+    // The client's TCP connection ends: only `poll` looks at the stream.
+    a.shutdown().unwrap();
+    assert_eq!(server.poll_shared(), Ok(false));
+    assert_eq!(server.connection().unwrap().error(), None);
+    assert_eq!(server.poll(1), Ok(true));
+    assert_eq!(
+        server.connection().unwrap().error(),
+        Some(ConnError::Aborted)
+    );
+}
+
+#[test]
 fn peer_shutdown_then_eof_is_an_orderly_end() {
     let dev = FakeDev::new(false);
     let fx = Fixture::new(&dev, config());

@@ -139,7 +139,10 @@ impl SmcConfig {
         self
     }
 
-    /// How long a blocked call spins before it parks (default 50 µs).
+    /// How long a blocked call spins at most before it parks (default
+    /// 50 µs). Within it the budget adapts to twice the typical wait that
+    /// spinning met, plus 5 µs; `Duration::ZERO` parks at once, and a
+    /// budget of an hour or more (`Duration::MAX`) spins and never parks.
     #[must_use]
     pub fn spin(mut self, budget: Duration) -> Self {
         self.spin = budget;

@@ -63,13 +63,24 @@ impl SmcConfig {
         }
         let host = self.host()?;
         let dev = host.device();
-        let sock = bound_socket(addr)?;
-        let local = rustix::net::getsockname(&sock)?;
-        let port = SocketAddr::try_from(local)
-            .map(|a| a.port())
-            .map_err(|_| io::ErrorKind::InvalidData)?;
-        let announced = rendezvous::announce(dev.place(), addr, port, dev.local_gid());
-        let tcp = finish_connect(sock, addr, deadline)?;
+        let mut draws = 0;
+        let (tcp, announced) = loop {
+            let sock = bound_socket(addr)?;
+            let local = rustix::net::getsockname(&sock)?;
+            let port = SocketAddr::try_from(local)
+                .map(|a| a.port())
+                .map_err(|_| io::ErrorKind::InvalidData)?;
+            let announced = rendezvous::announce(dev.place(), addr, port, dev.local_gid());
+            match finish_connect(sock, addr, deadline) {
+                Ok(tcp) => break (tcp, announced),
+                // The drawn port has a connection to `addr` already (its
+                // announcement expires unused at the listener).
+                Err(e) if e.kind() == io::ErrorKind::AddrNotAvailable && draws < PORT_DRAWS => {
+                    draws += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         if !announced {
             return Ok(SmcStream::plain(tcp, TcpReason::NoSmcPeer));
         }
@@ -89,14 +100,50 @@ impl SmcConfig {
 
 /// A TCP socket for `dest`'s family, bound to an ephemeral port (so the
 /// port is known before the SYN).
+///
+/// The port is drawn here, with `SO_REUSEADDR`, rather than by binding port
+/// 0: the kernel's search for a port 0 checks each candidate against every
+/// socket on it, TIME_WAIT ones included, which made short-lived
+/// connections cost milliseconds of CPU once thousands had closed. A drawn
+/// port is checked once, and connect still refuses a 4-tuple in use.
 fn bound_socket(dest: SocketAddr) -> io::Result<OwnedFd> {
     let (family, any) = match dest {
         SocketAddr::V4(_) => (AddressFamily::INET, SocketAddr::from(([0, 0, 0, 0], 0))),
         SocketAddr::V6(_) => (AddressFamily::INET6, SocketAddr::from(([0u16; 8], 0))),
     };
     let sock = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
+    rustix::net::sockopt::set_socket_reuseaddr(&sock, true)?;
+    let (low, high) = ephemeral_ports();
+    for _ in 0..PORT_DRAWS {
+        let mut at = any;
+        at.set_port(rand::random_range(low..=high));
+        match rustix::net::bind(&sock, &at) {
+            Ok(()) => return Ok(sock),
+            Err(rustix::io::Errno::ADDRINUSE) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     rustix::net::bind(&sock, &any)?;
     Ok(sock)
+}
+
+/// Ports [`bound_socket`] draws before it lets the kernel choose.
+const PORT_DRAWS: usize = 16;
+
+/// The kernel's ephemeral port range (`ip_local_port_range`).
+fn ephemeral_ports() -> (u16, u16) {
+    static RANGE: std::sync::OnceLock<(u16, u16)> = std::sync::OnceLock::new();
+    *RANGE.get_or_init(|| {
+        let read = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range");
+        let mut it = read
+            .iter()
+            .flat_map(|s| s.split_whitespace())
+            .map(str::parse::<u16>);
+        match (it.next(), it.next()) {
+            (Some(Ok(low)), Some(Ok(high))) if low > 0 && low <= high => (low, high),
+            _ => (32768, 60999),
+        }
+    })
 }
 
 /// Connect `sock` to `dest`, by `deadline` if there is one.

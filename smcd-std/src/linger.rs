@@ -38,11 +38,15 @@ fn lingering() -> &'static Lingering {
 pub(crate) fn keep(ep: StdEndpoint) {
     let l = lingering();
     let deadline = Instant::now() + Duration::from_millis(CLOSE_WAIT_MS);
-    l.endpoints
+    let mut eps = l
+        .endpoints
         .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .push((deadline, ep));
-    l.work.notify_one();
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    eps.push((deadline, ep));
+    // A thread with endpoints to poll wakes up by itself within a tick.
+    if eps.len() == 1 {
+        l.work.notify_one();
+    }
 }
 
 fn run(l: &Lingering) {

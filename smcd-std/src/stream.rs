@@ -136,8 +136,9 @@ struct Inner {
     mode: Mode,
     opts: Mutex<Opts>,
     spin: Duration,
-    /// The spin budget now, in nanoseconds (adapts between 0 and `spin`).
-    spin_now: AtomicU64,
+    /// How long a wait that ended while spinning typically takes, in
+    /// nanoseconds (a moving average): the spin budget follows it.
+    spin_typical: AtomicU64,
     /// Whether a thread sleeps on the doorbell now: one thread at a time
     /// polls it (and drains it); the others of this stream wait on `woken`.
     parked: Mutex<bool>,
@@ -233,7 +234,9 @@ impl SmcStream {
                 mode,
                 opts: Mutex::new(Opts::default()),
                 spin,
-                spin_now: AtomicU64::new(u64::try_from(spin.as_nanos()).unwrap_or(u64::MAX)),
+                spin_typical: AtomicU64::new(
+                    u64::try_from(spin.as_nanos() / 2).unwrap_or(u64::MAX),
+                ),
                 parked: Mutex::new(false),
                 woken: Condvar::new(),
                 ready_fd: OnceLock::new(),
@@ -446,39 +449,54 @@ impl SmcStream {
             Dir::Read => opts.read_timeout,
             Dir::Write => opts.write_timeout,
         };
-        let start = Instant::now();
-        let deadline = timeout.map(|t| start + t);
-        let spin = Duration::from_nanos(self.inner.spin_now.load(Ordering::Relaxed));
+        // The clock is read only once the first attempt would block.
+        let mut start: Option<(Instant, Option<Instant>)> = None;
+        let spin = self.spin_budget();
+        let mut look = Look::Shared;
+        let mut last_full: Option<Instant> = None;
         let mut waited = false;
         let mut parked_once = false;
+        let mut round: u32 = 0;
         loop {
             let mut s = lock(m);
-            let first = attempt(&mut s, &mut op);
+            let first = attempt(&mut s, &mut op, look);
             self.sync_ready(&mut s, dir, &first);
             if let Some(v) = first? {
-                if waited && !parked_once {
-                    self.spin_paid_off(true);
+                if let Some((begun, _)) = start {
+                    if !parked_once {
+                        self.spin_met(begun.elapsed());
+                    }
                 }
                 return Ok(v);
             }
-            if opts.nonblocking || deadline.is_some_and(|d| Instant::now() >= d) {
+            round = round.wrapping_add(1);
+            if start.is_some() && look == Look::Shared && round % CLOCK_EVERY_ROUNDS != 0 {
+                // Spinning: the clock is read every few rounds only.
+                drop(s);
+                std::hint::spin_loop();
+                continue;
+            }
+            let now = Instant::now();
+            let (begun, deadline) = *start.get_or_insert((now, timeout.map(|t| now + t)));
+            if opts.nonblocking || deadline.is_some_and(|d| now >= d) {
                 // A readiness fd must not stay readable without cause, nor
-                // lose a ring: drain, then look once more.
+                // lose a ring: drain, then look once more, at the stream too.
                 // (Edge-triggered watchers keep every ring: no drain.)
                 let drain = !(opts.nonblocking && opts.edge);
-                if let Some(b) = s.ready.as_ref().and_then(|r| r.bell.clone()) {
-                    if drain {
-                        s.news |= drain_rings(&b);
-                    }
-                    let again = attempt(&mut s, &mut op);
-                    self.sync_ready(&mut s, dir, &again);
-                    if drain && std::mem::take(&mut s.news) {
+                let bell = s.ready.as_ref().and_then(|r| r.bell.clone());
+                if let Some(b) = bell.as_ref().filter(|_| drain) {
+                    s.news |= drain_rings(b);
+                }
+                let again = attempt(&mut s, &mut op, Look::Full);
+                self.sync_ready(&mut s, dir, &again);
+                if let Some(b) = bell.as_ref().filter(|_| drain) {
+                    if std::mem::take(&mut s.news) {
                         // Announce it again for whoever else waits.
-                        let _ = rustix::io::write(&b, &SELF_RING.to_ne_bytes());
+                        let _ = rustix::io::write(b, &SELF_RING.to_ne_bytes());
                     }
-                    if let Some(v) = again? {
-                        return Ok(v);
-                    }
+                }
+                if let Some(v) = again? {
+                    return Ok(v);
                 }
                 return Err(io::ErrorKind::WouldBlock.into());
             }
@@ -486,15 +504,21 @@ impl SmcStream {
                 crate::stats::buffer_full();
             }
             waited = true;
-            if start.elapsed() < spin {
+            if now.duration_since(begun) < spin {
                 drop(s);
+                // Spinning looks at shared memory only, and at the stream
+                // (a system call) once per `FULL_LOOK_EVERY`.
+                let since = *last_full.get_or_insert(now);
+                look = if now.duration_since(since) >= FULL_LOOK_EVERY {
+                    last_full = Some(now);
+                    Look::Full
+                } else {
+                    Look::Shared
+                };
                 std::hint::spin_loop();
                 continue;
             }
-            if !parked_once {
-                parked_once = true;
-                self.spin_paid_off(false);
-            }
+            parked_once = true;
             if s.bell.is_none() {
                 s.bell =
                     s.ep.connection()
@@ -541,7 +565,7 @@ impl SmcStream {
                 b.arm();
             }
             let moved = s.ep.poll(now_ms()).unwrap_or(true);
-            let again = attempt(&mut s, &mut op);
+            let again = attempt(&mut s, &mut op, Look::Shared);
             if moved || !matches!(again, Ok(None)) {
                 if let Some(b) = &s.bell {
                     b.disarm();
@@ -633,19 +657,36 @@ impl SmcStream {
             .ok_or(io::ErrorKind::Other.into())
     }
 
-    /// Adapt the spin budget: a wait that ended while spinning doubles it
-    /// (up to the configured budget), one that had to park halves it — so a
-    /// peer that answers in microseconds is met spinning, and a peer that
-    /// needs this core to make progress is not starved by our spinning.
-    fn spin_paid_off(&self, paid: bool) {
-        let max = u64::try_from(self.inner.spin.as_nanos()).unwrap_or(u64::MAX);
-        let now = self.inner.spin_now.load(Ordering::Relaxed);
-        let next = if paid {
-            now.saturating_mul(2).saturating_add(SPIN_STEP_NS).min(max)
-        } else {
-            now / 2
-        };
-        self.inner.spin_now.store(next, Ordering::Relaxed);
+    /// How long a blocked call spins before it parks: twice the typical
+    /// wait that spinning met, plus a floor, within the configured budget
+    /// (like an adaptive mutex), and none while the cores are shared with
+    /// other work ([`cores_free`](crate::wait::cores_free)). A peer that answers in a microsecond is
+    /// met spinning; when it does not answer soon — it is idle, or
+    /// descheduled because the cores are shared — the call parks after a
+    /// short spin instead of burning the core the peer may need. Parked
+    /// waits do not shrink the budget: one slow answer must not turn a
+    /// quick peer into a parked one (on both sides, since each park slows
+    /// the other side's next wait).
+    fn spin_budget(&self) -> Duration {
+        let max = self.inner.spin;
+        if max >= SPIN_FOREVER {
+            return max;
+        }
+        if !crate::wait::cores_free() {
+            return Duration::ZERO;
+        }
+        let typical = self.inner.spin_typical.load(Ordering::Relaxed);
+        let budget = typical.saturating_mul(2).saturating_add(SPIN_FLOOR_NS);
+        Duration::from_nanos(budget).min(max)
+    }
+
+    /// A wait of `waited` ended while spinning: update the typical wait.
+    fn spin_met(&self, waited: Duration) {
+        let w = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+        let t = self.inner.spin_typical.load(Ordering::Relaxed);
+        // A moving average with weight 1/4 for the newest wait.
+        let next = t - t / 4 + w / 4;
+        self.inner.spin_typical.store(next, Ordering::Relaxed);
     }
 
     /// This thread no longer sleeps for the stream: wake the others.
@@ -808,9 +849,11 @@ impl SmcStream {
     }
 }
 
-/// What a successful spin adds to the budget at least (so that a budget
-/// that fell to zero can grow again).
-const SPIN_STEP_NS: u64 = 1_000;
+/// What a spin budget adds to twice the typical wait.
+const SPIN_FLOOR_NS: u64 = 5_000;
+
+/// A configured spin budget this long means: never park (`--wait spin`).
+const SPIN_FOREVER: Duration = Duration::from_secs(3600);
 
 /// What a stream adds to its own doorbell to announce news again (a peer
 /// adds 1 per ring).
@@ -858,13 +901,34 @@ fn std_transport(t: EpTransport) -> Option<Transport> {
     }
 }
 
+/// How much of the endpoint an attempt looks at before it tries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Look {
+    /// Over SMC-D only the shared memory (no system call); otherwise all.
+    Shared,
+    /// Everything: the TCP stream (its end, CLC input), timers, memory.
+    Full,
+}
+
+/// A spinning call reads the clock once per this many attempts.
+const CLOCK_EVERY_ROUNDS: u32 = 16;
+
+/// How often a spinning call looks at the TCP stream too.
+const FULL_LOOK_EVERY: Duration = Duration::from_millis(1);
+
 /// Poll the endpoint and try `op` once: `Ok(None)` when it would block.
 fn attempt<T>(
     s: &mut Smc,
     op: &mut impl FnMut(&mut Smc) -> Result<T, EndpointError>,
+    look: Look,
 ) -> io::Result<Option<T>> {
     // A failure is reported by the call itself (sticky), with its context.
-    s.news |= s.ep.poll(now_ms()).unwrap_or(true);
+    let moved = if look == Look::Shared && s.counted && s.ep.connection().is_some() {
+        s.ep.poll_shared()
+    } else {
+        s.ep.poll(now_ms())
+    };
+    s.news |= moved.unwrap_or(true);
     if !s.counted && !s.ep.is_handshaking() {
         s.counted = true;
         match std_transport(s.ep.transport()) {

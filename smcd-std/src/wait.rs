@@ -2,6 +2,7 @@
 //! the DMB's doorbell and the TCP socket.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec};
@@ -59,4 +60,46 @@ pub(crate) fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Durat
 /// The remaining time until `deadline`, `Some(0)` once it passed.
 pub(crate) fn until(deadline: Option<Instant>) -> Option<Duration> {
     deadline.map(|d| d.saturating_duration_since(Instant::now()))
+}
+
+/// Whether a core is free for spinning: the host has no more runnable
+/// threads than cores (the caller and a spinning peer included). When the
+/// cores are shared with other work, a spinning thread only delays its own
+/// wake-up (the scheduler favours threads that slept), so a waiter then
+/// parks at once. Read from `/proc/loadavg` at most once per
+/// [`LOAD_CHECK_EVERY_MS`] per process; `true` when it cannot be read.
+pub(crate) fn cores_free() -> bool {
+    static CHECKED_MS: AtomicU64 = AtomicU64::new(u64::MAX);
+    static FREE: AtomicBool = AtomicBool::new(true);
+    let now = now_ms();
+    let last = CHECKED_MS.load(Ordering::Relaxed);
+    let due = last == u64::MAX || now.saturating_sub(last) >= LOAD_CHECK_EVERY_MS;
+    if due
+        && CHECKED_MS
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        FREE.store(
+            runnable_now().is_none_or(|r| r <= cores()),
+            Ordering::Relaxed,
+        );
+    }
+    FREE.load(Ordering::Relaxed)
+}
+
+/// How often [`cores_free`] looks at the host's load, in milliseconds.
+const LOAD_CHECK_EVERY_MS: u64 = 10;
+
+/// The threads of the host that are runnable now (the first half of the
+/// fourth field of `/proc/loadavg`, "runnable/total").
+fn runnable_now() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let field = text.split_whitespace().nth(3)?;
+    field.split('/').next()?.parse().ok()
+}
+
+/// The cores this process may run on.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
 }

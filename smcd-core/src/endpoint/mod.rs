@@ -411,7 +411,26 @@ impl<H: HostRef, S: ByteStream> Endpoint<H, S> {
         }
     }
 
-    fn poll_smc(&mut self) -> Result<bool, EndpointError> {
+    /// Take in what the peer wrote to shared memory since the last poll,
+    /// without touching the stream: no CLC, no timer, and on a host stream
+    /// no system call. A driver that spins on the connection calls this
+    /// between attempts, and [`poll`](Self::poll) before it sleeps (only
+    /// `poll` learns of the stream's end, e.g. a peer that died).
+    ///
+    /// Returns whether anything changed; `Ok(false)` outside SMC-D.
+    ///
+    /// # Errors
+    ///
+    /// [`EndpointError::Conn`] when the peer's header was invalid (the
+    /// connection is aborted).
+    pub fn poll_shared(&mut self) -> Result<bool, EndpointError> {
+        let progress = self.take_signal();
+        self.release_if_done();
+        progress
+    }
+
+    /// Process the peer's CDC header; whether the connection moved.
+    fn take_signal(&mut self) -> Result<bool, EndpointError> {
         let dev = self.host.device();
         let Phase::Smc {
             conn: Some(conn), ..
@@ -421,7 +440,20 @@ impl<H: HostRef, S: ByteStream> Endpoint<H, S> {
         };
         let before = Progress::of(conn);
         let signalled = conn.handle_signal(dev);
-        let mut progress = Progress::of(conn) != before;
+        let progress = Progress::of(conn) != before;
+        signalled.map(|()| progress).map_err(EndpointError::conn)
+    }
+
+    fn poll_smc(&mut self) -> Result<bool, EndpointError> {
+        let signalled = self.take_signal();
+        let dev = self.host.device();
+        let Phase::Smc {
+            conn: Some(conn), ..
+        } = &mut self.phase
+        else {
+            return signalled;
+        };
+        let mut progress = *signalled.as_ref().unwrap_or(&true);
         // The stream is checked only when the connection is idle: it should
         // carry nothing while SMC-D runs, and reading it may cost a syscall.
         if !progress && !self.stream_ended {
@@ -443,7 +475,7 @@ impl<H: HostRef, S: ByteStream> Endpoint<H, S> {
             }
         }
         self.release_if_done();
-        signalled.map(|()| progress).map_err(EndpointError::conn)
+        signalled.map(|_| progress)
     }
 
     /// Once the application closed and the connection reached `Closed`,

@@ -11,6 +11,7 @@ use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
 
 use rustix::net::{
     RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
@@ -115,6 +116,9 @@ pub(crate) fn answer(sock: &UnixStream, status: Status, fds: &[BorrowedFd<'_>]) 
     Ok(())
 }
 
+/// How long [`ask`] spins for the answer before it sleeps.
+const ANSWER_SPIN: Duration = Duration::from_micros(200);
+
 /// Ask over `sock` for the DMB of `req`: its memfd and eventfd, or the status
 /// that refused them.
 pub(crate) fn ask(
@@ -125,12 +129,24 @@ pub(crate) fn ask(
     let mut status = [0u8; 4];
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
-    let got = rustix::net::recvmsg(
-        sock.as_fd(),
-        &mut [IoSliceMut::new(&mut status)],
-        &mut control,
-        RecvFlags::CMSG_CLOEXEC,
-    )?;
+    // The answer takes the peer's device thread a few microseconds: wait
+    // for it spinning first, since sleeping costs a wake-up on top.
+    let spin_until = Instant::now() + ANSWER_SPIN;
+    let got = loop {
+        let flags = match Instant::now() < spin_until {
+            true => RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT,
+            false => RecvFlags::CMSG_CLOEXEC,
+        };
+        match rustix::net::recvmsg(
+            sock.as_fd(),
+            &mut [IoSliceMut::new(&mut status)],
+            &mut control,
+            flags,
+        ) {
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => std::hint::spin_loop(),
+            r => break r?,
+        }
+    };
     let mut fds: Vec<OwnedFd> = Vec::new();
     for msg in control.drain() {
         if let RecvAncillaryMessage::ScmRights(received) = msg {

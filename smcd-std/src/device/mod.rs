@@ -121,12 +121,18 @@ impl StdDevice {
         self.shared.lock().targets.len()
     }
 
-    fn target(&self, token: DmbToken) -> Result<Arc<Target>, DeviceError> {
+    /// Run `f` on the bound peer DMB `token` (under the device's lock:
+    /// `f` must be short).
+    fn with_target<T>(
+        &self,
+        token: DmbToken,
+        f: impl FnOnce(&Target) -> T,
+    ) -> Result<T, DeviceError> {
         self.shared
             .lock()
             .targets
             .get(&token.0)
-            .cloned()
+            .map(|t| f(t))
             .ok_or(DeviceError::new(
                 ErrorKind::InvalidToken,
                 "no bound peer DMB with this token",
@@ -176,7 +182,7 @@ impl SmcdOps for StdDevice {
     /// Our own GID (endpoints of this process), or a device whose socket
     /// accepts a connection.
     fn query_remote_gid(&self, gid: Gid) -> Result<(), DeviceError> {
-        if gid == self.shared.gid {
+        if gid == self.shared.gid || self.shared.lock().reached(gid) {
             return Ok(());
         }
         let addr = self
@@ -186,7 +192,9 @@ impl SmcdOps for StdDevice {
             .map_err(|e| DeviceError::io(ErrorKind::Unreachable, "peer device socket", &e))?;
         UnixStream::connect_addr(&addr)
             .map(drop)
-            .map_err(|e| DeviceError::io(ErrorKind::Unreachable, "peer device socket", &e))
+            .map_err(|e| DeviceError::io(ErrorKind::Unreachable, "peer device socket", &e))?;
+        self.shared.lock().remember_reached(gid);
+        Ok(())
     }
 
     fn register_dmb(&self, size: usize) -> Result<Dmb, DeviceError> {
@@ -235,20 +243,24 @@ impl SmcdOps for StdDevice {
         if signal != (offset == 0 && data.len() == CDC_HEADER_LEN_BYTES) {
             return Err(bad);
         }
-        let target = self.target(token)?;
-        {
-            // SAFETY: `target` keeps the mapping alive while the view is used.
+        let bell = self.with_target(token, |target| {
+            // SAFETY: the table's entry keeps the mapping alive while the
+            // view is used (the lock is held).
             let mem: DmbMem = unsafe { target.map.view() };
             cdc::store(&mem, offset, data).map_err(|_| bad)?;
-        }
-        if signal {
-            target.ring();
+            Ok(if signal { target.bell_if_armed() } else { None })
+        })??;
+        // The eventfd is written outside the lock.
+        if let Some(b) = bell {
+            state::ring(&b);
         }
         Ok(())
     }
 
     fn signal_dmb(&self, token: DmbToken) -> Result<(), DeviceError> {
-        self.target(token)?.ring();
+        if let Some(b) = self.with_target(token, Target::bell_if_armed)? {
+            state::ring(&b);
+        }
         Ok(())
     }
 

@@ -1,12 +1,12 @@
 //! What a [`StdDevice`](super::StdDevice) knows: its own DMBs and the peer
 //! DMBs its connections send into, with the pairing rules.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
 
-use smcd_core::dmb::DmbToken;
+use smcd_core::dmb::{DmbToken, Gid};
 use smcd_core::mem::DmbRegion;
 use smcd_core::ops::{Dmb, ErrorKind, PeerDmbId};
 
@@ -90,29 +90,56 @@ impl Target {
         ))
     }
 
-    /// Ring the receiver's doorbell if it waits: the header is published
-    /// (release) before; the full fence orders it before reading the flag,
-    /// pairing with the waiter's arm-then-recheck.
-    pub(super) fn ring(&self) {
+    /// The receiver's doorbell if it waits for a ring: the header is
+    /// published (release) before; the full fence orders it before reading
+    /// the flag, pairing with the waiter's arm-then-recheck.
+    pub(super) fn bell_if_armed(&self) -> Option<Arc<OwnedFd>> {
         fence(Ordering::SeqCst);
-        if self.map.control().armed.load(Ordering::SeqCst) != 0 {
-            let _ = rustix::io::write(self.bell.as_fd(), &1u64.to_ne_bytes());
-        }
+        (self.map.control().armed.load(Ordering::SeqCst) != 0).then(|| Arc::clone(&self.bell))
     }
 }
+
+/// Ring a doorbell (its eventfd counts the rings).
+pub(super) fn ring(bell: &OwnedFd) {
+    let _ = rustix::io::write(bell.as_fd(), &1u64.to_ne_bytes());
+}
+
+/// The hasher of the token tables: every send looks its target up, so it
+/// must be fast; seeded per process, since a peer chooses its tokens.
+pub(super) type TokenHash = foldhash::fast::RandomState;
 
 /// The device's tables.
 #[derive(Debug, Default)]
 pub(super) struct State {
-    pub(super) own: HashMap<u64, Own>,
-    pub(super) targets: HashMap<u64, Arc<Target>>,
+    pub(super) own: HashMap<u64, Own, TokenHash>,
+    pub(super) targets: HashMap<u64, Arc<Target>, TokenHash>,
+    /// Peer devices whose socket accepted a connection lately: asking
+    /// again for each handshake would cost the peer's device thread a
+    /// wake-up. (A device that went away since fails the fetch instead.)
+    reached: HashSet<Gid, TokenHash>,
 }
+
+/// Peer devices remembered as reachable, at most (then forgotten at once).
+const REACHED_MAX: usize = 1024;
 
 fn refused(what: &'static str) -> DeviceError {
     DeviceError::new(ErrorKind::InvalidToken, what)
 }
 
 impl State {
+    /// Whether the peer device `gid` was reached lately.
+    pub(super) fn reached(&self, gid: Gid) -> bool {
+        self.reached.contains(&gid)
+    }
+
+    /// Remember that the peer device `gid` was reached.
+    pub(super) fn remember_reached(&mut self, gid: Gid) {
+        if self.reached.len() >= REACHED_MAX {
+            self.reached.clear();
+        }
+        self.reached.insert(gid);
+    }
+
     /// A random non-zero token that names nothing we know.
     pub(super) fn fresh_token(&self) -> DmbToken {
         loop {

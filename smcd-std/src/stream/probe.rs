@@ -12,7 +12,7 @@ use rustix::event::{PollFd, PollFlags};
 use smcd_core::endpoint::{EndpointError, Transport as EpTransport};
 
 use super::{
-    COPY_CHUNK, Dir, Mode, SELF_RING, Smc, SmcStream, attempt, drain_rings, lock, map_conn,
+    COPY_CHUNK, Dir, Look, Mode, SELF_RING, Smc, SmcStream, attempt, drain_rings, lock, map_conn,
 };
 
 /// What a stream could report now without waiting (see
@@ -62,7 +62,7 @@ impl SmcStream {
             return Err(io::ErrorKind::Unsupported.into());
         };
         let mut s = lock(m);
-        let first = attempt(&mut s, &mut op);
+        let first = attempt(&mut s, &mut op, Look::Full);
         self.sync_ready(&mut s, dir, &first);
         if let Some(v) = first? {
             return Ok(Some(v));
@@ -76,7 +76,7 @@ impl SmcStream {
         if let Some(b) = &bell {
             s.news |= drain_rings(b);
         }
-        let again = attempt(&mut s, &mut op);
+        let again = attempt(&mut s, &mut op, Look::Full);
         self.sync_ready(&mut s, dir, &again);
         if let Some(b) = &bell {
             if std::mem::take(&mut s.news) {
