@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use smcd_core::clc::Role;
 use smcd_core::conn::SendMode;
 
 use crate::transport::Transport;
 
 /// Handshakes that ended in SMC-D, by role and CLC version.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Handshakes {
     /// As the connecting side, by version (`"v2"`).
     pub client: BTreeMap<String, u64>,
@@ -27,7 +27,7 @@ pub struct Handshakes {
 /// let json = serde_json::to_string(&s).unwrap();
 /// assert!(json.contains("\"connections\""));
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     /// Connections by transport: `smc-d-copy`, `smc-d-nocopy`, `tcp`.
     pub connections: BTreeMap<String, u64>,

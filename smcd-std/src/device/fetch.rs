@@ -19,11 +19,57 @@ use rustix::net::{
 };
 use smcd_core::dmb::{DmbToken, Gid};
 
+use crate::query::Query;
+
 const MAGIC: [u8; 4] = *b"SMCF";
 const VERSION: u8 = 1;
 
 /// Bytes of a request on the wire.
 pub(crate) const REQUEST_BYTES: usize = 40;
+
+/// Where a request says what it asks for: 0 a DMB (a [`Request`]; devices
+/// that predate the other kinds ignore this byte and take any request for
+/// one), 1 and 2 a report ([`Query`], answered by `report`).
+const KIND_AT: usize = 5;
+const KIND_DMB: u8 = 0;
+const KIND_CONNECTIONS: u8 = 1;
+const KIND_TOTALS: u8 = 2;
+
+/// What a process asks a device for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Asked {
+    /// One of our DMBs.
+    Dmb(Request),
+    /// A report of this process.
+    Report(Query),
+}
+
+/// The request for a report (no token, no length, no GID).
+pub(crate) fn query_bytes(what: Query) -> [u8; REQUEST_BYTES] {
+    let mut b = [0u8; REQUEST_BYTES];
+    b[..4].copy_from_slice(&MAGIC);
+    b[4] = VERSION;
+    b[KIND_AT] = match what {
+        Query::Connections => KIND_CONNECTIONS,
+        Query::Totals => KIND_TOTALS,
+    };
+    b
+}
+
+impl Asked {
+    /// `None` for anything but a well-formed request of this version.
+    fn parse(b: &[u8; REQUEST_BYTES]) -> Option<Self> {
+        if b[..4] != MAGIC || b[4] != VERSION {
+            return None;
+        }
+        match b[KIND_AT] {
+            KIND_DMB => Request::parse(b).map(Self::Dmb),
+            KIND_CONNECTIONS => Some(Self::Report(Query::Connections)),
+            KIND_TOTALS => Some(Self::Report(Query::Totals)),
+            _ => None,
+        }
+    }
+}
 
 /// "Give me DMB `token` of `len` bytes"; `from` is the asking device (for
 /// diagnostics only: nothing is trusted from it).
@@ -89,7 +135,7 @@ impl Status {
         }
     }
 
-    fn from_u32(v: u32) -> Self {
+    pub(crate) fn from_u32(v: u32) -> Self {
         match v {
             0 => Self::Granted,
             1 => Self::Unknown,
@@ -170,10 +216,10 @@ pub(crate) fn ask(
 }
 
 /// Read one request from `sock` (`None` if it is not one).
-pub(crate) fn read_request(mut sock: &UnixStream) -> io::Result<Option<Request>> {
+pub(crate) fn read_request(mut sock: &UnixStream) -> io::Result<Option<Asked>> {
     let mut b = [0u8; REQUEST_BYTES];
     sock.read_exact(&mut b)?;
-    Ok(Request::parse(&b))
+    Ok(Asked::parse(&b))
 }
 
 #[cfg(test)]
@@ -194,6 +240,13 @@ mod tests {
         let mut v2 = r.to_bytes();
         v2[4] = 2;
         assert_eq!(Request::parse(&v2), None);
+        assert_eq!(Asked::parse(&r.to_bytes()), Some(Asked::Dmb(r)));
+        for q in [Query::Connections, Query::Totals] {
+            assert_eq!(Asked::parse(&query_bytes(q)), Some(Asked::Report(q)));
+        }
+        let mut odd = query_bytes(Query::Totals);
+        odd[KIND_AT] = 9;
+        assert_eq!(Asked::parse(&odd), None);
     }
 
     #[test]
@@ -207,7 +260,7 @@ mod tests {
             from: Gid::new(3, 4),
         };
         let asker = std::thread::spawn(move || ask(a, req).unwrap());
-        assert_eq!(read_request(&b).unwrap(), Some(req));
+        assert_eq!(read_request(&b).unwrap(), Some(Asked::Dmb(req)));
         answer(&b, Status::Granted, &[e1.as_fd(), e2.as_fd()]).unwrap();
         assert!(asker.join().unwrap().is_ok());
 

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Shared;
-use super::fetch::{self, Status};
+use super::fetch::{self, Asked, Status};
+use super::report;
 use crate::naming::Place;
 
 /// How long a peer may take to send its request.
@@ -61,8 +62,10 @@ fn serve(shared: &Shared, listener: &UnixListener, policy: PeerPolicy) {
 fn answer_one(shared: &Shared, sock: &UnixStream, policy: PeerPolicy) -> io::Result<()> {
     sock.set_read_timeout(Some(REQUEST_TIMEOUT))?;
     sock.set_write_timeout(Some(REQUEST_TIMEOUT))?;
-    let Some(req) = fetch::read_request(sock)? else {
-        return fetch::answer(sock, Status::Malformed, &[]);
+    let req = match fetch::read_request(sock)? {
+        Some(Asked::Dmb(req)) => req,
+        Some(Asked::Report(what)) => return report::answer(sock, what),
+        None => return fetch::answer(sock, Status::Malformed, &[]),
     };
     if !policy.admits(sock) {
         tracing::warn!("device socket: a process of another user asked for a DMB");
