@@ -213,10 +213,15 @@ impl Drop for Proc {
     }
 }
 
-/// The last lines of `out`, for an error message.
+/// The last lines of `out`, for an error message (progress lines that end
+/// in `\r` count as lines).
 fn tail(out: &str) -> String {
-    let lines: Vec<&str> = out.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
+    let lines: Vec<&str> = out
+        .split(['\r', '\n'])
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    lines[lines.len().saturating_sub(10)..].join("\n")
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released: a run starts its
@@ -324,5 +329,16 @@ pub(super) fn ensure_programs() -> Result<(), Error> {
             "{prog} is still missing after installing {pkg}"
         ))),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tails_keep_the_last_lines() {
+        let out = "a\rb\r   \rc\n\nd\n";
+        assert_eq!(super::tail(out), "a\nb\nc\nd");
+        let many: String = (0..30).map(|i| format!("{i}\r")).collect();
+        assert_eq!(super::tail(&many).lines().next(), Some("20"));
     }
 }
