@@ -22,9 +22,17 @@ impl Drop for Proc {
 }
 
 fn spawn(args: &[&str]) -> Proc {
+    spawn_in(args, None)
+}
+
+/// Start `smcd ARGS`, with `SMCD_RENDEZVOUS_DIR=dir` if given.
+fn spawn_in(args: &[&str], dir: Option<&std::path::Path>) -> Proc {
+    let mut cmd = Command::new(BIN);
+    if let Some(d) = dir {
+        cmd.env("SMCD_RENDEZVOUS_DIR", d);
+    }
     Proc(
-        Command::new(BIN)
-            .args(args)
+        cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -34,7 +42,15 @@ fn spawn(args: &[&str]) -> Proc {
 }
 
 fn json_of(args: &[&str]) -> Value {
-    let out = Command::new(BIN).args(args).output().expect("run smcd");
+    json_in(args, None)
+}
+
+fn json_in(args: &[&str], dir: Option<&std::path::Path>) -> Value {
+    let mut cmd = Command::new(BIN);
+    if let Some(d) = dir {
+        cmd.env("SMCD_RENDEZVOUS_DIR", d);
+    }
+    let out = cmd.args(args).output().expect("run smcd");
     assert!(out.status.success(), "{args:?}: {out:?}");
     serde_json::from_slice(&out.stdout).expect("one JSON object")
 }
@@ -157,4 +173,53 @@ fn help_explains_the_columns() {
         help.contains("dmbs_in_use") && help.contains("fallbacks"),
         "{help}"
     );
+}
+
+#[test]
+fn ss_in_a_rendezvous_dir_survives_a_killed_process() {
+    let dir = std::env::temp_dir().join(format!("smcd-ss-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = spawn_in(&["echo-server", "--listen", &addr], Some(&dir));
+    let end = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < end, "echo-server did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let client = spawn_in(&["echo-client", &addr, "--bytes", "1T"], Some(&dir));
+    let cpid = client.0.id();
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let doc = json_in(&["ss", "--json"], Some(&dir));
+        if of_pid(&doc, cpid)
+            .iter()
+            .any(|c| c["transport"] == "smc-d-nocopy")
+        {
+            break;
+        }
+        assert!(Instant::now() < end, "not listed: {doc}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SIGKILL leaves the server's device socket file behind.
+    let _ = server.0.kill();
+    let _ = server.0.wait();
+    drop(client);
+    let stale = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with("dev-"));
+    assert!(stale, "the killed server left its device socket");
+    let doc = json_in(&["ss", "--json", "--all"], Some(&dir));
+    assert_eq!(
+        doc["connections"].as_array().map(Vec::len),
+        Some(0),
+        "{doc}"
+    );
+    assert!(doc["skipped"].as_u64().unwrap_or(0) >= 1, "{doc}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
