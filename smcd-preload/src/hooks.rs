@@ -1018,3 +1018,179 @@ pub unsafe extern "C" fn epoll_pwait2(
     });
     epoll_wait_common("epoll_pwait2", epfd, evs, max, timeout, mask)
 }
+
+// ----- other fd creators: a fresh number carries no stale state ---------------
+//
+// An accelerated fd closed behind the shim's back (`fclose` of an `fdopen`ed
+// socket closes inside libc; a raw close system call) leaves state under its
+// number; every call that hands out a number drops it.
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fclose(f: *mut libc::FILE) -> c_int {
+    let fd = if f.is_null() {
+        -1
+    } else {
+        // SAFETY: the caller passes a valid stream (fileno only reads it).
+        unsafe { libc::fileno(f) }
+    };
+    // SAFETY: passed on unchanged.
+    let r = unsafe { real::fclose(f) };
+    if table::hot(fd) && !busy() {
+        let _ = enter("fclose", || {
+            drop(table::remove(fd));
+            Ok(0)
+        });
+    }
+    r
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn open(path: *const libc::c_char, flags: c_int, mode: c_uint) -> c_int {
+    // SAFETY: passed on unchanged.
+    let fd = unsafe { real::open(path, flags, mode, false) };
+    table::fresh(fd);
+    fd
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn open64(path: *const libc::c_char, flags: c_int, mode: c_uint) -> c_int {
+    // SAFETY: passed on unchanged.
+    let fd = unsafe { real::open(path, flags, mode, true) };
+    table::fresh(fd);
+    fd
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn openat(
+    dir: c_int,
+    path: *const libc::c_char,
+    flags: c_int,
+    mode: c_uint,
+) -> c_int {
+    // SAFETY: passed on unchanged.
+    let fd = unsafe { real::openat(dir, path, flags, mode, false) };
+    table::fresh(fd);
+    fd
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn openat64(
+    dir: c_int,
+    path: *const libc::c_char,
+    flags: c_int,
+    mode: c_uint,
+) -> c_int {
+    // SAFETY: passed on unchanged.
+    let fd = unsafe { real::openat(dir, path, flags, mode, true) };
+    table::fresh(fd);
+    fd
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn creat(path: *const libc::c_char, mode: libc::mode_t) -> c_int {
+    // SAFETY: passed on unchanged.
+    let fd = unsafe { real::creat(path, mode) };
+    table::fresh(fd);
+    fd
+}
+
+/// Both numbers of a pair the kernel just handed out.
+///
+/// # Safety
+///
+/// `fds` points to two ints when `r` is 0.
+unsafe fn fresh_pair(r: c_int, fds: *mut c_int) -> c_int {
+    if r == 0 && !fds.is_null() {
+        // SAFETY: the call filled two ints.
+        let (a, b) = unsafe { (fds.read(), fds.add(1).read()) };
+        table::fresh(a);
+        table::fresh(b);
+    }
+    r
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pipe(fds: *mut c_int) -> c_int {
+    // SAFETY: passed on unchanged; then two ints.
+    unsafe { fresh_pair(real::pipe(fds), fds) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
+    // SAFETY: passed on unchanged; then two ints.
+    unsafe { fresh_pair(real::pipe2(fds, flags), fds) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn socketpair(d: c_int, t: c_int, p: c_int, fds: *mut c_int) -> c_int {
+    // SAFETY: passed on unchanged; then two ints.
+    unsafe { fresh_pair(real::socketpair(d, t, p, fds), fds) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn eventfd(init: c_uint, flags: c_int) -> c_int {
+    // SAFETY: passed on unchanged.
+    let fd = unsafe { real::eventfd(init, flags) };
+    table::fresh(fd);
+    fd
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn timerfd_create(clock: c_int, flags: c_int) -> c_int {
+    // SAFETY: passed on unchanged.
+    let fd = unsafe { real::timerfd_create(clock, flags) };
+    table::fresh(fd);
+    fd
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn signalfd(fd: c_int, mask: *const sigset_t, flags: c_int) -> c_int {
+    // SAFETY: passed on unchanged.
+    let r = unsafe { real::signalfd(fd, mask, flags) };
+    table::fresh(r);
+    r
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memfd_create(name: *const libc::c_char, flags: c_uint) -> c_int {
+    // SAFETY: passed on unchanged.
+    let fd = unsafe { real::memfd_create(name, flags) };
+    table::fresh(fd);
+    fd
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __open_2(path: *const libc::c_char, flags: c_int) -> c_int {
+    // SAFETY: passed on unchanged.
+    let fd = unsafe { real::__open_2(path, flags) };
+    table::fresh(fd);
+    fd
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __open64_2(path: *const libc::c_char, flags: c_int) -> c_int {
+    // SAFETY: passed on unchanged.
+    let fd = unsafe { real::__open64_2(path, flags) };
+    table::fresh(fd);
+    fd
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __openat_2(dir: c_int, path: *const libc::c_char, flags: c_int) -> c_int {
+    // SAFETY: passed on unchanged.
+    let fd = unsafe { real::__openat_2(dir, path, flags) };
+    table::fresh(fd);
+    fd
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __openat64_2(
+    dir: c_int,
+    path: *const libc::c_char,
+    flags: c_int,
+) -> c_int {
+    // SAFETY: passed on unchanged.
+    let fd = unsafe { real::__openat64_2(dir, path, flags) };
+    table::fresh(fd);
+    fd
+}

@@ -135,6 +135,19 @@ real_fns! {
     ppoll(fds: *mut pollfd, n: nfds_t, t: *const timespec, mask: *const sigset_t) -> c_int;
     select(n: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set, t: *mut timeval) -> c_int;
     pselect(n: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set, t: *const timespec, mask: *const sigset_t) -> c_int;
+    fclose(f: *mut libc::FILE) -> c_int;
+    creat(path: *const libc::c_char, mode: libc::mode_t) -> c_int;
+    pipe(fds: *mut c_int) -> c_int;
+    pipe2(fds: *mut c_int, flags: c_int) -> c_int;
+    socketpair(d: c_int, t: c_int, p: c_int, fds: *mut c_int) -> c_int;
+    eventfd(init: c_uint, flags: c_int) -> c_int;
+    timerfd_create(clock: c_int, flags: c_int) -> c_int;
+    signalfd(fd: c_int, mask: *const sigset_t, flags: c_int) -> c_int;
+    memfd_create(name: *const libc::c_char, flags: c_uint) -> c_int;
+    __open_2(path: *const libc::c_char, flags: c_int) -> c_int;
+    __open64_2(path: *const libc::c_char, flags: c_int) -> c_int;
+    __openat_2(dir: c_int, path: *const libc::c_char, flags: c_int) -> c_int;
+    __openat64_2(dir: c_int, path: *const libc::c_char, flags: c_int) -> c_int;
     setsockopt(fd: c_int, level: c_int, name: c_int, val: *const c_void, len: socklen_t) -> c_int;
     epoll_create(size: c_int) -> c_int;
     epoll_create1(flags: c_int) -> c_int;
@@ -150,6 +163,10 @@ real_fns! {
 // Linux calling conventions pass it.
 
 static fcntl_slot: AtomicUsize = AtomicUsize::new(0);
+static open_slot: AtomicUsize = AtomicUsize::new(0);
+static open64_slot: AtomicUsize = AtomicUsize::new(0);
+static openat_slot: AtomicUsize = AtomicUsize::new(0);
+static openat64_slot: AtomicUsize = AtomicUsize::new(0);
 static fcntl64_slot: AtomicUsize = AtomicUsize::new(0);
 static ioctl_slot: AtomicUsize = AtomicUsize::new(0);
 
@@ -158,6 +175,58 @@ pub(crate) fn resolve_variadic() {
     fcntl_slot.store(lookup(b"fcntl\0"), Ordering::Release);
     fcntl64_slot.store(lookup(b"fcntl64\0"), Ordering::Release);
     ioctl_slot.store(lookup(b"ioctl\0"), Ordering::Release);
+    open_slot.store(lookup(b"open\0"), Ordering::Release);
+    open64_slot.store(lookup(b"open64\0"), Ordering::Release);
+    openat_slot.store(lookup(b"openat\0"), Ordering::Release);
+    openat64_slot.store(lookup(b"openat64\0"), Ordering::Release);
+}
+
+type Open = unsafe extern "C" fn(*const libc::c_char, c_int, ...) -> c_int;
+type OpenAt = unsafe extern "C" fn(c_int, *const libc::c_char, c_int, ...) -> c_int;
+
+/// glibc's `open` (`sixty_four`: `open64`); `mode` is passed on as the
+/// variadic argument (read only with `O_CREAT`/`O_TMPFILE`).
+pub(crate) unsafe fn open(
+    path: *const libc::c_char,
+    flags: c_int,
+    mode: c_uint,
+    sixty_four: bool,
+) -> c_int {
+    let p = if sixty_four { &open64_slot } else { &open_slot }.load(Ordering::Acquire);
+    if p == 0 {
+        // Before the constructor: the raw system call.
+        // SAFETY: as openat with the current directory.
+        return unsafe { fallback::openat(libc::AT_FDCWD, path, flags, mode) };
+    }
+    // SAFETY: `p` is glibc's open or open64, of this signature.
+    let f: Open = unsafe { core::mem::transmute(p) };
+    // SAFETY: the caller passes what open(2) takes.
+    unsafe { f(path, flags, mode) }
+}
+
+/// glibc's `openat` (`sixty_four`: `openat64`).
+pub(crate) unsafe fn openat(
+    dir: c_int,
+    path: *const libc::c_char,
+    flags: c_int,
+    mode: c_uint,
+    sixty_four: bool,
+) -> c_int {
+    let p = if sixty_four {
+        &openat64_slot
+    } else {
+        &openat_slot
+    }
+    .load(Ordering::Acquire);
+    if p == 0 {
+        // Before the constructor: the raw system call.
+        // SAFETY: as the caller promises.
+        return unsafe { fallback::openat(dir, path, flags, mode) };
+    }
+    // SAFETY: `p` is glibc's openat or openat64, of this signature.
+    let f: OpenAt = unsafe { core::mem::transmute(p) };
+    // SAFETY: the caller passes what openat(2) takes.
+    unsafe { f(dir, path, flags, mode) }
 }
 
 type Fcntl = unsafe extern "C" fn(c_int, c_int, ...) -> c_int;
@@ -340,6 +409,40 @@ mod fallback {
     pub(super) unsafe fn close(fd: c_int) -> c_int {
         // SAFETY: the caller gives the number up, as close(2) requires.
         ok(unsafe { rustix::io::try_close(fd) })
+    }
+
+    /// `openat(2)` through rustix.
+    ///
+    /// # Safety
+    ///
+    /// `path` is a NUL-terminated string (or null: EFAULT).
+    pub(super) unsafe fn openat(
+        dir: c_int,
+        path: *const libc::c_char,
+        flags: c_int,
+        mode: core::ffi::c_uint,
+    ) -> c_int {
+        if path.is_null() {
+            return fail(libc::EFAULT);
+        }
+        // SAFETY: a NUL-terminated string, as the caller promises.
+        let path = unsafe { core::ffi::CStr::from_ptr(path) };
+        #[allow(clippy::cast_sign_loss)]
+        let oflags = rustix::fs::OFlags::from_bits_retain(flags as u32);
+        let mode = rustix::fs::Mode::from_bits_retain(mode);
+        let r = if dir == libc::AT_FDCWD {
+            rustix::fs::openat(rustix::fs::CWD, path, oflags, mode)
+        } else if dir >= 0 {
+            // SAFETY: the caller keeps `dir` open for the call.
+            let d = unsafe { BorrowedFd::borrow_raw(dir) };
+            rustix::fs::openat(d, path, oflags, mode)
+        } else {
+            return fail(libc::EBADF);
+        };
+        match r {
+            Ok(fd) => OwnedFd::into_raw_fd(fd),
+            Err(e) => fail(e.raw_os_error()),
+        }
     }
 
     pub(super) unsafe fn dup(fd: c_int) -> c_int {

@@ -462,8 +462,11 @@ impl SmcStream {
         let mut last_full: Option<Instant> = None;
         let mut waited = false;
         let mut parked_once = false;
-        let mut round: u32 = 0;
+        // While spinning over SMC-D: our DMB's doorbell, whose header tells
+        // when the peer wrote (taken before each attempt).
+        let mut watch: Option<Bell> = None;
         loop {
+            let seen = watch.as_ref().map(Bell::header);
             let mut s = lock(m);
             let first = attempt(&mut s, &mut op, look);
             self.sync_ready(&mut s, dir, &first);
@@ -474,13 +477,6 @@ impl SmcStream {
                     }
                 }
                 return Ok(v);
-            }
-            round = round.wrapping_add(1);
-            if start.is_some() && look == Look::Shared && round % CLOCK_EVERY_ROUNDS != 0 {
-                // Spinning: the clock is read every few rounds only.
-                drop(s);
-                std::hint::spin_loop();
-                continue;
             }
             let now = Instant::now();
             let (begun, deadline) = *start.get_or_insert((now, timeout.map(|t| now + t)));
@@ -511,6 +507,15 @@ impl SmcStream {
             }
             waited = true;
             if now.duration_since(begun) < spin {
+                if watch.is_none() {
+                    watch =
+                        s.ep.connection()
+                            .and_then(|c| s.ep.host().device().bell(c.own_token()));
+                }
+                if s.ep.is_handshaking() {
+                    // The peer's fetch of our DMB is answered here, at once.
+                    s.ep.host().device().serve_pending();
+                }
                 drop(s);
                 // Spinning looks at shared memory only, and at the stream
                 // (a system call) once per `FULL_LOOK_EVERY`.
@@ -521,7 +526,20 @@ impl SmcStream {
                 } else {
                     Look::Shared
                 };
-                std::hint::spin_loop();
+                // Over SMC-D the next attempt waits, lock-free, for a new
+                // header from the peer (a bounded number of looks, so that
+                // the clock and the other threads of the stream get theirs).
+                match (&watch, seen) {
+                    (Some(b), Some(before)) => {
+                        for _ in 0..HEADER_LOOKS {
+                            if b.header() != before {
+                                break;
+                            }
+                            std::hint::spin_loop();
+                        }
+                    }
+                    _ => std::hint::spin_loop(),
+                }
                 continue;
             }
             parked_once = true;
@@ -916,8 +934,9 @@ enum Look {
     Full,
 }
 
-/// A spinning call reads the clock once per this many attempts.
-const CLOCK_EVERY_ROUNDS: u32 = 16;
+/// How often a spinning call looks at its DMB header for news before it
+/// tries again anyway (a few hundred nanoseconds).
+const HEADER_LOOKS: u32 = 64;
 
 /// How often a spinning call looks at the TCP stream too.
 const FULL_LOOK_EVERY: Duration = Duration::from_millis(1);

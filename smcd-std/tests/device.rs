@@ -40,10 +40,13 @@ fn two_devices_exchange_dmbs_over_their_sockets() {
         } else {
             SendMode::Copy
         };
+        let before = a.fetches_granted() + b.fetches_granted();
         round_trip(&ha, &hb, mode);
         for dev in [&a, &b] {
             assert_eq!((dev.dmbs_in_use(), dev.peers_bound()), (0, 0));
         }
+        // One fetch per connection: the client's DMB came with it.
+        assert_eq!(a.fetches_granted() + b.fetches_granted(), before + 1);
     }
 }
 

@@ -4,6 +4,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use smcd_core::dmb::CDC_HEADER_LEN_BYTES;
+
 use super::shm::Mapping;
 
 /// The waiter's side of a DMB doorbell: an eventfd the peer writes after a
@@ -35,6 +37,20 @@ impl Bell {
     /// Withdraw one [`arm`](Self::arm).
     pub fn disarm(&self) {
         self.map.control().armed.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// The DMB's CDC header as it is now: a spinning waiter compares it
+    /// to tell, without taking any lock, when the peer wrote a new one.
+    pub fn header(&self) -> [u8; CDC_HEADER_LEN_BYTES] {
+        let mut h = [0u8; CDC_HEADER_LEN_BYTES];
+        // SAFETY: the view is used within this call only, while `self.map`
+        // keeps the mapping alive.
+        let mem = unsafe { self.map.view() };
+        // The header lies inside every DMB (at least 16 KiB), so the read
+        // cannot fail; a failure would leave zeros, which only costs a
+        // spinning waiter one extra look.
+        let _ = mem.read(0, &mut h);
+        h
     }
 
     /// Consume pending rings (the eventfd is non-blocking).

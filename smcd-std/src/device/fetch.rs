@@ -6,6 +6,14 @@
 //! doorbell eventfd ride along with `SCM_RIGHTS`. The token is the
 //! capability (it only travels in our Accept or Confirm, over the TCP
 //! connection); the socket's peer credentials must pass the uid policy too.
+//!
+//! The asker may *offer* its own DMB of the same connection in the same
+//! message (an [`Offer`]: its token and length, the memfd and eventfd
+//! attached), when the answering process passes the asker's uid policy.
+//! The answerer keeps the offer only if it grants the request, and uses it
+//! when the asker's Confirm names that token: the second fetch, the other
+//! way round, is saved (a Unix-socket connection and a wake-up of the
+//! asker's device thread per connection).
 
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::mem::MaybeUninit;
@@ -36,10 +44,10 @@ const KIND_CONNECTIONS: u8 = 1;
 const KIND_TOTALS: u8 = 2;
 
 /// What a process asks a device for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Asked {
-    /// One of our DMBs.
-    Dmb(Request),
+    /// One of our DMBs, and maybe the asker's own DMB offered along.
+    Dmb(Request, Option<Offer>),
     /// A report of this process.
     Report(Query),
 }
@@ -56,19 +64,32 @@ pub(crate) fn query_bytes(what: Query) -> [u8; REQUEST_BYTES] {
     b
 }
 
-impl Asked {
-    /// `None` for anything but a well-formed request of this version.
-    fn parse(b: &[u8; REQUEST_BYTES]) -> Option<Self> {
-        if b[..4] != MAGIC || b[4] != VERSION {
-            return None;
-        }
-        match b[KIND_AT] {
-            KIND_DMB => Request::parse(b).map(Self::Dmb),
-            KIND_CONNECTIONS => Some(Self::Report(Query::Connections)),
-            KIND_TOTALS => Some(Self::Report(Query::Totals)),
-            _ => None,
-        }
-    }
+/// Bytes of the offer behind a request that carries one.
+const OFFER_BYTES: usize = 16;
+
+/// Where a request keeps its flags (byte 5 says what it asks for).
+const FLAGS_AT: usize = 6;
+
+/// Flag of a request: an offer follows.
+const FLAG_OFFER: u8 = 1;
+
+/// "Here is my DMB `token` of `len` bytes, for the same connection" (its
+/// memfd and eventfd attached to the request).
+#[derive(Debug)]
+pub(crate) struct Offer {
+    pub(crate) token: DmbToken,
+    pub(crate) len: u64,
+    pub(crate) memfd: OwnedFd,
+    pub(crate) bell: OwnedFd,
+}
+
+/// Our own DMB to offer with a request, as borrowed fds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OwnOffer<'a> {
+    pub(crate) token: DmbToken,
+    pub(crate) len: u64,
+    pub(crate) memfd: BorrowedFd<'a>,
+    pub(crate) bell: BorrowedFd<'a>,
 }
 
 /// "Give me DMB `token` of `len` bytes"; `from` is the asking device (for
@@ -122,6 +143,9 @@ pub(crate) enum Status {
     Denied = 2,
     /// Not a request of this protocol.
     Malformed = 3,
+    /// A report request met an application thread answering DMB requests
+    /// while it spins: ask again (the device thread will answer).
+    Busy = 4,
 }
 
 impl Status {
@@ -132,6 +156,7 @@ impl Status {
             Self::Unknown => "the peer's device does not hand out this DMB",
             Self::Denied => "the peer's device refuses our credentials",
             Self::Malformed => "the peer's device answered outside the protocol",
+            Self::Busy => "the device is busy: ask again",
         }
     }
 
@@ -140,6 +165,7 @@ impl Status {
             0 => Self::Granted,
             1 => Self::Unknown,
             2 => Self::Denied,
+            4 => Self::Busy,
             _ => Self::Malformed,
         }
     }
@@ -166,12 +192,16 @@ pub(crate) fn answer(sock: &UnixStream, status: Status, fds: &[BorrowedFd<'_>]) 
 const ANSWER_SPIN: Duration = Duration::from_micros(200);
 
 /// Ask over `sock` for the DMB of `req`: its memfd and eventfd, or the status
-/// that refused them.
+/// that refused them; `offer` rides along (see the module docs).
 pub(crate) fn ask(
     mut sock: UnixStream,
     req: Request,
+    offer: Option<OwnOffer<'_>>,
 ) -> io::Result<Result<(OwnedFd, OwnedFd), Status>> {
-    sock.write_all(&req.to_bytes())?;
+    match offer {
+        None => sock.write_all(&req.to_bytes())?,
+        Some(o) => send_with_offer(&sock, req, o)?,
+    }
     let mut status = [0u8; 4];
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
@@ -215,11 +245,81 @@ pub(crate) fn ask(
     }
 }
 
-/// Read one request from `sock` (`None` if it is not one).
-pub(crate) fn read_request(mut sock: &UnixStream) -> io::Result<Option<Asked>> {
-    let mut b = [0u8; REQUEST_BYTES];
-    sock.read_exact(&mut b)?;
-    Ok(Asked::parse(&b))
+/// Send `req` with `offer` behind it, its fds attached, in one message.
+fn send_with_offer(sock: &UnixStream, req: Request, offer: OwnOffer<'_>) -> io::Result<()> {
+    let mut b = [0u8; REQUEST_BYTES + OFFER_BYTES];
+    b[..REQUEST_BYTES].copy_from_slice(&req.to_bytes());
+    b[FLAGS_AT] |= FLAG_OFFER;
+    b[REQUEST_BYTES..REQUEST_BYTES + 8].copy_from_slice(&offer.token.0.to_le_bytes());
+    b[REQUEST_BYTES + 8..].copy_from_slice(&offer.len.to_le_bytes());
+    let fds = [offer.memfd, offer.bell];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+        return Err(io::ErrorKind::InvalidInput.into());
+    }
+    let sent = rustix::net::sendmsg(sock, &[IoSlice::new(&b)], &mut control, SendFlags::NOSIGNAL)?;
+    if sent != b.len() {
+        return Err(io::ErrorKind::WriteZero.into());
+    }
+    Ok(())
+}
+
+/// Read one request from `sock`, and the offer behind it if there is one
+/// (`None` if it is not a request).
+pub(crate) fn read_request(sock: &UnixStream) -> io::Result<Option<Asked>> {
+    let mut b = [0u8; REQUEST_BYTES + OFFER_BYTES];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let got = rustix::net::recvmsg(
+        sock.as_fd(),
+        &mut [IoSliceMut::new(&mut b[..REQUEST_BYTES])],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC | RecvFlags::WAITALL,
+    )?;
+    let mut fds: Vec<OwnedFd> = Vec::new();
+    for msg in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = msg {
+            fds.extend(received);
+        }
+    }
+    let Some(head) = b
+        .first_chunk::<REQUEST_BYTES>()
+        .filter(|_| got.bytes == REQUEST_BYTES)
+    else {
+        return Ok(None);
+    };
+    match head[KIND_AT] {
+        KIND_DMB => {}
+        KIND_CONNECTIONS => return Ok(Some(Asked::Report(Query::Connections))),
+        KIND_TOTALS => return Ok(Some(Asked::Report(Query::Totals))),
+        _ => return Ok(None),
+    }
+    let Some(req) = Request::parse(head) else {
+        return Ok(None);
+    };
+    if head[FLAGS_AT] & FLAG_OFFER == 0 {
+        return Ok(Some(Asked::Dmb(req, None)));
+    }
+    let mut tail = [0u8; OFFER_BYTES];
+    (&mut &*sock).read_exact(&mut tail)?;
+    let word = |at: usize| {
+        tail.get(at..at + 8)
+            .and_then(|s| s.try_into().ok())
+            .map(u64::from_le_bytes)
+    };
+    let mut it = fds.into_iter();
+    let offer = match (word(0), word(8), it.next(), it.next(), it.next()) {
+        (Some(token), Some(len), Some(memfd), Some(bell), None) if token != 0 => Some(Offer {
+            token: DmbToken(token),
+            len,
+            memfd,
+            bell,
+        }),
+        // A malformed offer is ignored; the request still stands.
+        _ => None,
+    };
+    Ok(Some(Asked::Dmb(req, offer)))
 }
 
 #[cfg(test)]
@@ -240,13 +340,6 @@ mod tests {
         let mut v2 = r.to_bytes();
         v2[4] = 2;
         assert_eq!(Request::parse(&v2), None);
-        assert_eq!(Asked::parse(&r.to_bytes()), Some(Asked::Dmb(r)));
-        for q in [Query::Connections, Query::Totals] {
-            assert_eq!(Asked::parse(&query_bytes(q)), Some(Asked::Report(q)));
-        }
-        let mut odd = query_bytes(Query::Totals);
-        odd[KIND_AT] = 9;
-        assert_eq!(Asked::parse(&odd), None);
     }
 
     #[test]
@@ -259,15 +352,92 @@ mod tests {
             len: 16384,
             from: Gid::new(3, 4),
         };
-        let asker = std::thread::spawn(move || ask(a, req).unwrap());
-        assert_eq!(read_request(&b).unwrap(), Some(Asked::Dmb(req)));
+        let asker = std::thread::spawn(move || ask(a, req, None).unwrap());
+        let Some(Asked::Dmb(got, offer)) = read_request(&b).unwrap() else {
+            panic!("not a DMB request");
+        };
+        assert_eq!(got, req);
+        assert!(offer.is_none());
         answer(&b, Status::Granted, &[e1.as_fd(), e2.as_fd()]).unwrap();
         assert!(asker.join().unwrap().is_ok());
 
         let (a, b) = UnixStream::pair().unwrap();
-        let asker = std::thread::spawn(move || ask(a, req).unwrap());
+        let asker = std::thread::spawn(move || ask(a, req, None).unwrap());
         read_request(&b).unwrap();
         answer(&b, Status::Denied, &[]).unwrap();
         assert_eq!(asker.join().unwrap().unwrap_err(), Status::Denied);
+    }
+
+    #[test]
+    fn an_offer_rides_along_with_its_fds() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let memfd = rustix::fs::memfd_create(c"t", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        let bell = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC).unwrap();
+        let granted = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC).unwrap();
+        let req = Request {
+            token: DmbToken(7),
+            len: 16384,
+            from: Gid::new(5, 6),
+        };
+        let asker = std::thread::spawn(move || {
+            let offer = OwnOffer {
+                token: DmbToken(8),
+                len: 32768,
+                memfd: memfd.as_fd(),
+                bell: bell.as_fd(),
+            };
+            ask(a, req, Some(offer)).unwrap()
+        });
+        let Some(Asked::Dmb(got, offer)) = read_request(&b).unwrap() else {
+            panic!("not a DMB request");
+        };
+        assert_eq!(got, req);
+        let offer = offer.expect("an offer");
+        assert_eq!((offer.token, offer.len), (DmbToken(8), 32768));
+        // The offered memfd is the asker's: it can be sized like one.
+        rustix::fs::ftruncate(&offer.memfd, 4096).unwrap();
+        answer(&b, Status::Granted, &[granted.as_fd(), offer.bell.as_fd()]).unwrap();
+        assert!(asker.join().unwrap().is_ok());
+    }
+
+    #[test]
+    fn a_request_with_a_malformed_offer_still_stands() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let req = Request {
+            token: DmbToken(7),
+            len: 16384,
+            from: Gid::new(5, 6),
+        };
+        // The offer flag, but no fds and a zero token.
+        let mut bytes = [0u8; REQUEST_BYTES + OFFER_BYTES];
+        bytes[..REQUEST_BYTES].copy_from_slice(&req.to_bytes());
+        bytes[FLAGS_AT] |= FLAG_OFFER;
+        (&a).write_all(&bytes).unwrap();
+        let Some(Asked::Dmb(got, offer)) = read_request(&b).unwrap() else {
+            panic!("not a DMB request");
+        };
+        assert_eq!(got, req);
+        assert!(offer.is_none());
+    }
+
+    #[test]
+    fn report_requests_are_told_apart() {
+        for q in [Query::Connections, Query::Totals] {
+            let (a, b) = UnixStream::pair().unwrap();
+            (&a).write_all(&query_bytes(q)).unwrap();
+            assert!(matches!(read_request(&b).unwrap(), Some(Asked::Report(got)) if got == q));
+        }
+        let (a, b) = UnixStream::pair().unwrap();
+        let mut odd = query_bytes(Query::Totals);
+        odd[KIND_AT] = 9;
+        (&a).write_all(&odd).unwrap();
+        assert!(read_request(&b).unwrap().is_none());
+        // A DMB request is kind 0, as devices before the kinds wrote it.
+        let req = Request {
+            token: DmbToken(7),
+            len: 16384,
+            from: Gid::new(5, 6),
+        };
+        assert_eq!(req.to_bytes()[KIND_AT], KIND_DMB);
     }
 }

@@ -22,8 +22,8 @@ mod shm;
 mod state;
 
 use std::io;
-use std::os::fd::OwnedFd;
-use std::os::unix::net::UnixStream;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -52,6 +52,11 @@ pub const MAX_DMBS: usize = 5000;
 struct Shared {
     gid: Gid,
     place: Place,
+    /// Who may obtain our DMBs (and so who we offer ours to).
+    policy: PeerPolicy,
+    /// The device socket (non-blocking): served by the device thread, and
+    /// by any of our threads that spins in a handshake.
+    listener: UnixListener,
     state: Mutex<State>,
 }
 
@@ -82,12 +87,15 @@ impl StdDevice {
     /// The device socket could not be bound or its thread not started.
     pub fn start(place: Place, policy: PeerPolicy) -> io::Result<Self> {
         let gid = Gid::new(rand::random::<u64>() | 1, rand::random::<u64>());
+        let listener = server::bind(&place, gid)?;
         let shared = Arc::new(Shared {
             gid,
             place,
+            policy,
+            listener,
             state: Mutex::new(State::default()),
         });
-        server::start(Arc::clone(&shared), policy)?;
+        server::start(Arc::clone(&shared))?;
         Ok(Self {
             shared,
             nocopy: true,
@@ -108,6 +116,13 @@ impl StdDevice {
         &self.shared.place
     }
 
+    /// Answer a request waiting on the device socket, if there is one (a
+    /// thread spinning in a handshake calls this: the peer's fetch is then
+    /// answered at once rather than after the device thread woke up).
+    pub fn serve_pending(&self) {
+        server::serve_pending(&self.shared);
+    }
+
     /// The doorbell of our DMB `own`, for a waiter.
     pub fn bell(&self, own: DmbToken) -> Option<Bell> {
         self.shared.lock().own.get(&own.0).map(Own::bell)
@@ -116,6 +131,13 @@ impl StdDevice {
     /// DMBs of ours registered now.
     pub fn dmbs_in_use(&self) -> usize {
         self.shared.lock().own.len()
+    }
+
+    /// Fetches of our DMBs over the device socket this device granted so
+    /// far (a connection between two processes takes one: the DMB of the
+    /// other direction rides along with it as an offer).
+    pub fn fetches_granted(&self) -> u64 {
+        self.shared.lock().granted
     }
 
     /// Peer DMBs bound now (mapped or not).
@@ -141,8 +163,9 @@ impl StdDevice {
             ))
     }
 
-    /// Get the memfd and eventfd of a peer's DMB from its device socket.
-    fn fetch(&self, peer: PeerDmbId) -> Result<(OwnedFd, OwnedFd), DeviceError> {
+    /// Get the memfd and eventfd of a peer's DMB from its device socket,
+    /// offering our DMB `own` of the same connection along with the request.
+    fn fetch(&self, own: &Dmb, peer: PeerDmbId) -> Result<(OwnedFd, OwnedFd), DeviceError> {
         let unreachable =
             |e: io::Error| DeviceError::io(ErrorKind::Unreachable, "peer device socket", &e);
         let addr = self.shared.place.device(peer.gid).map_err(unreachable)?;
@@ -156,7 +179,20 @@ impl StdDevice {
             len: peer.len as u64,
             from: self.shared.gid,
         };
-        match fetch::ask(sock, req) {
+        // Our DMB goes only to a process our own policy admits.
+        let mine = match self.shared.policy.admits(&sock) {
+            true => self.shared.lock().offer_of(own),
+            false => None,
+        };
+        let offer = mine
+            .as_ref()
+            .map(|(token, len, memfd, bell)| fetch::OwnOffer {
+                token: *token,
+                len: *len,
+                memfd: memfd.as_fd(),
+                bell: bell.as_fd(),
+            });
+        match fetch::ask(sock, req, offer) {
             Ok(Ok(fds)) => Ok(fds),
             Ok(Err(status)) => Err(DeviceError::new(ErrorKind::InvalidToken, status.describe())),
             Err(e) => Err(unreachable(e)),
@@ -281,7 +317,12 @@ impl SmcdOps for StdDevice {
             self.shared.lock().pair_local(own, peer, map)?
         } else {
             self.shared.lock().check_remote(own, peer)?;
-            let (memfd, bell) = self.fetch(peer)?;
+            // The peer may have offered its DMB with its own fetch of ours.
+            let offered = self.shared.lock().take_offer(peer);
+            let (memfd, bell) = match offered {
+                Some(fds) => fds,
+                None => self.fetch(own, peer)?,
+            };
             let target = Target::remote(own.token(), memfd, bell, peer.len, map)?;
             self.shared.lock().bind_remote(own, peer, target)?
         };

@@ -36,19 +36,50 @@ pub(super) fn answer(sock: &UnixStream, what: Query) -> io::Result<()> {
     out.flush()
 }
 
+/// How often a report request is repeated when an application thread took
+/// it (status `Busy`), and the pause in between.
+const BUSY_TRIES: u32 = 5;
+const BUSY_PAUSE: Duration = Duration::from_millis(2);
+
 /// Ask the device at `addr` for `what`, within `timeout`: `None` when it
 /// refuses us or does not know reports (an older smcd).
 ///
 /// # Errors
 ///
 /// The socket is gone or full (a stopped process), the answer was late or
-/// not a report.
+/// not a report, or the device stayed busy.
 pub(crate) fn ask(
     addr: &net::SocketAddr,
     what: Query,
     timeout: Duration,
 ) -> io::Result<Option<ProcessReport>> {
     let deadline = Instant::now() + timeout;
+    for _ in 0..BUSY_TRIES {
+        match ask_once(addr, what, deadline)? {
+            Answer::Busy => std::thread::sleep(BUSY_PAUSE),
+            Answer::Refused => return Ok(None),
+            Answer::Report(r) => return Ok(Some(r)),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the device stayed busy",
+    ))
+}
+
+/// What one report request got.
+#[derive(Debug)]
+enum Answer {
+    Busy,
+    Refused,
+    Report(ProcessReport),
+}
+
+fn ask_once(addr: &net::SocketAddr, what: Query, deadline: Instant) -> io::Result<Answer> {
+    let timeout = deadline.saturating_duration_since(Instant::now());
+    if timeout.is_zero() {
+        return Err(io::ErrorKind::TimedOut.into());
+    }
     let target = match (addr.as_abstract_name(), addr.as_pathname()) {
         (Some(name), _) => SocketAddrUnix::new_abstract_name(name)?,
         (None, Some(path)) => SocketAddrUnix::new(path)?,
@@ -69,8 +100,10 @@ pub(crate) fn ask(
     sock.write_all(&fetch::query_bytes(what))?;
     let mut status = [0u8; 4];
     read_before(&mut sock, &mut status, deadline)?;
-    if Status::from_u32(u32::from_le_bytes(status)) != Status::Granted {
-        return Ok(None);
+    match Status::from_u32(u32::from_le_bytes(status)) {
+        Status::Granted => {}
+        Status::Busy => return Ok(Answer::Busy),
+        _ => return Ok(Answer::Refused),
     }
     let mut body = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
@@ -94,7 +127,7 @@ pub(crate) fn ask(
         }
     }
     serde_json::from_slice(&body)
-        .map(Some)
+        .map(Answer::Report)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
+use std::time::{Duration, Instant};
 
 use smcd_core::dmb::{DmbToken, Gid};
 use smcd_core::mem::DmbRegion;
@@ -12,13 +13,14 @@ use smcd_core::ops::{Dmb, ErrorKind, PeerDmbId};
 
 use super::bell::Bell;
 use super::error::DeviceError;
+use super::fetch::Offer;
 use super::shm::{self, Mapping, OwnShm};
 
 /// One of our DMBs.
 #[derive(Debug)]
 pub(super) struct Own {
     pub(super) map: Arc<Mapping>,
-    pub(super) fd: OwnedFd,
+    pub(super) fd: Arc<OwnedFd>,
     pub(super) bell: Arc<OwnedFd>,
     /// (device, inode) of the memfd, to recognise it coming back.
     pub(super) identity: (u64, u64),
@@ -40,7 +42,7 @@ impl Own {
         let identity = shm::identity(&fd)?;
         Ok(Self {
             map: Arc::new(map),
-            fd,
+            fd: Arc::new(fd),
             bell: Arc::new(bell),
             identity,
             handed_out: false,
@@ -117,7 +119,18 @@ pub(super) struct State {
     /// again for each handshake would cost the peer's device thread a
     /// wake-up. (A device that went away since fails the fetch instead.)
     reached: HashSet<Gid, TokenHash>,
+    /// DMBs peers offered along with a fetch we granted, by (peer device,
+    /// token), until their Confirm names them (`fetch` module docs).
+    offers: HashMap<(Gid, u64), (Instant, Offer), TokenHash>,
+    /// Fetches of our DMBs this device granted.
+    pub(super) granted: u64,
 }
+
+/// How long an offer waits for the Confirm that names it.
+const OFFER_TTL: Duration = Duration::from_secs(10);
+
+/// Offers kept at most (the oldest go first).
+const OFFERS_MAX: usize = 1024;
 
 /// Peer devices remembered as reachable, at most (then forgotten at once).
 const REACHED_MAX: usize = 1024;
@@ -127,6 +140,51 @@ fn refused(what: &'static str) -> DeviceError {
 }
 
 impl State {
+    /// Our DMB `own` as an offer to send with a fetch (its fds shared, so
+    /// that the lock need not be held while the fetch runs); it counts as
+    /// handed out from now on.
+    pub(super) fn offer_of(
+        &mut self,
+        own: &Dmb,
+    ) -> Option<(DmbToken, u64, Arc<OwnedFd>, Arc<OwnedFd>)> {
+        let e = self.own_entry(own).ok()?;
+        if e.handed_out {
+            return None;
+        }
+        e.handed_out = true;
+        Some((
+            own.token(),
+            e.map.region().len() as u64,
+            Arc::clone(&e.fd),
+            Arc::clone(&e.bell),
+        ))
+    }
+
+    /// Keep the DMB `offer` of the peer device `from`.
+    pub(super) fn keep_offer(&mut self, from: Gid, offer: Offer) {
+        let now = Instant::now();
+        self.offers
+            .retain(|_, (at, _)| now.duration_since(*at) < OFFER_TTL);
+        if self.offers.len() >= OFFERS_MAX {
+            let oldest = self
+                .offers
+                .iter()
+                .min_by_key(|(_, (at, _))| *at)
+                .map(|(k, _)| *k);
+            if let Some(k) = oldest {
+                self.offers.remove(&k);
+            }
+        }
+        self.offers.insert((from, offer.token.0), (now, offer));
+    }
+
+    /// The memfd and eventfd the peer offered for `peer`, if its length
+    /// matches.
+    pub(super) fn take_offer(&mut self, peer: PeerDmbId) -> Option<(OwnedFd, OwnedFd)> {
+        let (_, o) = self.offers.remove(&(peer.gid, peer.token.0))?;
+        (o.len == peer.len as u64).then_some((o.memfd, o.bell))
+    }
+
     /// Whether the peer device `gid` was reached lately.
     pub(super) fn reached(&self, gid: Gid) -> bool {
         self.reached.contains(&gid)

@@ -62,7 +62,7 @@ impl SmcStream {
             return Err(io::ErrorKind::Unsupported.into());
         };
         let mut s = lock(m);
-        let first = attempt(&mut s, &mut op, Look::Full);
+        let first = attempt(&mut s, &mut op, Look::Shared);
         self.sync_ready(&mut s, dir, &first);
         if let Some(v) = first? {
             return Ok(Some(v));

@@ -215,6 +215,25 @@ pub(crate) fn client(port: u16) -> io::Result<()> {
         libc::close(pipe[1]);
     }
 
+    // A number closed inside libc (fclose of an fdopen'ed copy) and handed
+    // out again by open(2) is that file, not the connection.
+    // SAFETY: plain fd and stdio calls on our own copy.
+    unsafe {
+        let copy = os("dup for fdopen", libc::dup(d))?;
+        let f = libc::fdopen(copy, c"r+".as_ptr());
+        check("fdopen", !f.is_null())?;
+        os("fclose", libc::fclose(f))?;
+        let null = os(
+            "open /dev/null",
+            libc::open(c"/dev/null".as_ptr(), libc::O_RDWR),
+        )?;
+        let n = libc::write(null, b"xyz".as_ptr().cast(), 3);
+        check("a reused number writes to its file", n == 3)?;
+        let n = libc::read(null, b.as_mut_ptr().cast(), 8);
+        check("a reused number reads its file", n == 0)?;
+        libc::close(null);
+    }
+
     // writev / readv.
     let parts: [&[u8]; 3] = [b"one,", b"two,", b"three"];
     let iov: Vec<libc::iovec> = parts
