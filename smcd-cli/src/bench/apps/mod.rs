@@ -8,12 +8,15 @@
 mod proc;
 mod tools;
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use smcd_std::naming::Place;
+use smcd_std::query::{Query, survey};
 
 use super::host::Host;
 use super::{Error, TempDir, child};
@@ -179,11 +182,25 @@ fn one_side(s: &Settings, bench: Bench, side: Side, dir: &Path) -> Result<SideRe
         &env,
     )?;
     let limit = Duration::from_secs(s.secs) + CLIENT_SLACK;
-    let out = client.finish(limit);
+    let exited = client.wait_exit(limit);
+    // A client that hangs under smcd run: what smcd ss sees, for the error.
+    let seen = (!exited && side == Side::Smcd).then(in_flight);
+    let out = client.finish(Duration::ZERO);
     server.stop(tools::stop_signal(bench), SERVER_STOP);
     drop(client);
     drop(server);
-    let out = out?;
+    let out = out.map_err(|e| match e {
+        Error::Peer { name, stderr, .. } if !exited => Error::Peer {
+            name,
+            what: format!(
+                "did not finish within {} s, killed{}",
+                limit.as_secs(),
+                seen.map_or_else(String::new, |s| format!(" (smcd ss at the time: {s})"))
+            ),
+            stderr,
+        },
+        e => e,
+    })?;
     let cpu_s = cpu_before
         .zip(child::reaped_cpu_ticks())
         .map(|(a, b)| b.saturating_sub(a) as f64 / child::TICKS_PER_SEC);
@@ -198,6 +215,49 @@ fn one_side(s: &Settings, bench: Bench, side: Side, dir: &Path) -> Result<SideRe
         stats,
         error: None,
     })
+}
+
+/// What `smcd ss` sees now, in short: the connections by command, state
+/// and transport, and those whose two ends disagree on the bytes that
+/// moved (sent by one, not yet read by the other).
+fn in_flight() -> String {
+    let found = survey(&Place::from_env(), Query::Connections);
+    let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
+    let mut ends = Vec::new();
+    for p in &found.processes {
+        for c in &p.connections {
+            *kinds
+                .entry(format!("{} {} {}", p.command, c.state, c.transport))
+                .or_default() += 1;
+            ends.push((p.command.as_str(), c));
+        }
+    }
+    let mut odd = Vec::new();
+    for (cmd, c) in &ends {
+        let other = ends
+            .iter()
+            .find(|(_, o)| o.local == c.peer && o.peer == c.local && c.local.is_some());
+        if let Some((ocmd, o)) = other {
+            if c.bytes_sent != o.bytes_received && c.bytes_sent.is_some() {
+                odd.push(format!(
+                    "{cmd} {} sent {} B, {ocmd} read {} B",
+                    c.local.map_or_else(String::new, |a| a.to_string()),
+                    c.bytes_sent.unwrap_or(0),
+                    o.bytes_received.unwrap_or(0)
+                ));
+            }
+        }
+    }
+    let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    format!(
+        "{}; unread: {}",
+        kinds.join(", "),
+        if odd.is_empty() {
+            "none".to_owned()
+        } else {
+            odd.join("; ")
+        }
+    )
 }
 
 fn read_stats(path: &Path) -> Value {

@@ -125,6 +125,21 @@ impl Proc {
         }
     }
 
+    /// Wait at most `limit` for the exit without reaping it: whether it
+    /// exited.
+    pub(super) fn wait_exit(&mut self, limit: Duration) -> bool {
+        let end = Instant::now() + limit;
+        let mut pause = Duration::from_millis(1);
+        while Instant::now() < end {
+            if self.exited() {
+                return true;
+            }
+            thread::sleep(pause);
+            pause = (pause * 2).min(EXIT_POLL_MAX);
+        }
+        self.exited()
+    }
+
     /// Stop a server: `sig` to the program, at most `limit` for it (and
     /// `smcd run`) to exit, then the whole group is killed.
     pub(super) fn stop(&mut self, sig: Signal, limit: Duration) {
