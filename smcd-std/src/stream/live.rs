@@ -40,6 +40,17 @@ fn registry() -> MutexGuard<'static, BTreeMap<u64, Weak<Inner>>> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// The registry, locked (across a fork: see [`crate::adopt::before_fork`]).
+#[derive(Debug)]
+pub(crate) struct Held {
+    _guard: MutexGuard<'static, BTreeMap<u64, Weak<Inner>>>,
+}
+
+/// Lock the registry until the returned guard goes.
+pub(crate) fn hold() -> Held {
+    Held { _guard: registry() }
+}
+
 /// A key for a new stream.
 pub(super) fn next_key() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
