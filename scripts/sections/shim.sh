@@ -121,6 +121,20 @@ smcd_log "plain curl (no shim) from nginx under smcd run: byte-exact"
 timeout 30 "$smcd" run --stats "$work/wrk.json" -- wrk -t1 -c8 -d2s http://127.0.0.1:18089/index.html | tee "$work/wrk.out"
 grep -q 'Socket errors' "$work/wrk.out" && smcd_die "wrk: socket errors"
 expect_smc "wrk to nginx" "$work/wrk.json"
+# smcd ss during a run: nginx's and wrk's connections are listed over SMC-D.
+timeout 30 "$smcd" run -- wrk -t1 -c4 -d3s http://127.0.0.1:18089/index.html >"$work/wrk-ss.out" &
+wrk_ss=$!
+pids+=("$wrk_ss")
+sleep 1.5
+timeout 10 "$smcd" ss --json >"$work/ss.json"
+timeout 10 "$smcd" ss
+wait "$wrk_ss" || smcd_die "wrk (during smcd ss) failed"
+for cmd in nginx wrk; do
+    grep -q "\"command\":\"$cmd\",[^}]*\"transport\":\"smc-d-" "$work/ss.json" \
+        || { cat "$work/ss.json"; smcd_die "smcd ss: no SMC-D connection of $cmd"; }
+done
+grep -qi 'token\|gid' "$work/ss.json" && smcd_die "smcd ss names tokens or GIDs"
+smcd_log "smcd ss during wrk: SMC-D connections of nginx and wrk listed"
 kill -QUIT "$(cat "$work/nginx/nginx.pid")"
 wait_gone "$nginx_run"
 expect_smc "nginx" "$work/nginx.json"
@@ -170,5 +184,15 @@ wait_port 11113
 timeout 30 "$smcd" run --stats "$work/sockperf.json" -- sockperf pp --tcp -i 127.0.0.1 -p 11113 -t 2 -m 14 \
     | grep 'Summary: Latency'
 expect_smc "sockperf" "$work/sockperf.json"
+
+# ---- smcd bench --apps --quick (a smoke run: every tool over TCP and under
+# smcd run, every connection of the smcd side SMC-D; the figures are not judged)
+timeout 150 "$smcd" bench --apps --quick --json >"$work/apps.json" \
+    || { cat "$work/apps.json"; smcd_die "smcd bench --apps --quick failed"; }
+if grep -q '"all_smcd":false\|"all_smcd":null' "$work/apps.json"; then
+    cat "$work/apps.json"
+    smcd_die "smcd bench --apps: a tool's smcd run side was not all SMC-D"
+fi
+smcd_log "smcd bench --apps --quick: every tool ran, all SMC-D under smcd run"
 
 smcd_log "shim: every program passed"

@@ -50,7 +50,72 @@ pub(crate) enum Command {
     /// One endpoint process of a `smcd bench` run (started by `smcd bench`).
     #[command(hide = true)]
     BenchPeer(PeerArgs),
+    /// List the live smcd connections of every process on this host (API
+    /// programs and programs under `smcd run`), like smc-tools' smcss.
+    #[command(after_help = SS_HELP)]
+    Ss(SsArgs),
+    /// Sum the counters of every live smcd process on this host.
+    #[command(after_help = STATS_HELP)]
+    Stats(StatsArgs),
 }
+
+/// `smcd ss`
+#[derive(Debug, Args)]
+pub(crate) struct SsArgs {
+    /// Also list connections that are plain TCP (fallbacks, plain peers);
+    /// without it they are only counted.
+    #[arg(long, short = 'a')]
+    pub(crate) all: bool,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+const SS_HELP: &str = "\
+Columns:
+  PID, COMMAND  the process (its /proc comm) that holds the connection
+  LOCAL, PEER   the TCP connection's addresses
+  TRANSPORT     smc-d-copy / smc-d-nocopy (bytes in shared memory), tcp
+                (with --all; REASON says why), pending (CLC handshake
+                running), failed, busy (a call held it for the whole query)
+  STATE         SMC-D: the close state (active, peer-close-wait-1, ...,
+                app-close-wait-1, ..., closed); handshaking; established
+                (tcp)
+  SENT, RECV    application bytes over SMC-D so far (tcp: -, see ss -ti)
+  REASON        tcp only: the decline code (0x...) or no-smcd-listener,
+                disabled, plain-client
+
+Processes are found by their device sockets (@smcd/dev/... in
+/proc/net/unix, or SMCD_RENDEZVOUS_DIR). Only processes of your uid answer
+(all of them for root). A process appears once it made its first SMC
+connection or listener; one whose connections are all plain TCP to
+non-smcd peers may not have a device and is not seen.
+
+Exit status: 0 (also when nothing is found); 1 when stdout fails.";
+
+/// `smcd stats`
+#[derive(Debug, Args)]
+pub(crate) struct StatsArgs {
+    /// Print one JSON object (the keys of `smcd run --stats`) instead of
+    /// the table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+const STATS_HELP: &str = "\
+Rows (JSON keys as in smcd run --stats):
+  connections       connections by transport since each live process started
+                    (smc-d-copy, smc-d-nocopy, tcp)
+  fallbacks         of those, TCP after a Decline, by Linux reason code
+  handshakes        SMC-D handshakes by role (client/server) and CLC version
+  bytes_sent/_received  application bytes of all their streams
+  buffer_full_waits writes that waited for room in the peer's buffer
+  dmbs_in_use       DMBs (receive buffers) registered now
+  live_connections  connections open now, by transport (as smcd ss lists)
+  processes         processes that answered; skipped: device sockets that
+                    did not (gone, stopped, another user, older smcd)
+
+Counters of processes that exited are gone (smcd run --stats keeps those).";
 
 /// `smcd run`
 #[derive(Debug, Args)]
@@ -148,6 +213,11 @@ pub(crate) struct ChkArgs {
 /// `smcd bench`
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
+    /// Instead: the seed's table with the seed's tools (sockperf, iperf3,
+    /// nginx + wrk, redis-benchmark), TCP against both sides under
+    /// `smcd run`; installs missing Debian packages when run as root.
+    #[arg(long, conflicts_with_all = ["only", "transports", "sweep", "pin", "plot"])]
+    pub(crate) apps: bool,
     /// About 0.3 s per run (the whole default plan in well under 30 s).
     #[arg(long)]
     pub(crate) quick: bool,

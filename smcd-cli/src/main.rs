@@ -17,6 +17,7 @@ mod hex;
 mod input;
 mod net;
 mod run;
+mod ss;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -58,6 +59,8 @@ fn main() -> ExitCode {
         Command::Run(args) => return run::run(&args),
         Command::Bench(args) => return bench::run(&args),
         Command::BenchPeer(args) => return bench::peer::run(&args),
+        Command::Ss(args) => ss::ss(&args),
+        Command::Stats(args) => ss::stats(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -22,7 +22,7 @@ const LIB: &str = "libsmcd_preload.so";
 const STRAGGLERS: Duration = Duration::from_secs(10);
 
 /// Where the shim is: `SMCD_PRELOAD_LIB`, else next to this binary.
-fn find_lib() -> Result<PathBuf, String> {
+pub(crate) fn find_lib() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os("SMCD_PRELOAD_LIB").filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
         return if p.is_file() {
@@ -164,7 +164,8 @@ fn merge_dir(dir: &Path) -> Value {
     total
 }
 
-fn add(into: &mut Value, v: &Value) {
+/// Add `v` into `into` key by key: numbers summed, objects merged.
+pub(crate) fn add(into: &mut Value, v: &Value) {
     match (into, v) {
         (Value::Object(a), Value::Object(b)) => {
             for (k, bv) in b {

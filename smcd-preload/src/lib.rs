@@ -67,11 +67,13 @@ extern "C" fn before_fork() {
     let _ = guard::enter("fork", || {
         shared::fork_begins();
         table::freeze_for_fork();
+        smcd_std::adopt::before_fork();
         Ok(0)
     });
 }
 
 extern "C" fn after_fork_parent() {
+    smcd_std::adopt::after_fork_in_parent();
     table::thaw_after_fork(|_| {});
 }
 

@@ -104,6 +104,29 @@ pub fn read_env_now() {
     let _ = crate::config::device_env();
 }
 
+thread_local! {
+    /// The registry of live streams and the counters, held by the forking
+    /// thread from [`before_fork`] to the handler after it.
+    static HELD_FOR_FORK: std::cell::RefCell<Option<crate::stats::ForkHold>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Before `fork` (a `pthread_atfork` prepare handler): take the locks that
+/// another thread of this process may hold — the device thread answering
+/// `smcd ss` holds the registry of live streams and the counters for a
+/// moment — so that the child never inherits them locked. Release them with
+/// [`after_fork_in_parent`] in the parent and [`after_fork_in_child`] in the
+/// child, on the same thread.
+pub fn before_fork() {
+    let hold = crate::stats::hold_for_fork();
+    let _ = HELD_FOR_FORK.try_with(|h| *h.borrow_mut() = Some(hold));
+}
+
+/// After `fork`, in the parent: release what [`before_fork`] took.
+pub fn after_fork_in_parent() {
+    let _ = HELD_FOR_FORK.try_with(|h| h.borrow_mut().take());
+}
+
 /// In a child after `fork`: the random generator is reseeded (GIDs and
 /// tokens must differ from the parent's and the siblings'), the process
 /// device's thread did not survive,
@@ -111,8 +134,9 @@ pub fn read_env_now() {
 /// from the parent keep the one they have), and the counters of
 /// [`stats`](crate::stats) start from zero (the parent reports its own).
 /// Pair it with [`SmcConfig::detached`] for the configurations the child
-/// goes on using.
+/// goes on using. What [`before_fork`] took is released first.
 pub fn after_fork_in_child() {
+    let _ = HELD_FOR_FORK.try_with(|h| h.borrow_mut().take());
     // The child inherited its parent's random state: without a reseed every
     // sibling would draw the same GID and the same DMB tokens.
     if rand::rng().reseed().is_err() {

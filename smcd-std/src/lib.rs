@@ -111,6 +111,7 @@ mod listener;
 #[cfg(feature = "mio")]
 mod mio;
 pub mod naming;
+pub mod query;
 mod rendezvous;
 mod stats;
 mod stream;

@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use smcd_core::clc::Role;
 use smcd_core::conn::SendMode;
 
 use crate::transport::Transport;
 
 /// Handshakes that ended in SMC-D, by role and CLC version.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Handshakes {
     /// As the connecting side, by version (`"v2"`).
     pub client: BTreeMap<String, u64>,
@@ -27,7 +27,7 @@ pub struct Handshakes {
 /// let json = serde_json::to_string(&s).unwrap();
 /// assert!(json.contains("\"connections\""));
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     /// Connections by transport: `smc-d-copy`, `smc-d-nocopy`, `tcp`.
     pub connections: BTreeMap<String, u64>,
@@ -45,7 +45,7 @@ pub struct Stats {
     pub dmbs_in_use: u64,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Tallies {
     connections: BTreeMap<String, u64>,
     fallbacks: BTreeMap<String, u64>,
@@ -100,6 +100,26 @@ pub(crate) fn received(n: usize) {
 
 pub(crate) fn buffer_full() {
     BUFFER_FULL.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The registry of live streams and the counters, locked across a fork
+/// (see [`crate::adopt::before_fork`]; dropping it releases both).
+#[derive(Debug)]
+pub(crate) struct ForkHold {
+    _live: crate::stream::live::Held,
+    _tallies: std::sync::MutexGuard<'static, Option<Tallies>>,
+}
+
+/// Lock the registry, then the counters (the order every path keeps: no
+/// path holds the counters and waits for the registry).
+pub(crate) fn hold_for_fork() -> ForkHold {
+    let live = crate::stream::live::hold();
+    ForkHold {
+        _live: live,
+        _tallies: TALLIES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    }
 }
 
 /// Start counting from zero (a child after fork: its parent's counts are

@@ -22,6 +22,7 @@ use crate::tcp::TcpWire;
 use crate::transport::{TcpReason, Transport};
 use crate::wait::{Park, earliest, now_ms, until};
 
+pub(crate) mod live;
 pub(crate) mod probe;
 
 pub(crate) type StdEndpoint = Endpoint<StdHost, TcpWire>;
@@ -145,6 +146,8 @@ struct Inner {
     woken: Condvar,
     /// The readiness fd (SMC streams), created on first use.
     ready_fd: OnceLock<Arc<OwnedFd>>,
+    /// This stream's key in the registry of live streams ([`live`]).
+    live: u64,
 }
 
 /// Which way a call waits.
@@ -228,7 +231,7 @@ impl SmcStream {
     }
 
     fn with_mode(tcp: TcpStream, mode: Mode, spin: Duration) -> Self {
-        Self {
+        let stream = Self {
             inner: Arc::new(Inner {
                 tcp,
                 mode,
@@ -240,8 +243,11 @@ impl SmcStream {
                 parked: Mutex::new(false),
                 woken: Condvar::new(),
                 ready_fd: OnceLock::new(),
+                live: live::next_key(),
             }),
-        }
+        };
+        live::add(&stream.inner);
+        stream
     }
 
     fn opts(&self) -> Opts {
@@ -1077,6 +1083,7 @@ impl Drop for Inner {
     /// Close like a TCP socket: the close is sent at once, and finishing it
     /// (the peer's close, at most 2 s) does not block the caller.
     fn drop(&mut self) {
+        live::remove(self.live);
         let mode = std::mem::replace(&mut self.mode, Mode::Plain(TcpReason::Disabled));
         if let Mode::Smc(m) = mode {
             let mut smc = m

@@ -9,6 +9,7 @@
 //! and prints one JSON line; both are reaped before the next run starts,
 //! and every wait is bounded.
 
+mod apps;
 mod child;
 mod histogram;
 mod host;
@@ -190,6 +191,9 @@ fn plan(args: &BenchArgs) -> Vec<Run> {
 }
 
 fn run_inner(args: &BenchArgs) -> Result<(), Error> {
+    if args.apps {
+        return apps::run(args);
+    }
     let runs = plan(args);
     if runs.is_empty() {
         return Err(Error::BadArgs(

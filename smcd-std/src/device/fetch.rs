@@ -27,11 +27,42 @@ use rustix::net::{
 };
 use smcd_core::dmb::{DmbToken, Gid};
 
+use crate::query::Query;
+
 const MAGIC: [u8; 4] = *b"SMCF";
 const VERSION: u8 = 1;
 
 /// Bytes of a request on the wire.
 pub(crate) const REQUEST_BYTES: usize = 40;
+
+/// Where a request says what it asks for: 0 a DMB (a [`Request`]; devices
+/// that predate the other kinds ignore this byte and take any request for
+/// one), 1 and 2 a report ([`Query`], answered by `report`).
+const KIND_AT: usize = 5;
+const KIND_DMB: u8 = 0;
+const KIND_CONNECTIONS: u8 = 1;
+const KIND_TOTALS: u8 = 2;
+
+/// What a process asks a device for.
+#[derive(Debug)]
+pub(crate) enum Asked {
+    /// One of our DMBs, and maybe the asker's own DMB offered along.
+    Dmb(Request, Option<Offer>),
+    /// A report of this process.
+    Report(Query),
+}
+
+/// The request for a report (no token, no length, no GID).
+pub(crate) fn query_bytes(what: Query) -> [u8; REQUEST_BYTES] {
+    let mut b = [0u8; REQUEST_BYTES];
+    b[..4].copy_from_slice(&MAGIC);
+    b[4] = VERSION;
+    b[KIND_AT] = match what {
+        Query::Connections => KIND_CONNECTIONS,
+        Query::Totals => KIND_TOTALS,
+    };
+    b
+}
 
 /// Bytes of the offer behind a request that carries one.
 const OFFER_BYTES: usize = 16;
@@ -112,6 +143,9 @@ pub(crate) enum Status {
     Denied = 2,
     /// Not a request of this protocol.
     Malformed = 3,
+    /// A report request met an application thread answering DMB requests
+    /// while it spins: ask again (the device thread will answer).
+    Busy = 4,
 }
 
 impl Status {
@@ -122,14 +156,16 @@ impl Status {
             Self::Unknown => "the peer's device does not hand out this DMB",
             Self::Denied => "the peer's device refuses our credentials",
             Self::Malformed => "the peer's device answered outside the protocol",
+            Self::Busy => "the device is busy: ask again",
         }
     }
 
-    fn from_u32(v: u32) -> Self {
+    pub(crate) fn from_u32(v: u32) -> Self {
         match v {
             0 => Self::Granted,
             1 => Self::Unknown,
             2 => Self::Denied,
+            4 => Self::Busy,
             _ => Self::Malformed,
         }
     }
@@ -231,7 +267,7 @@ fn send_with_offer(sock: &UnixStream, req: Request, offer: OwnOffer<'_>) -> io::
 
 /// Read one request from `sock`, and the offer behind it if there is one
 /// (`None` if it is not a request).
-pub(crate) fn read_request(sock: &UnixStream) -> io::Result<Option<(Request, Option<Offer>)>> {
+pub(crate) fn read_request(sock: &UnixStream) -> io::Result<Option<Asked>> {
     let mut b = [0u8; REQUEST_BYTES + OFFER_BYTES];
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
@@ -253,11 +289,17 @@ pub(crate) fn read_request(sock: &UnixStream) -> io::Result<Option<(Request, Opt
     else {
         return Ok(None);
     };
+    match head[KIND_AT] {
+        KIND_DMB => {}
+        KIND_CONNECTIONS => return Ok(Some(Asked::Report(Query::Connections))),
+        KIND_TOTALS => return Ok(Some(Asked::Report(Query::Totals))),
+        _ => return Ok(None),
+    }
     let Some(req) = Request::parse(head) else {
         return Ok(None);
     };
     if head[FLAGS_AT] & FLAG_OFFER == 0 {
-        return Ok(Some((req, None)));
+        return Ok(Some(Asked::Dmb(req, None)));
     }
     let mut tail = [0u8; OFFER_BYTES];
     (&mut &*sock).read_exact(&mut tail)?;
@@ -277,7 +319,7 @@ pub(crate) fn read_request(sock: &UnixStream) -> io::Result<Option<(Request, Opt
         // A malformed offer is ignored; the request still stands.
         _ => None,
     };
-    Ok(Some((req, offer)))
+    Ok(Some(Asked::Dmb(req, offer)))
 }
 
 #[cfg(test)]
@@ -311,7 +353,9 @@ mod tests {
             from: Gid::new(3, 4),
         };
         let asker = std::thread::spawn(move || ask(a, req, None).unwrap());
-        let (got, offer) = read_request(&b).unwrap().unwrap();
+        let Some(Asked::Dmb(got, offer)) = read_request(&b).unwrap() else {
+            panic!("not a DMB request");
+        };
         assert_eq!(got, req);
         assert!(offer.is_none());
         answer(&b, Status::Granted, &[e1.as_fd(), e2.as_fd()]).unwrap();
@@ -344,7 +388,9 @@ mod tests {
             };
             ask(a, req, Some(offer)).unwrap()
         });
-        let (got, offer) = read_request(&b).unwrap().unwrap();
+        let Some(Asked::Dmb(got, offer)) = read_request(&b).unwrap() else {
+            panic!("not a DMB request");
+        };
         assert_eq!(got, req);
         let offer = offer.expect("an offer");
         assert_eq!((offer.token, offer.len), (DmbToken(8), 32768));
@@ -367,8 +413,31 @@ mod tests {
         bytes[..REQUEST_BYTES].copy_from_slice(&req.to_bytes());
         bytes[FLAGS_AT] |= FLAG_OFFER;
         (&a).write_all(&bytes).unwrap();
-        let (got, offer) = read_request(&b).unwrap().unwrap();
+        let Some(Asked::Dmb(got, offer)) = read_request(&b).unwrap() else {
+            panic!("not a DMB request");
+        };
         assert_eq!(got, req);
         assert!(offer.is_none());
+    }
+
+    #[test]
+    fn report_requests_are_told_apart() {
+        for q in [Query::Connections, Query::Totals] {
+            let (a, b) = UnixStream::pair().unwrap();
+            (&a).write_all(&query_bytes(q)).unwrap();
+            assert!(matches!(read_request(&b).unwrap(), Some(Asked::Report(got)) if got == q));
+        }
+        let (a, b) = UnixStream::pair().unwrap();
+        let mut odd = query_bytes(Query::Totals);
+        odd[KIND_AT] = 9;
+        (&a).write_all(&odd).unwrap();
+        assert!(read_request(&b).unwrap().is_none());
+        // A DMB request is kind 0, as devices before the kinds wrote it.
+        let req = Request {
+            token: DmbToken(7),
+            len: 16384,
+            from: Gid::new(5, 6),
+        };
+        assert_eq!(req.to_bytes()[KIND_AT], KIND_DMB);
     }
 }

@@ -16,6 +16,7 @@
 mod bell;
 mod error;
 mod fetch;
+mod report;
 mod server;
 mod shm;
 mod state;
@@ -35,6 +36,7 @@ use smcd_core::wire::cdc;
 
 pub use bell::Bell;
 pub use error::DeviceError;
+pub(crate) use report::ask as ask_report;
 pub use server::PeerPolicy;
 
 use crate::naming::Place;

@@ -11,7 +11,8 @@ use rustix::event::{PollFd, PollFlags};
 use smcd_core::dmb::Gid;
 
 use super::Shared;
-use super::fetch::{self, Status};
+use super::fetch::{self, Asked, Status};
+use super::report;
 use crate::naming::Place;
 
 /// How long a peer may take to send its request.
@@ -70,7 +71,7 @@ fn serve(shared: &Shared) {
         }
         // Another thread of ours may have taken the connection first.
         while let Ok((sock, _)) = listener.accept() {
-            if let Err(e) = answer_one(shared, &sock, REQUEST_TIMEOUT) {
+            if let Err(e) = answer_one(shared, &sock, false) {
                 tracing::debug!(error = %e, "device socket request failed");
             }
         }
@@ -80,18 +81,31 @@ fn serve(shared: &Shared) {
 /// Answer one request waiting on the device socket, if there is one.
 pub(super) fn serve_pending(shared: &Shared) {
     if let Ok((sock, _)) = shared.listener.accept() {
-        if let Err(e) = answer_one(shared, &sock, SPINNER_REQUEST_TIMEOUT) {
+        if let Err(e) = answer_one(shared, &sock, true) {
             tracing::debug!(error = %e, "device socket request failed");
         }
     }
 }
 
-fn answer_one(shared: &Shared, sock: &UnixStream, timeout: Duration) -> io::Result<()> {
+/// Answer the request on `sock`; `spinner`: from an application thread
+/// (see [`serve_pending`]), not the device thread.
+fn answer_one(shared: &Shared, sock: &UnixStream, spinner: bool) -> io::Result<()> {
+    let timeout = if spinner {
+        SPINNER_REQUEST_TIMEOUT
+    } else {
+        REQUEST_TIMEOUT
+    };
     let policy = shared.policy;
     sock.set_read_timeout(Some(timeout))?;
     sock.set_write_timeout(Some(timeout))?;
-    let Some((req, offer)) = fetch::read_request(sock)? else {
-        return fetch::answer(sock, Status::Malformed, &[]);
+    let (req, offer) = match fetch::read_request(sock)? {
+        Some(Asked::Dmb(req, offer)) => (req, offer),
+        // Reports are the device thread's work, not a spinning caller's.
+        Some(Asked::Report(_)) if spinner => {
+            return fetch::answer(sock, Status::Busy, &[]);
+        }
+        Some(Asked::Report(what)) => return report::answer(sock, what),
+        None => return fetch::answer(sock, Status::Malformed, &[]),
     };
     if !policy.admits(sock) {
         tracing::warn!("device socket: a process of another user asked for a DMB");

@@ -243,7 +243,11 @@ impl SmcStream {
     /// they keep it.
     pub fn abandon(self) -> Vec<std::os::fd::RawFd> {
         use std::os::fd::AsRawFd;
+        // Out of the registry first: a query holds a stream only while it
+        // holds the registry, so after this no count but the handles' own.
+        super::live::remove(self.inner.live);
         if std::sync::Arc::strong_count(&self.inner) > 1 {
+            super::live::add(&self.inner);
             return Vec::new();
         }
         let mut fds = vec![self.inner.tcp.as_raw_fd()];
