@@ -746,18 +746,7 @@ impl SmcStream {
     }
 
     fn read_smc(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.run(Dir::Read, |s| {
-            if s.read_shut {
-                return Ok(0);
-            }
-            if !s.leftover.is_empty() {
-                let n = buf.len().min(s.leftover.len());
-                buf[..n].copy_from_slice(&s.leftover[..n]);
-                s.leftover.drain(..n);
-                return Ok(n);
-            }
-            s.ep.recv(buf)
-        })
+        self.run(Dir::Read, |s| probe::read_op(s, buf))
     }
 
     /// Zero-copy read: `f` sees received bytes and returns how many of them

@@ -272,7 +272,7 @@ impl SmcStream {
 }
 
 /// A read attempt: what `read_smc` does.
-fn read_op(s: &mut Smc, buf: &mut [u8]) -> Result<usize, EndpointError> {
+pub(super) fn read_op(s: &mut Smc, buf: &mut [u8]) -> Result<usize, EndpointError> {
     if s.read_shut {
         return Ok(0);
     }
