@@ -97,6 +97,10 @@ impl Readiness {
                 EventFlags::IN,
             )?;
             bell.arm();
+            // Whatever the peer wrote before the arm rang nothing, and the
+            // call that registered us may have looked before it arrived:
+            // announce news once, so that the next look comes after the arm.
+            let _ = rustix::io::write(bell, &SELF_RING.to_ne_bytes());
             self.bell = Some(bell.clone());
         }
         Ok(())

@@ -69,3 +69,24 @@ fn a_read_that_blocks_does_not_swallow_room_for_a_write() {
         "the write can go on, but the readiness fd stays quiet"
     );
 }
+
+/// Bytes that arrived before the readiness fd existed rang no doorbell (it
+/// was not armed yet): the fd must still become readable for them.
+#[test]
+fn a_readiness_fd_made_after_the_bytes_arrived_is_readable() {
+    let config = SmcConfig::new();
+    let listener = config.bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connect = thread::spawn(move || config.connect(addr).unwrap());
+    let (server, _) = listener.accept().unwrap();
+    let client = connect.join().unwrap();
+    assert!(server.transport().unwrap().is_smcd());
+    server.set_nonblocking(true).unwrap();
+    (&client).write_all(b"early").unwrap();
+    // Let the bytes land in the server's DMB before anyone watches it.
+    thread::sleep(std::time::Duration::from_millis(50));
+    assert!(readable(&server, 2000), "no event for bytes that came first");
+    let mut buf = [0u8; 8];
+    assert_eq!((&server).read(&mut buf).unwrap(), 5);
+    assert_eq!(&buf[..5], b"early");
+}
