@@ -85,7 +85,10 @@ fn a_readiness_fd_made_after_the_bytes_arrived_is_readable() {
     (&client).write_all(b"early").unwrap();
     // Let the bytes land in the server's DMB before anyone watches it.
     thread::sleep(std::time::Duration::from_millis(50));
-    assert!(readable(&server, 2000), "no event for bytes that came first");
+    assert!(
+        readable(&server, 2000),
+        "no event for bytes that came first"
+    );
     let mut buf = [0u8; 8];
     assert_eq!((&server).read(&mut buf).unwrap(), 5);
     assert_eq!(&buf[..5], b"early");
