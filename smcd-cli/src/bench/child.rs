@@ -60,29 +60,9 @@ impl Peer {
         }
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut stderr_reader = None;
-        if let Some(mut err) = child.stderr.take() {
+        if let Some(err) = child.stderr.take() {
             let sink = Arc::clone(&stderr);
-            let reader = thread::Builder::new()
-                .spawn(move || {
-                    let mut buf = [0u8; 1024];
-                    while let Ok(n) = err.read(&mut buf) {
-                        if n == 0 {
-                            break;
-                        }
-                        let mut s = sink
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner);
-                        s.push_str(&String::from_utf8_lossy(&buf[..n]));
-                        if s.len() > STDERR_KEEP_BYTES * 2 {
-                            let mut cut = s.len() - STDERR_KEEP_BYTES;
-                            while !s.is_char_boundary(cut) {
-                                cut += 1;
-                            }
-                            s.drain(..cut);
-                        }
-                    }
-                })
-                .map_err(no_thread)?;
+            let reader = keep_tail(err, sink, STDERR_KEEP_BYTES).map_err(no_thread)?;
             stderr_reader = Some(reader);
         }
         Ok(Self {
@@ -204,3 +184,31 @@ pub(crate) fn reaped_cpu_ticks() -> Option<u64> {
 /// Clock ticks per second of `/proc` times (the kernel's `USER_HZ`, 100
 /// on every architecture Linux exports it for).
 pub(crate) const TICKS_PER_SEC: f64 = 100.0;
+
+/// Read `pipe` to its end on a thread of its own, keeping the last `keep`
+/// bytes or so of it (lossy UTF-8) in `sink`.
+pub(crate) fn keep_tail(
+    mut pipe: impl Read + Send + 'static,
+    sink: Arc<Mutex<String>>,
+    keep: usize,
+) -> std::io::Result<thread::JoinHandle<()>> {
+    thread::Builder::new().spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let mut s = sink
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            s.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if s.len() > keep * 2 {
+                let mut cut = s.len() - keep;
+                while !s.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                s.drain(..cut);
+            }
+        }
+    })
+}

@@ -74,28 +74,9 @@ impl Proc {
                 .take()
                 .map(|p| Box::new(p) as Box<dyn Read + Send>),
         ];
-        for mut pipe in pipes.into_iter().flatten() {
+        for pipe in pipes.into_iter().flatten() {
             let sink = Arc::clone(&out);
-            let reader = thread::Builder::new()
-                .spawn(move || {
-                    let mut buf = [0u8; 4096];
-                    while let Ok(n) = pipe.read(&mut buf) {
-                        if n == 0 {
-                            break;
-                        }
-                        let mut s = sink
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner);
-                        s.push_str(&String::from_utf8_lossy(&buf[..n]));
-                        if s.len() > OUTPUT_KEEP_BYTES * 2 {
-                            let mut cut = s.len() - OUTPUT_KEEP_BYTES;
-                            while !s.is_char_boundary(cut) {
-                                cut += 1;
-                            }
-                            s.drain(..cut);
-                        }
-                    }
-                })
+            let reader = crate::bench::child::keep_tail(pipe, sink, OUTPUT_KEEP_BYTES)
                 .map_err(|e| Error::Io("no thread for a program's output".into(), e))?;
             readers.push(reader);
         }
