@@ -407,6 +407,18 @@ impl SmcStream {
         Ok(self.clone())
     }
 
+    /// Test-only (feature `hostile-peer`), not API: raw access to the peer's
+    /// DMB this stream sends into, for smcd's hostile-peer tests.
+    #[cfg(feature = "hostile-peer")]
+    #[doc(hidden)]
+    pub fn __peer_tap(&self) -> Option<crate::device::PeerTap> {
+        self.with_smc(|s| {
+            let token = s.ep.connection()?.peer_token();
+            s.ep.host().device().peer_tap(token)
+        })
+        .flatten()
+    }
+
     /// The pending error of the TCP socket (`SO_ERROR`).
     ///
     /// # Errors

@@ -20,6 +20,8 @@ mod report;
 mod server;
 mod shm;
 mod state;
+#[cfg(feature = "hostile-peer")]
+mod tap;
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -38,6 +40,9 @@ pub use bell::Bell;
 pub use error::DeviceError;
 pub(crate) use report::ask as ask_report;
 pub use server::PeerPolicy;
+#[cfg(feature = "hostile-peer")]
+#[doc(hidden)]
+pub use tap::PeerTap;
 
 use crate::naming::Place;
 use state::{Own, State, Target};
@@ -161,6 +166,13 @@ impl StdDevice {
                 ErrorKind::InvalidToken,
                 "no bound peer DMB with this token",
             ))
+    }
+
+    /// Test-only: raw access to the bound peer DMB `token`.
+    #[cfg(feature = "hostile-peer")]
+    #[doc(hidden)]
+    pub fn peer_tap(&self, token: DmbToken) -> Option<PeerTap> {
+        self.with_target(token, Target::tap).ok()
     }
 
     /// Get the memfd and eventfd of a peer's DMB from its device socket,

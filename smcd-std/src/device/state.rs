@@ -92,6 +92,12 @@ impl Target {
         ))
     }
 
+    /// Test-only: the mapping and doorbell, for a hostile test peer.
+    #[cfg(feature = "hostile-peer")]
+    pub(super) fn tap(&self) -> super::tap::PeerTap {
+        super::tap::PeerTap::new(Arc::clone(&self.map), Arc::clone(&self.bell))
+    }
+
     /// The receiver's doorbell if it waits for a ring: the header is
     /// published (release) before; the full fence orders it before reading
     /// the flag, pairing with the waiter's arm-then-recheck.
