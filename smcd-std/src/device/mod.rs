@@ -22,6 +22,8 @@ mod shm;
 mod state;
 #[cfg(feature = "hostile-peer")]
 mod tap;
+#[cfg(test)]
+mod tests;
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};

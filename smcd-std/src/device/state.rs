@@ -65,6 +65,9 @@ pub(super) struct Target {
     own: DmbToken,
     /// Whether the connection writes its ring directly (nocopy).
     mapped: bool,
+    /// Test-only: the memfd behind the mapping, for a hostile test peer.
+    #[cfg(feature = "hostile-peer")]
+    memfd: Arc<OwnedFd>,
 }
 
 impl Target {
@@ -87,6 +90,8 @@ impl Target {
                 bell: Arc::new(bell),
                 own,
                 mapped,
+                #[cfg(feature = "hostile-peer")]
+                memfd: Arc::new(memfd),
             },
             identity,
         ))
@@ -95,7 +100,11 @@ impl Target {
     /// Test-only: the mapping and doorbell, for a hostile test peer.
     #[cfg(feature = "hostile-peer")]
     pub(super) fn tap(&self) -> super::tap::PeerTap {
-        super::tap::PeerTap::new(Arc::clone(&self.map), Arc::clone(&self.bell))
+        super::tap::PeerTap::new(
+            Arc::clone(&self.map),
+            Arc::clone(&self.bell),
+            Arc::clone(&self.memfd),
+        )
     }
 
     /// The receiver's doorbell if it waits for a ring: the header is
@@ -275,6 +284,8 @@ impl State {
             bell: Arc::clone(&theirs.bell),
             own: own.token(),
             mapped: map,
+            #[cfg(feature = "hostile-peer")]
+            memfd: Arc::clone(&theirs.fd),
         });
         if let Some(mine) = self.own.get_mut(&o) {
             mine.peer = Some(p);

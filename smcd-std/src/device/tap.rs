@@ -3,7 +3,7 @@
 //! arbitrary bytes into the header and ring it was given. Not part of the
 //! API: the feature exists for smcd's own reliability tests.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
 use smcd_core::mem::{DmbMem, MemError};
@@ -19,11 +19,18 @@ use super::state;
 pub struct PeerTap {
     map: Arc<Mapping>,
     bell: Arc<OwnedFd>,
+    memfd: Arc<OwnedFd>,
 }
 
 impl PeerTap {
-    pub(super) fn new(map: Arc<Mapping>, bell: Arc<OwnedFd>) -> Self {
-        Self { map, bell }
+    pub(super) fn new(map: Arc<Mapping>, bell: Arc<OwnedFd>, memfd: Arc<OwnedFd>) -> Self {
+        Self { map, bell, memfd }
+    }
+
+    /// The memfd behind the mapping, as the peer received it (to try
+    /// resizing or unsealing it).
+    pub fn memfd(&self) -> BorrowedFd<'_> {
+        self.memfd.as_fd()
     }
 
     fn with_mem<T>(&self, f: impl FnOnce(&DmbMem) -> T) -> T {

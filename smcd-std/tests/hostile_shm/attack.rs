@@ -28,6 +28,10 @@ pub(crate) enum Attack {
     Torn,
     /// Random bytes at random places of the header and ring.
     Random,
+    /// Resizing and resealing the memfd it was given (refused: EPERM),
+    /// then punching a hole over all of it (allowed: the pages read as
+    /// zeros, nothing faults).
+    Resize,
 }
 
 /// What the victim's side must end in.
@@ -44,7 +48,7 @@ pub(crate) enum Expect {
 }
 
 impl Attack {
-    pub(crate) const ALL: [Attack; 11] = [
+    pub(crate) const ALL: [Attack; 12] = [
         Attack::ProdBeyondRing,
         Attack::ConsBeyondRing,
         Attack::WrapBackwards,
@@ -56,6 +60,7 @@ impl Attack {
         Attack::AfterClose,
         Attack::Torn,
         Attack::Random,
+        Attack::Resize,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -71,6 +76,7 @@ impl Attack {
             Attack::AfterClose => "after-close",
             Attack::Torn => "torn",
             Attack::Random => "random",
+            Attack::Resize => "resize",
         }
     }
 
@@ -129,7 +135,9 @@ impl Attack {
                 Expect::Violation(|v| matches!(v, Violation::DataAfterShutdown { .. }))
             }
             Attack::ConsPlausible => Expect::Survives,
-            Attack::FlagStorm | Attack::Random | Attack::AfterClose => Expect::Ends,
+            Attack::FlagStorm | Attack::Random | Attack::AfterClose | Attack::Resize => {
+                Expect::Ends
+            }
             Attack::Torn => Expect::Either,
         }
     }

@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use rustix::fs::{FallocateFlags, SealFlags};
+use rustix::io::Errno;
 use smcd_core::cursor::Cursor;
 use smcd_core::wire::cdc::CdcHeader;
 use smcd_std::device::PeerTap;
@@ -150,6 +152,11 @@ fn write_hostile(attack: Attack, seed: u64, tap: &PeerTap, stop: &AtomicBool) {
         Attack::FlagStorm => return flag_storm(tap, stop),
         Attack::Torn => return torn(tap, seed, base, &mut rng, stop),
         Attack::Random => return random(tap, &mut rng, stop),
+        Attack::Resize => {
+            resize(tap);
+            tap.signal();
+            return idle(stop);
+        }
     }
     publish(&h);
     idle(stop);
@@ -236,6 +243,39 @@ fn torn(tap: &PeerTap, seed: u64, base: CdcHeader, rng: &mut Rng, stop: &AtomicB
         thread::sleep(Duration::from_millis(1));
     }
     idle(stop);
+}
+
+/// Try to resize and reseal the victim's memfd (the kernel refuses, the
+/// seals being on the file, not on its owner's fd), then zero it by
+/// punching a hole over all of it (allowed; the victim reads zeros).
+fn resize(tap: &PeerTap) {
+    let fd = tap.memfd();
+    let size = rustix::fs::fstat(fd).expect("fstat").st_size as u64;
+    assert!(size > tap.len() as u64, "the DMB and its control page");
+    for to in [0, 4096, size - 1, size + 1, 2 * size] {
+        assert_eq!(
+            rustix::fs::ftruncate(fd, to),
+            Err(Errno::PERM),
+            "ftruncate {to}"
+        );
+    }
+    let grow = FallocateFlags::empty();
+    assert_eq!(
+        rustix::fs::fallocate(fd, grow, size, 4096),
+        Err(Errno::PERM)
+    );
+    for seal in [SealFlags::WRITE, SealFlags::FUTURE_WRITE] {
+        assert_eq!(
+            rustix::fs::fcntl_add_seals(fd, seal),
+            Err(Errno::PERM),
+            "{seal:?}"
+        );
+    }
+    let seals = rustix::fs::fcntl_get_seals(fd).expect("seals");
+    assert_eq!(seals, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL);
+    let punch = FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE;
+    rustix::fs::fallocate(fd, punch, 0, size).expect("punch a hole");
+    assert_eq!(rustix::fs::fstat(fd).expect("fstat").st_size as u64, size);
 }
 
 /// Random bytes at random places: mostly the header, sometimes the ring.
