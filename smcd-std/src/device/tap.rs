@@ -78,6 +78,11 @@ impl PeerTap {
         self.with_mem(|m| cdc::snapshot(m, 0))
     }
 
+    /// Ring the receiver's doorbell whether it waits or not.
+    pub fn ring(&self) {
+        state::ring(&self.bell);
+    }
+
     /// Ring the receiver's doorbell if it waits for it.
     pub fn signal(&self) {
         // Same rule as a real send: only while the receiver armed it.

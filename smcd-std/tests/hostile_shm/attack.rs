@@ -20,6 +20,9 @@ pub(crate) enum Attack {
     ConsPlausible,
     /// Every flag bit toggling at full speed, cursors unchanged.
     FlagStorm,
+    /// The doorbell rung without pause, nothing written: the victim's
+    /// calls must still end at their timeouts.
+    BellStorm,
     /// Data after the peer's own `shutdown(Write)`.
     AfterShutdown,
     /// Data and headers after the peer closed its stream.
@@ -48,7 +51,7 @@ pub(crate) enum Expect {
 }
 
 impl Attack {
-    pub(crate) const ALL: [Attack; 12] = [
+    pub(crate) const ALL: [Attack; 13] = [
         Attack::ProdBeyondRing,
         Attack::ConsBeyondRing,
         Attack::WrapBackwards,
@@ -56,6 +59,7 @@ impl Attack {
         Attack::ConsBeyondSent,
         Attack::ConsPlausible,
         Attack::FlagStorm,
+        Attack::BellStorm,
         Attack::AfterShutdown,
         Attack::AfterClose,
         Attack::Torn,
@@ -72,6 +76,7 @@ impl Attack {
             Attack::ConsBeyondSent => "cons-beyond-sent",
             Attack::ConsPlausible => "cons-plausible",
             Attack::FlagStorm => "flag-storm",
+            Attack::BellStorm => "bell-storm",
             Attack::AfterShutdown => "after-shutdown",
             Attack::AfterClose => "after-close",
             Attack::Torn => "torn",
@@ -134,7 +139,7 @@ impl Attack {
             Attack::AfterShutdown => {
                 Expect::Violation(|v| matches!(v, Violation::DataAfterShutdown { .. }))
             }
-            Attack::ConsPlausible => Expect::Survives,
+            Attack::ConsPlausible | Attack::BellStorm => Expect::Survives,
             Attack::FlagStorm | Attack::Random | Attack::AfterClose | Attack::Resize => {
                 Expect::Ends
             }

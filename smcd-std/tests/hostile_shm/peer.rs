@@ -150,6 +150,7 @@ fn write_hostile(attack: Attack, seed: u64, tap: &PeerTap, stop: &AtomicBool) {
         }
         Attack::AfterClose => return data_after_close(tap, seed, base, stop),
         Attack::FlagStorm => return flag_storm(tap, stop),
+        Attack::BellStorm => return bell_storm(tap, stop),
         Attack::Torn => return torn(tap, seed, base, &mut rng, stop),
         Attack::Random => return random(tap, &mut rng, stop),
         Attack::Resize => {
@@ -211,6 +212,16 @@ fn flag_storm(tap: &PeerTap, stop: &AtomicBool) {
             tap.signal();
         }
         v = v.wrapping_add(1);
+    }
+}
+
+/// The doorbell, over and over (a yield between rings, so the victim's
+/// process gets the cores it needs to keep waking up).
+fn bell_storm(tap: &PeerTap, stop: &AtomicBool) {
+    let begun = Instant::now();
+    while going(stop, begun) {
+        tap.ring();
+        thread::yield_now();
     }
 }
 
@@ -278,17 +289,43 @@ fn resize(tap: &PeerTap) {
     assert_eq!(rustix::fs::fstat(fd).expect("fstat").st_size as u64, size);
 }
 
-/// Random bytes at random places: mostly the header, sometimes the ring.
+/// Random values at random places: random header bytes, plausible
+/// counts (inside the ring) and wraps (near the current ones) in the
+/// cursor words, and random ring bytes.
 fn random(tap: &PeerTap, rng: &mut Rng, stop: &AtomicBool) {
+    // Cursor words: producer at 8 (wrap 8..10, count 10..14), consumer at
+    // 16 (wrap 16..18, count 18..22).
+    let base = tap.header().expect("the victim's header");
     let begun = Instant::now();
     let mut writes = 0u64;
     while going(stop, begun) {
-        let len = 1 + rng.below(8) as usize;
-        let at = match rng.below(4) {
-            0 => 32 + rng.below((DMB - 32 - len) as u64) as usize,
-            _ => rng.below((32 - len) as u64 + 1) as usize,
+        let (at, bytes) = match rng.below(4) {
+            0 => {
+                let len = 1 + rng.below(8) as usize;
+                let at = rng.below((32 - len) as u64 + 1) as usize;
+                (at, (0..len).map(|_| rng.next() as u8).collect::<Vec<u8>>())
+            }
+            1 => {
+                let count = rng.below(u64::from(RING)) as u32;
+                (
+                    if rng.below(2) == 0 { 10 } else { 18 },
+                    count.to_ne_bytes().to_vec(),
+                )
+            }
+            2 => {
+                let (at, wrap) = match rng.below(2) {
+                    0 => (8, base.prod.wrap),
+                    _ => (16, base.cons.wrap),
+                };
+                let wrap = wrap.wrapping_add(rng.below(3) as u16).wrapping_sub(1);
+                (at, wrap.to_ne_bytes().to_vec())
+            }
+            _ => {
+                let len = 1 + rng.below(64) as usize;
+                let at = 32 + rng.below((DMB - 32 - len) as u64) as usize;
+                (at, (0..len).map(|_| rng.next() as u8).collect())
+            }
         };
-        let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
         tap.write(at, &bytes).expect("inside the DMB");
         writes += 1;
         if writes % 8 == 0 {

@@ -206,6 +206,18 @@ fn healthy(s: SmcStream, stop: Arc<AtomicBool>) -> JoinHandle<u64> {
     })
 }
 
+/// Wait (bounded) until this process holds `n` DMBs; how many it holds.
+fn dmbs_settle_at(n: u64) -> u64 {
+    let deadline = Instant::now() + ANSWER_WITHIN;
+    loop {
+        let now = smcd_std::stats().dmbs_in_use;
+        if now == n || Instant::now() >= deadline {
+            return now;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Accept within a bound (the peer process may have died).
 fn accept(listener: &SmcListener) -> SmcStream {
     let deadline = Instant::now() + ANSWER_WITHIN;
@@ -223,8 +235,14 @@ fn accept(listener: &SmcListener) -> SmcStream {
     }
 }
 
-/// One attack on a fresh connection; the figures line.
-fn attack(peer: &mut PeerProcess, listener: &SmcListener, a: Attack, seed: u64) -> String {
+/// One attack on a fresh connection: the figures line, and how long the
+/// victim took to end the connection (if it did).
+fn attack(
+    peer: &mut PeerProcess,
+    listener: &SmcListener,
+    a: Attack,
+    seed: u64,
+) -> (String, Option<Duration>) {
     peer.say(&format!("attack {} {seed}", a.name()));
     let s = accept(listener);
     assert!(s.transport().unwrap().is_smcd(), "{}: over SMC-D", a.name());
@@ -244,7 +262,10 @@ fn attack(peer: &mut PeerProcess, listener: &SmcListener, a: Attack, seed: u64) 
     let seen = under_attack(&s, seed, limit);
     peer.say("done");
     let result = peer.answer();
+    drop(s);
     let name = a.name();
+    // Only the healthy connection's DMB is left (nothing leaks on abort).
+    assert_eq!(dmbs_settle_at(1), 1, "{name}: our DMB given back");
     let bound = CALL_TIMEOUT + CALL_SLACK;
     assert!(
         seen.max_call < bound,
@@ -276,11 +297,12 @@ fn attack(peer: &mut PeerProcess, listener: &SmcListener, a: Attack, seed: u64) 
     if a == Attack::AfterClose {
         assert_eq!(seen.wrong, 0, "{name}: the peer's last bytes");
     }
-    format!(
+    let line = format!(
         "{name:>16} seed {seed:#018x}: {:?} after {:?} (max call {:?}); \
          {} bytes delivered, {} not the peer's stream; peer {}",
         seen.ending, seen.latency, seen.max_call, seen.received, seen.wrong, result
-    )
+    );
+    (line, seen.latency)
 }
 
 pub(crate) fn run() {
@@ -298,12 +320,14 @@ pub(crate) fn run() {
     let stop = Arc::new(AtomicBool::new(false));
     let good = healthy(accept(&listener), Arc::clone(&stop));
     let started = Instant::now();
-    let mut attacks = 0;
+    let (mut attacks, mut latencies) = (0, Vec::new());
     for a in Attack::ALL {
         let rounds = if a.randomised() { iters } else { 1 };
         for round in 0..rounds {
             let seed = 0x5eed_0000_0000 ^ (attacks << 16) ^ round;
-            println!("{}", attack(&mut peer, &listener, a, seed));
+            let (line, latency) = attack(&mut peer, &listener, a, seed);
+            println!("{line}");
+            latencies.extend(latency);
             attacks += 1;
         }
     }
@@ -312,9 +336,15 @@ pub(crate) fn run() {
     peer.say("exit");
     let status = peer.child.wait().expect("the peer process");
     assert!(status.success(), "peer process: {status}");
+    assert_eq!(dmbs_settle_at(0), 0, "every DMB given back");
     assert!(healthy_bytes > 0, "the healthy connection moved data");
+    latencies.sort();
     println!(
-        "{attacks} attacks in {:?}; healthy connection: {healthy_bytes} bytes each way, all intact",
-        started.elapsed()
+        "{attacks} attacks in {:?}; {} ended, time to the error: median {:?}, max {:?}; \
+         healthy connection: {healthy_bytes} bytes each way, all intact",
+        started.elapsed(),
+        latencies.len(),
+        latencies.get(latencies.len() / 2),
+        latencies.last(),
     );
 }
