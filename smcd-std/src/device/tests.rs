@@ -64,7 +64,10 @@ fn a_peer_memfd_that_could_fault_is_never_mapped() {
         (crafted(total + 4096, resize), "size differs"),
         // Sealed against our writes: the shared writable mapping is refused.
         (crafted(total, resize | SealFlags::WRITE), "peer memfd"),
-        (crafted(total, resize | SealFlags::FUTURE_WRITE), "peer memfd"),
+        (
+            crafted(total, resize | SealFlags::FUTURE_WRITE),
+            "peer memfd",
+        ),
         (not_memfd, "peer memfd"),
     ];
     for (fd, why) in cases {
