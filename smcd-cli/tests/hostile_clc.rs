@@ -72,18 +72,6 @@ fn capture(addr: SocketAddr) -> Captured {
     }
 }
 
-/// A well-formed Confirm answering `accept` (same length, flags, link id,
-/// CHID and EID), with the GID and DMB size of `template` and `token`.
-fn confirm_for(accept: &[u8], template: &[u8], token: [u8; 8]) -> Vec<u8> {
-    let mut c = accept.to_vec();
-    c[4] = 3;
-    c[8..16].copy_from_slice(&template[8..16]);
-    c[16..24].copy_from_slice(&token);
-    c[25] = template[25];
-    c[66..74].copy_from_slice(&template[66..74]);
-    c
-}
-
 /// `proposal`, then the Confirm `confirm(accept)` for the Accept the server
 /// sends on this connection.
 fn propose_then_confirm(
@@ -204,18 +192,18 @@ fn attacks(c: &Captured) -> Vec<(&'static str, Attack)> {
     v.push((
         "Confirm naming the server's own DMB",
         Box::new(move |a| {
-            propose_then_confirm(a, &pc, |acc| confirm_for(acc, &cc, raw::token(acc)))
+            propose_then_confirm(a, &pc, |acc| raw::confirm_for(acc, &cc, raw::token(acc)))
         }),
     ));
     let (pc, cc, live) = (p.clone(), c.confirm.clone(), raw::token(&c.accept));
     v.push((
         "Confirm naming the server's DMB of a live connection",
-        Box::new(move |a| propose_then_confirm(a, &pc, |acc| confirm_for(acc, &cc, live))),
+        Box::new(move |a| propose_then_confirm(a, &pc, |acc| raw::confirm_for(acc, &cc, live))),
     ));
     let (cc, theirs) = (c.confirm.clone(), raw::token(&c.confirm));
     v.push((
         "Confirm naming a live client's DMB",
-        Box::new(move |a| propose_then_confirm(a, &p, |acc| confirm_for(acc, &cc, theirs))),
+        Box::new(move |a| propose_then_confirm(a, &p, |acc| raw::confirm_for(acc, &cc, theirs))),
     ));
     v
 }
@@ -291,8 +279,9 @@ fn hostile_clc_is_declined_or_closed_and_others_are_served() {
     drop(victim);
     relay.join();
     let stale = raw::token(&confirm);
-    let (end, took) =
-        propose_then_confirm(addr, &proposal, |acc| confirm_for(acc, &confirm, stale));
+    let (end, took) = propose_then_confirm(addr, &proposal, |acc| {
+        raw::confirm_for(acc, &confirm, stale)
+    });
     assert!(matches!(end, Ending::Declined(_)), "stale token: {end:?}");
     assert_verdict("stale token", &end, took);
     assert_eq!(wait_dmbs(pid, start, verdict_limit()), start, "DMBs leaked");

@@ -83,6 +83,18 @@ pub(crate) fn diagnosis(msg: &[u8]) -> u32 {
     u32::from_be_bytes(msg[16..20].try_into().unwrap())
 }
 
+/// A well-formed Confirm answering `accept` (same length, flags, link id,
+/// CHID and EID), with the GID and DMB size of `template` and `token`.
+pub(crate) fn confirm_for(accept: &[u8], template: &[u8], token: [u8; 8]) -> Vec<u8> {
+    let mut c = accept.to_vec();
+    c[4] = 3;
+    c[8..16].copy_from_slice(&template[8..16]);
+    c[16..24].copy_from_slice(&token);
+    c[25] = template[25];
+    c[66..74].copy_from_slice(&template[66..74]);
+    c
+}
+
 /// Split the start of `bytes` into CLC messages (by their length field).
 pub(crate) fn messages(bytes: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
