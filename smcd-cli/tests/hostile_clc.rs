@@ -17,7 +17,6 @@ mod server;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -26,7 +25,7 @@ use smcd_std::device::MAX_PENDING_DMBS;
 use smcd_std::{SmcStream, TcpReason, Transport};
 
 use raw::{Ending, Relay};
-use server::{dmbs_of, echo_server, healthy, wait_dmbs};
+use server::{as_nobody, dmbs_of, echo_server, healthy, root, wait_dmbs};
 
 /// Slack on top of the CLC timeout for a verdict: the server's thread may
 /// wait for a core on a loaded 2-core VM shared by six builds.
@@ -369,21 +368,11 @@ fn a_thousand_half_open_handshakes_do_not_exhaust_dmbs() {
     drop(half_open);
 }
 
-/// Whether this test runs as root (another user is reachable with setpriv).
-fn root() -> bool {
-    if rustix::process::geteuid().is_root() {
-        return true;
-    }
-    println!("skipped: not root, so no process of another user can be started");
-    false
-}
-
 /// Run the forger ([`forge_announcements_helper`]) as `nobody`, for `ports`.
 fn forge_as_nobody(server: SocketAddr, ports: &[u16]) {
     let list: Vec<String> = ports.iter().map(u16::to_string).collect();
-    let status = Command::new("setpriv")
-        .args(["--reuid", "nobody", "--regid", "nogroup", "--clear-groups"])
-        .arg(std::env::current_exe().unwrap())
+    let exe = std::env::current_exe().unwrap();
+    let status = as_nobody(exe.to_str().unwrap())
         .args([
             "--exact",
             "forge_announcements_helper",
@@ -392,6 +381,7 @@ fn forge_as_nobody(server: SocketAddr, ports: &[u16]) {
         ])
         .env("HOSTILE_FORGE_SERVER", server.to_string())
         .env("HOSTILE_FORGE_PORTS", list.join(","))
+        .stdout(std::process::Stdio::null())
         .status()
         .expect("setpriv runs");
     assert!(status.success(), "the forger ran");

@@ -26,30 +26,7 @@ use smcd_std::naming::Place;
 use smcd_std::{SmcListener, SmcStream, Transport};
 
 use raw::Relay;
-use server::{BIN, clean, dmbs_of, echo_server, healthy, wait_dmbs};
-
-/// Whether this test runs as root (another user is reachable with setpriv).
-fn root() -> bool {
-    if rustix::process::geteuid().is_root() {
-        return true;
-    }
-    println!("skipped: not root, so no process of another user can be started");
-    false
-}
-
-/// `cmd` run as `nobody` (another uid, gid and no groups).
-fn as_nobody(program: &str) -> Command {
-    let mut cmd = clean(Command::new("setpriv"));
-    cmd.args([
-        "--reuid",
-        "nobody",
-        "--regid",
-        "nogroup",
-        "--clear-groups",
-        program,
-    ]);
-    cmd
-}
+use server::{BIN, as_nobody, clean, dmbs_of, echo_server, healthy, root, wait_dmbs};
 
 /// The Proposal and Confirm of a real smcd connection to `addr` (through a
 /// relay).

@@ -140,25 +140,10 @@ impl SmcListener {
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .take(peer.port())
             });
-        let paused = &self.inner.settle_paused_until;
-        let may_wait = !self.nonblocking() && now_ms() >= paused.load(Ordering::Relaxed);
-        // Another user's announcement may be a forgery for a plain client's
-        // port: speak CLC only if the client's first bytes are CLC (an smcd
-        // client sends its Proposal at once).
+        let may_wait = self.may_wait();
         let announced = match trust {
             Some(Trust::Admitted) => true,
-            Some(Trust::Foreign) => {
-                let wait = if may_wait {
-                    ACCEPT_HANDSHAKE
-                } else {
-                    Duration::ZERO
-                };
-                let clc = clc_start::starts_with_clc(&tcp, wait);
-                if !clc && may_wait {
-                    self.pause_settling();
-                }
-                clc
-            }
+            Some(Trust::Foreign) => self.foreign_speaks_clc(&tcp, may_wait),
             None => false,
         };
         let config = &self.inner.config;
@@ -183,6 +168,27 @@ impl SmcListener {
             self.pause_settling();
         }
         Ok((stream, peer))
+    }
+
+    /// Whether `accept` may wait for a client now (blocking, not paused).
+    fn may_wait(&self) -> bool {
+        !self.nonblocking() && now_ms() >= self.inner.settle_paused_until.load(Ordering::Relaxed)
+    }
+
+    /// Another user's announcement may be a forgery for a plain client's
+    /// port: speak CLC only if the connection's first bytes are CLC (an
+    /// smcd client sends its Proposal at once), waiting for them only when
+    /// `may_wait`.
+    fn foreign_speaks_clc(&self, tcp: &std::net::TcpStream, may_wait: bool) -> bool {
+        let wait = match may_wait {
+            true => ACCEPT_HANDSHAKE,
+            false => Duration::ZERO,
+        };
+        let clc = clc_start::starts_with_clc(tcp, wait);
+        if !clc && may_wait {
+            self.pause_settling();
+        }
+        clc
     }
 
     /// A client kept `accept` waiting in vain: wait for none for a while.

@@ -13,6 +13,29 @@ use smcd_std::{SmcStream, Transport};
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_smcd");
 
+/// Whether this test runs as root (another user is reachable with setpriv).
+pub(crate) fn root() -> bool {
+    if rustix::process::geteuid().is_root() {
+        return true;
+    }
+    println!("skipped: not root, so no process of another user can be started");
+    false
+}
+
+/// `cmd` run as `nobody` (another uid, gid and no groups).
+pub(crate) fn as_nobody(program: &str) -> Command {
+    let mut cmd = clean(Command::new("setpriv"));
+    cmd.args([
+        "--reuid",
+        "nobody",
+        "--regid",
+        "nogroup",
+        "--clear-groups",
+        program,
+    ]);
+    cmd
+}
+
 /// Longest a child may take to print its address.
 const START_LIMIT: Duration = Duration::from_secs(20);
 
