@@ -210,6 +210,28 @@ fn another_user_gets_no_dmb_even_with_a_stolen_token() {
     let (server, addr) = echo_server();
     let pid = server.0.id();
     let start = dmbs_of(pid);
+    // An smcd client of another user: TCP fallback, every byte checked.
+    // (First: the half-open handshake below makes `accept` pause its waits
+    // for a second, and then it would not wait for this client's Proposal.)
+    let out = as_nobody(BIN)
+        .args(["echo-client", &addr.to_string(), "--bytes", "256K"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("echo-client runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("transport: tcp"),
+        "another user's client: {text}"
+    );
+    println!(
+        "another user's client: {}",
+        text.lines().next().unwrap_or_default()
+    );
     // The stolen capability: the server's DMB of a handshake that waits
     // for its Confirm (no peer fetched it yet), with the server's GID.
     let (proposal, _) = proposal_and_confirm(addr);
@@ -231,26 +253,6 @@ fn another_user_gets_no_dmb_even_with_a_stolen_token() {
         "same user's fetch: {granted:?}"
     );
     drop(pending);
-    // An smcd client of another user: TCP fallback, every byte checked.
-    let out = as_nobody(BIN)
-        .args(["echo-client", &addr.to_string(), "--bytes", "256K"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("echo-client runs");
-    let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
-    assert!(
-        out.status.success(),
-        "{text} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        text.contains("transport: tcp"),
-        "another user's client: {text}"
-    );
-    println!(
-        "another user's client: {}",
-        text.lines().next().unwrap_or_default()
-    );
     // This user's clients still get SMC-D.
     assert!(matches!(healthy(addr, 1), Transport::SmcD(_)));
     assert_eq!(wait_dmbs(pid, start, Duration::from_secs(10)), start);
