@@ -408,6 +408,31 @@ fn forge_announcements_helper() {
     }
 }
 
+#[test]
+fn a_flooded_rendezvous_does_not_hang_clients() {
+    let (_server, addr) = echo_server();
+    // The listener is idle (it drains its rendezvous only when it accepts):
+    // fill the rendezvous queue with announcements nobody will use.
+    let queued = (0..64).filter(|&p| raw::announce(addr, 1000 + p)).count();
+    assert!(queued < 64, "the queue is bounded ({queued} taken)");
+    // A client announces and connects: it must not wait for room in the
+    // queue (nothing would make room), and whatever it gets carries its
+    // bytes — SMC-D if its announcement got in, else plain TCP on both
+    // ends. Bound: the CLC timeout and slack (the fault was a forever).
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(healthy(addr, 5));
+    });
+    let t = rx
+        .recv_timeout(verdict_limit())
+        .expect("a client of a flooded listener connects");
+    println!("{queued} announcements queued; then a client got {t}");
+    assert!(
+        matches!(t, Transport::SmcD(_) | Transport::Tcp(TcpReason::NoSmcPeer)),
+        "{t}"
+    );
+}
+
 /// A plain client (no smcd) from the bound `sock` checks the echo of its
 /// bytes; whether it came back intact.
 fn plain_client_is_served(sock: rustix::fd::OwnedFd, addr: SocketAddr) -> bool {

@@ -38,6 +38,10 @@ const ANNOUNCE_BYTES: usize = 24;
 /// How long an announcement waits for its connection.
 const ANNOUNCE_TTL: Duration = Duration::from_secs(10);
 
+/// How long a client waits for room in a listener's rendezvous queue
+/// (`net.unix.max_dgram_qlen` datagrams) before it gives up on SMC-D.
+const ANNOUNCE_WAIT: Duration = Duration::from_millis(100);
+
 /// "A connection from local port `port` is coming, and it speaks CLC."
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Announce {
@@ -80,6 +84,14 @@ pub(crate) fn announce(place: &Place, dest: SocketAddr, local_port: u16, from: G
     let Ok(sock) = UnixDatagram::unbound() else {
         return false;
     };
+    // A listener drains its queue only when it accepts: a full queue (a
+    // flood) would block the send until the next connection — forever on an
+    // idle listener. A burst of clients of a busy listener waits for it to
+    // drain; after ANNOUNCE_WAIT, not queued means not announced, and both
+    // ends use plain TCP.
+    if sock.set_write_timeout(Some(ANNOUNCE_WAIT)).is_err() {
+        return false;
+    }
     let msg = Announce {
         port: local_port,
         from,

@@ -32,9 +32,10 @@ fn announcement(port: u16) -> [u8; 24] {
 }
 
 /// Announce to the listener at `server` that a connection from `port` will
-/// speak CLC; whether the datagram was queued.
+/// speak CLC; whether the datagram was queued (a full queue refuses it).
 pub(crate) fn announce(server: SocketAddr, port: u16) -> bool {
     let sock = UnixDatagram::unbound().expect("datagram socket");
+    sock.set_nonblocking(true).unwrap();
     sock.send_to_addr(&announcement(port), &rendezvous(server))
         .is_ok()
 }
