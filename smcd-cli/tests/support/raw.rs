@@ -31,11 +31,19 @@ fn announcement(port: u16) -> [u8; 24] {
     b
 }
 
+/// How long a raw peer waits for room in a rendezvous queue: longer than
+/// an smcd client (100 ms), for an attacker that insists on getting in.
+pub(crate) const ROOM_WAIT: Duration = Duration::from_secs(5);
+
 /// Announce to the listener at `server` that a connection from `port` will
-/// speak CLC; whether the datagram was queued (a full queue refuses it).
-pub(crate) fn announce(server: SocketAddr, port: u16) -> bool {
+/// speak CLC, waiting up to `wait` for room in its queue (`ZERO`: not at
+/// all); whether the datagram was queued.
+pub(crate) fn announce(server: SocketAddr, port: u16, wait: Duration) -> bool {
     let sock = UnixDatagram::unbound().expect("datagram socket");
-    sock.set_nonblocking(true).unwrap();
+    match wait.is_zero() {
+        true => sock.set_nonblocking(true).unwrap(),
+        false => sock.set_write_timeout(Some(wait)).unwrap(),
+    }
     sock.send_to_addr(&announcement(port), &rendezvous(server))
         .is_ok()
 }
@@ -65,7 +73,10 @@ pub(crate) fn connect(sock: rustix::fd::OwnedFd, server: SocketAddr) -> TcpStrea
 /// expects CLC on it).
 pub(crate) fn announced(server: SocketAddr) -> TcpStream {
     let (sock, port) = bound_socket();
-    assert!(announce(server, port), "the listener's rendezvous exists");
+    assert!(
+        announce(server, port, ROOM_WAIT),
+        "the listener's rendezvous took it"
+    );
     connect(sock, server)
 }
 
