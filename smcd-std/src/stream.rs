@@ -288,12 +288,14 @@ impl SmcStream {
         }
     }
 
-    /// Drive a handshake for at most `limit` (nothing for plain streams).
-    pub(crate) fn settle_within(&self, limit: Duration) {
+    /// Drive a handshake for at most `limit` (nothing for plain streams);
+    /// `false` when it is still running then.
+    pub(crate) fn settle_within(&self, limit: Duration) -> bool {
         let before = self.opts();
         self.set_opts(|o| o.read_timeout = Some(limit));
         let _ = self.transport();
         self.set_opts(|o| o.read_timeout = before.read_timeout);
+        self.with_smc(|s| !s.ep.is_handshaking()).unwrap_or(true)
     }
 
     /// The remote address.

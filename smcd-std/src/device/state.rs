@@ -30,6 +30,9 @@ pub(super) struct Own {
     pub(super) peer: Option<u64>,
     /// In-process pairing: the DMB of ours that sends into this one.
     pub(super) bound_by: Option<u64>,
+    /// Not paired yet: its handshake is running (counted in
+    /// [`State::pending`]).
+    pub(super) pending: bool,
 }
 
 impl Own {
@@ -48,6 +51,7 @@ impl Own {
             handed_out: false,
             peer: None,
             bound_by: None,
+            pending: true,
         })
     }
 
@@ -139,6 +143,8 @@ pub(super) struct State {
     offers: HashMap<(Gid, u64), (Instant, Offer), TokenHash>,
     /// Fetches of our DMBs this device granted.
     pub(super) granted: u64,
+    /// Our DMBs not paired yet ([`Own::pending`]).
+    pub(super) pending: usize,
 }
 
 /// How long an offer waits for the Confirm that names it.
@@ -243,6 +249,9 @@ impl State {
         let Some(e) = self.own.remove(&token.0) else {
             return Err(refused("not a DMB handle of this device"));
         };
+        if e.pending {
+            self.pending = self.pending.saturating_sub(1);
+        }
         if let Some(p) = e.peer.and_then(|p| self.own.get_mut(&p)) {
             p.bound_by = None;
         }
@@ -287,9 +296,7 @@ impl State {
             #[cfg(feature = "hostile-peer")]
             memfd: Arc::clone(&theirs.fd),
         });
-        if let Some(mine) = self.own.get_mut(&o) {
-            mine.peer = Some(p);
-        }
+        self.pair_own(o, p);
         self.targets.insert(p, Arc::clone(&target));
         Ok(target)
     }
@@ -322,10 +329,18 @@ impl State {
         }
         let target = Arc::new(target);
         self.targets.insert(peer.token.0, Arc::clone(&target));
-        if let Ok(mine) = self.own_entry(own) {
-            mine.peer = Some(peer.token.0);
-        }
+        self.pair_own(own.token().0, peer.token.0);
         Ok(target)
+    }
+
+    /// Our DMB `own` sends into `peer` from now on: its handshake is done.
+    fn pair_own(&mut self, own: u64, peer: u64) {
+        if let Some(mine) = self.own.get_mut(&own) {
+            mine.peer = Some(peer);
+            if std::mem::take(&mut mine.pending) {
+                self.pending = self.pending.saturating_sub(1);
+            }
+        }
     }
 
     pub(super) fn detach(
