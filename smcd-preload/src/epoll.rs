@@ -24,6 +24,11 @@
 //!   `EPOLL_CTL_ADD` of the same connection. Programs that switch between
 //!   IN and OUT around every request (wrk, redis, redis-benchmark) cost no
 //!   system call for it.
+//! - An epfd that is itself registered in another epoll instance gets the
+//!   kernel registrations the application asked for instead, and the
+//!   doorbell drained when nothing is ready ([`crate::nest`]): the outer
+//!   instance sees it readable only while the kernel holds something ready
+//!   in it.
 //! - `EPOLLRDHUP`, `EPOLLHUP`, `EPOLLERR` come from the stream's state.
 //! - A connect under way is registered as the socket itself (its
 //!   completion is the kernel's to report) and moved onto the readiness fd
@@ -83,6 +88,25 @@ impl Reg {
 #[derive(Debug, Default)]
 pub(crate) struct EpSet {
     inner: Mutex<Inner>,
+    /// Registered in another epoll instance ([`crate::nest`]): kernel
+    /// registrations as the application asked (level-triggered ones stay
+    /// readable while the doorbell is undrained), deletes at once.
+    nested: std::sync::atomic::AtomicBool,
+}
+
+impl EpSet {
+    fn nested(&self) -> bool {
+        self.nested.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The kernel registration of a readiness fd for `events`.
+    fn kernel_events(&self, events: u32) -> u32 {
+        if self.nested() {
+            libc::EPOLLIN as u32 | (events & ET)
+        } else {
+            KERNEL_EVENTS
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -195,6 +219,9 @@ pub(crate) fn ctl(epfd: c_int, op: c_int, fd: c_int, ev: *mut epoll_event) -> CR
             let Kind::Epoll(eps) = &set.kind else {
                 return pass();
             };
+            if crate::nest::is_nested(epfd) {
+                eps.nested.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             if app.events & libc::EPOLLEXCLUSIVE as u32 != 0 {
                 warn(
                     "epoll_ctl",
@@ -222,7 +249,7 @@ pub(crate) fn ctl(epfd: c_int, op: c_int, fd: c_int, ev: *mut epoll_event) -> CR
             let kev = if raw {
                 app.events & !ONESHOT
             } else {
-                KERNEL_EVENTS
+                eps.kernel_events(app.events)
             };
             kernel_ctl(epfd, libc::EPOLL_CTL_ADD, kfd, kev, key)?;
             let mut inner = lock(&eps.inner);
@@ -250,9 +277,10 @@ pub(crate) fn ctl(epfd: c_int, op: c_int, fd: c_int, ev: *mut epoll_event) -> CR
             if st.raw {
                 let kev = app.events & !ONESHOT;
                 kernel_ctl(epfd, libc::EPOLL_CTL_MOD, st.kfd, kev, reg.key())?;
-            } else if rearm {
+            } else if rearm || eps.nested() {
+                let kev = eps.kernel_events(app.events);
+                kernel_ctl(epfd, libc::EPOLL_CTL_MOD, st.kfd, kev, reg.key())?;
                 // Disarmed, the registration saw no wake-up: look in full.
-                kernel_ctl(epfd, libc::EPOLL_CTL_MOD, st.kfd, KERNEL_EVENTS, reg.key())?;
                 st.full = true;
             }
             // Otherwise the kernel's registration is already what it must
@@ -271,7 +299,8 @@ pub(crate) fn ctl(epfd: c_int, op: c_int, fd: c_int, ev: *mut epoll_event) -> CR
             if st.deleted {
                 return Err(libc::ENOENT);
             }
-            if !st.raw {
+            let nested = matches!(&set.kind, Kind::Epoll(e) if e.nested());
+            if !st.raw && !nested {
                 // Kept in the kernel for a later ADD (see `deleted`).
                 st.deleted = true;
                 return Ok(0);
@@ -328,10 +357,39 @@ fn forget(set: &Sock, reg: &Arc<Reg>) {
     }
 }
 
+/// The epfd `epfd`, which has accelerated registrations, goes into another
+/// epoll instance: from now on its kernel registrations are what the
+/// application asked for ([`crate::nest`]); deleted ones go at once.
+pub(crate) fn nested(epfd: c_int) {
+    let Some(set) = table::get(epfd) else {
+        return;
+    };
+    let Kind::Epoll(eps) = &set.kind else {
+        return;
+    };
+    if eps.nested.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let regs: Vec<Arc<Reg>> = lock(&eps.inner).by_key.values().cloned().collect();
+    for reg in regs {
+        let st = *lock(&reg.state);
+        if st.raw {
+            continue;
+        }
+        if st.deleted {
+            forget(&set, &reg);
+            let _ = kernel_ctl(epfd, libc::EPOLL_CTL_DEL, st.kfd, 0, 0);
+        } else if !st.disabled {
+            let kev = eps.kernel_events(st.events);
+            let _ = kernel_ctl(epfd, libc::EPOLL_CTL_MOD, st.kfd, kev, reg.key());
+        }
+    }
+}
+
 /// What to report for `reg` now (0: nothing), updating its registration
 /// (a connect that completed moves onto the readiness fd; ONESHOT
 /// disarms).
-fn look(epfd: c_int, reg: &Arc<Reg>, kernel: Option<u32>) -> u32 {
+fn look(epfd: c_int, eps: &EpSet, reg: &Arc<Reg>, kernel: Option<u32>) -> u32 {
     let Some(sock) = reg.sock.upgrade() else {
         return 0;
     };
@@ -348,7 +406,8 @@ fn look(epfd: c_int, reg: &Arc<Reg>, kernel: Option<u32>) -> u32 {
                 // The connect completed and the stream exists: watch its
                 // readiness fd from now on.
                 let _ = kernel_ctl(epfd, libc::EPOLL_CTL_DEL, st.kfd, 0, 0);
-                if kernel_ctl(epfd, libc::EPOLL_CTL_ADD, k, KERNEL_EVENTS, reg.key()).is_ok() {
+                let kev = eps.kernel_events(st.events);
+                if kernel_ctl(epfd, libc::EPOLL_CTL_ADD, k, kev, reg.key()).is_ok() {
                     st.kfd = k;
                     st.raw = false;
                     st.full = true;
@@ -365,12 +424,19 @@ fn look(epfd: c_int, reg: &Arc<Reg>, kernel: Option<u32>) -> u32 {
     let Some(stream) = sock.stream(reg.fd) else {
         return 0;
     };
-    let (r, fully) = stream
-        .readiness_on_edge(want(st.events), st.full)
-        .unwrap_or_default();
-    if fully {
-        st.full = false;
-    }
+    let r = if eps.nested() {
+        // Drains the doorbell when nothing is ready (level-triggered
+        // kernel registration).
+        stream.readiness(want(st.events)).unwrap_or_default()
+    } else {
+        let (r, fully) = stream
+            .readiness_on_edge(want(st.events), st.full)
+            .unwrap_or_default();
+        if fully {
+            st.full = false;
+        }
+        r
+    };
     let ev = translate(r, st.events);
     if ev != 0 && st.events & ONESHOT != 0 {
         st.disabled = true;
@@ -426,7 +492,7 @@ pub(crate) unsafe fn wait(
                 keep.push(key);
                 continue;
             }
-            let ev = look(epfd, &reg, None);
+            let ev = look(epfd, eps, &reg, None);
             if ev != 0 {
                 // (Only a reported key is skipped among the kernel's events
                 // below: one looked at in vain may have a new edge there.)
@@ -493,7 +559,7 @@ pub(crate) unsafe fn wait(
                 continue;
             }
             seen.push(data);
-            let ev = look(epfd, &reg, Some(e.events));
+            let ev = look(epfd, eps, &reg, Some(e.events));
             if ev != 0 {
                 let st = *lock(&reg.state);
                 out[w] = epoll_event {
