@@ -4,15 +4,31 @@
 //! with a key of ours as the event data, and translates what the kernel
 //! reports for that key into the application's events and data.
 //!
-//! - Level-triggered: the readiness fd stays readable while the doorbell is
-//!   undrained, and a registration that was reported stays on a ready list
-//!   of ours that every wait looks at again, until the stream is no longer
-//!   ready — so data that arrived before the registration, or that the
-//!   application left unread, is reported again, as the kernel would.
-//! - `EPOLLET`: the readiness fd is registered edge-triggered; every ring
-//!   of the doorbell is a new edge. Reported once.
+//! - The readiness fd is always registered `EPOLLIN | EPOLLET`: every ring
+//!   of the doorbell (and every event of the TCP socket) is a new edge, so
+//!   nothing has to drain the doorbell to keep the epfd quiet, and a look
+//!   at a stream reads the shared memory only. A wake-up may have been the
+//!   socket's (the kernel does not say which), so the registration owes
+//!   the stream one full look (the TCP stream, a system call) before it
+//!   calls the stream not ready.
+//! - Level-triggered: a registration that was reported stays on a ready
+//!   list of ours that every wait looks at again, until the stream is no
+//!   longer ready — so data that arrived before the registration, or that
+//!   the application left unread, is reported again, as the kernel would.
+//! - `EPOLLET`: reported once per edge.
 //! - `EPOLLONESHOT`: after one report the kernel registration is disarmed
 //!   (events 0) until `EPOLL_CTL_MOD`.
+//! - `EPOLL_CTL_MOD` changes only our record (the kernel registration is
+//!   the same for every set of events) and puts the registration on the
+//!   ready list; `EPOLL_CTL_DEL` keeps the kernel registration for a later
+//!   `EPOLL_CTL_ADD` of the same connection. Programs that switch between
+//!   IN and OUT around every request (wrk, redis, redis-benchmark) cost no
+//!   system call for it.
+//! - An epfd that is itself registered in another epoll instance gets the
+//!   kernel registrations the application asked for instead, and the
+//!   doorbell drained when nothing is ready ([`crate::nest`]): the outer
+//!   instance sees it readable only while the kernel holds something ready
+//!   in it.
 //! - `EPOLLRDHUP`, `EPOLLHUP`, `EPOLLERR` come from the stream's state.
 //! - A connect under way is registered as the socket itself (its
 //!   completion is the kernel's to report) and moved onto the readiness fd
@@ -49,6 +65,17 @@ struct RegState {
     raw: bool,
     /// EPOLLONESHOT fired: nothing until EPOLL_CTL_MOD.
     disabled: bool,
+    /// Removed by `EPOLL_CTL_DEL`: reports nothing, and an `EPOLL_CTL_ADD`
+    /// of the same connection revives it. The kernel registration stays,
+    /// so that programs that delete and add a connection around every
+    /// request (redis-benchmark) cost no system call and no insertion of
+    /// one epoll set into another (the kernel's loop check) per request.
+    deleted: bool,
+    /// A look at the TCP stream is due: the kernel reported a wake-up
+    /// (the doorbell's or the socket's: it does not say which), or the
+    /// registration is new, and no look since went beyond the shared
+    /// memory.
+    full: bool,
 }
 
 impl Reg {
@@ -61,6 +88,25 @@ impl Reg {
 #[derive(Debug, Default)]
 pub(crate) struct EpSet {
     inner: Mutex<Inner>,
+    /// Registered in another epoll instance ([`crate::nest`]): kernel
+    /// registrations as the application asked (level-triggered ones stay
+    /// readable while the doorbell is undrained), deletes at once.
+    nested: std::sync::atomic::AtomicBool,
+}
+
+impl EpSet {
+    fn nested(&self) -> bool {
+        self.nested.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The kernel registration of a readiness fd for `events`.
+    fn kernel_events(&self, events: u32) -> u32 {
+        if self.nested() {
+            libc::EPOLLIN as u32 | (events & ET)
+        } else {
+            KERNEL_EVENTS
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -85,14 +131,13 @@ fn kernel_ctl(epfd: c_int, op: c_int, fd: c_int, events: u32, key: u64) -> CResu
     crate::guard::cvt(r as isize)
 }
 
-/// The kernel registration of a stream's readiness fd for `events`.
-fn kernel_events(events: u32, disabled: bool) -> u32 {
-    if disabled {
-        0
-    } else {
-        libc::EPOLLIN as u32 | (events & ET)
-    }
-}
+/// The kernel registration of a stream's readiness fd: edge-triggered
+/// whatever the application asked for, so that the doorbell need not be
+/// drained to keep the epfd quiet (every ring is a new edge; level-triggered
+/// registrations are kept ready by the pending list). The same for every
+/// registration but a disarmed one (events 0), so that an `EPOLL_CTL_MOD`
+/// has nothing to change in the kernel.
+const KERNEL_EVENTS: u32 = libc::EPOLLIN as u32 | ET;
 
 /// The application's events that `r` satisfies.
 fn translate(r: Ready, events: u32) -> u32 {
@@ -140,7 +185,7 @@ pub(crate) fn ctl(epfd: c_int, op: c_int, fd: c_int, ev: *mut epoll_event) -> CR
     let Some(sock) = sock else {
         if let (Some(set), Some(reg)) = (&set, existing) {
             // An fd that lost its state (closed and reused): forget ours.
-            forget(set, &reg);
+            drop_stale(epfd, set, &reg);
         }
         return pass();
     };
@@ -155,11 +200,11 @@ pub(crate) fn ctl(epfd: c_int, op: c_int, fd: c_int, ev: *mut epoll_event) -> CR
             let app = app.ok_or(libc::EFAULT)?;
             if let Some(old) = &existing {
                 if old.sock.upgrade().is_some_and(|s| Arc::ptr_eq(&s, &sock)) {
-                    return Err(libc::EEXIST);
+                    return revive(epfd, set.as_deref(), old, app);
                 }
                 // The number was closed and reused: the old entry is stale.
                 if let Some(s) = &set {
-                    forget(s, old);
+                    drop_stale(epfd, s, old);
                 }
             }
             let set = match set {
@@ -174,6 +219,9 @@ pub(crate) fn ctl(epfd: c_int, op: c_int, fd: c_int, ev: *mut epoll_event) -> CR
             let Kind::Epoll(eps) = &set.kind else {
                 return pass();
             };
+            if crate::nest::is_nested(epfd) {
+                eps.nested.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             if app.events & libc::EPOLLEXCLUSIVE as u32 != 0 {
                 warn(
                     "epoll_ctl",
@@ -193,13 +241,15 @@ pub(crate) fn ctl(epfd: c_int, op: c_int, fd: c_int, ev: *mut epoll_event) -> CR
                     kfd,
                     raw,
                     disabled: false,
+                    deleted: false,
+                    full: true,
                 }),
             });
             let key = reg.key();
             let kev = if raw {
                 app.events & !ONESHOT
             } else {
-                kernel_events(app.events, false)
+                eps.kernel_events(app.events)
             };
             kernel_ctl(epfd, libc::EPOLL_CTL_ADD, kfd, kev, key)?;
             let mut inner = lock(&eps.inner);
@@ -217,15 +267,26 @@ pub(crate) fn ctl(epfd: c_int, op: c_int, fd: c_int, ev: *mut epoll_event) -> CR
                 return pass();
             };
             let mut st = lock(&reg.state);
+            if st.deleted {
+                return Err(libc::ENOENT);
+            }
+            let rearm = st.disabled;
             st.events = app.events;
             st.data = app.u64;
             st.disabled = false;
-            let kev = if st.raw {
-                app.events & !ONESHOT
-            } else {
-                kernel_events(app.events, false)
-            };
-            kernel_ctl(epfd, libc::EPOLL_CTL_MOD, st.kfd, kev, reg.key())?;
+            if st.raw {
+                let kev = app.events & !ONESHOT;
+                kernel_ctl(epfd, libc::EPOLL_CTL_MOD, st.kfd, kev, reg.key())?;
+            } else if rearm || eps.nested() {
+                let kev = eps.kernel_events(app.events);
+                kernel_ctl(epfd, libc::EPOLL_CTL_MOD, st.kfd, kev, reg.key())?;
+                // Disarmed, the registration saw no wake-up: look in full.
+                st.full = true;
+            }
+            // Otherwise the kernel's registration is already what it must
+            // be (wake-ups since were seen by a wait, which noted them in
+            // `full`): no system call, and the pending list does what the
+            // kernel's re-evaluation on MOD would.
             drop(st);
             lock(&eps.inner).pending.push(reg.key());
             Ok(0)
@@ -234,11 +295,57 @@ pub(crate) fn ctl(epfd: c_int, op: c_int, fd: c_int, ev: *mut epoll_event) -> CR
             let (Some(set), Some(reg)) = (set, existing) else {
                 return pass();
             };
-            let kfd = lock(&reg.state).kfd;
+            let mut st = lock(&reg.state);
+            if st.deleted {
+                return Err(libc::ENOENT);
+            }
+            let nested = matches!(&set.kind, Kind::Epoll(e) if e.nested());
+            if !st.raw && !nested {
+                // Kept in the kernel for a later ADD (see `deleted`).
+                st.deleted = true;
+                return Ok(0);
+            }
+            let kfd = st.kfd;
+            drop(st);
             forget(&set, &reg);
             kernel_ctl(epfd, libc::EPOLL_CTL_DEL, kfd, 0, 0)
         }
         _ => Err(libc::EINVAL),
+    }
+}
+
+/// `EPOLL_CTL_ADD` of a connection whose registration `reg` is here
+/// already: `EEXIST`, unless it was deleted (then it is revived).
+fn revive(epfd: c_int, set: Option<&Sock>, reg: &Arc<Reg>, app: epoll_event) -> CResult {
+    let Some(Kind::Epoll(eps)) = set.map(|s| &s.kind) else {
+        return Err(libc::EEXIST);
+    };
+    let mut st = lock(&reg.state);
+    if !st.deleted {
+        return Err(libc::EEXIST);
+    }
+    if st.disabled {
+        // Disarmed by a ONESHOT report before the delete: arm it again.
+        kernel_ctl(epfd, libc::EPOLL_CTL_MOD, st.kfd, KERNEL_EVENTS, reg.key())?;
+        st.full = true;
+    }
+    st.events = app.events;
+    st.data = app.u64;
+    st.disabled = false;
+    st.deleted = false;
+    drop(st);
+    lock(&eps.inner).pending.push(reg.key());
+    Ok(0)
+}
+
+/// Forget the registration of a number that no longer refers to its
+/// connection; while that connection lives on (another number, another
+/// process), its readiness fd is still open and registered: remove that.
+fn drop_stale(epfd: c_int, set: &Sock, reg: &Arc<Reg>) {
+    forget(set, reg);
+    if reg.sock.upgrade().is_some() {
+        let kfd = lock(&reg.state).kfd;
+        let _ = kernel_ctl(epfd, libc::EPOLL_CTL_DEL, kfd, 0, 0);
     }
 }
 
@@ -250,15 +357,47 @@ fn forget(set: &Sock, reg: &Arc<Reg>) {
     }
 }
 
+/// The epfd `epfd`, which has accelerated registrations, goes into another
+/// epoll instance: from now on its kernel registrations are what the
+/// application asked for ([`crate::nest`]); deleted ones go at once.
+pub(crate) fn nested(epfd: c_int) {
+    let Some(set) = table::get(epfd) else {
+        return;
+    };
+    let Kind::Epoll(eps) = &set.kind else {
+        return;
+    };
+    if eps.nested.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let regs: Vec<Arc<Reg>> = lock(&eps.inner).by_key.values().cloned().collect();
+    for reg in regs {
+        let st = *lock(&reg.state);
+        if st.raw {
+            continue;
+        }
+        if st.deleted {
+            forget(&set, &reg);
+            let _ = kernel_ctl(epfd, libc::EPOLL_CTL_DEL, st.kfd, 0, 0);
+        } else if !st.disabled {
+            let kev = eps.kernel_events(st.events);
+            let _ = kernel_ctl(epfd, libc::EPOLL_CTL_MOD, st.kfd, kev, reg.key());
+        }
+    }
+}
+
 /// What to report for `reg` now (0: nothing), updating its registration
 /// (a connect that completed moves onto the readiness fd; ONESHOT
 /// disarms).
-fn look(epfd: c_int, reg: &Arc<Reg>, kernel: Option<u32>) -> u32 {
+fn look(epfd: c_int, eps: &EpSet, reg: &Arc<Reg>, kernel: Option<u32>) -> u32 {
     let Some(sock) = reg.sock.upgrade() else {
         return 0;
     };
     let mut st = lock(&reg.state);
-    if st.disabled {
+    if kernel.is_some() {
+        st.full = true;
+    }
+    if st.disabled || st.deleted {
         return 0;
     }
     if st.raw {
@@ -267,17 +406,11 @@ fn look(epfd: c_int, reg: &Arc<Reg>, kernel: Option<u32>) -> u32 {
                 // The connect completed and the stream exists: watch its
                 // readiness fd from now on.
                 let _ = kernel_ctl(epfd, libc::EPOLL_CTL_DEL, st.kfd, 0, 0);
-                if kernel_ctl(
-                    epfd,
-                    libc::EPOLL_CTL_ADD,
-                    k,
-                    kernel_events(st.events, false),
-                    reg.key(),
-                )
-                .is_ok()
-                {
+                let kev = eps.kernel_events(st.events);
+                if kernel_ctl(epfd, libc::EPOLL_CTL_ADD, k, kev, reg.key()).is_ok() {
                     st.kfd = k;
                     st.raw = false;
+                    st.full = true;
                 }
             }
             None if sock.is_connecting() => return 0,
@@ -291,7 +424,19 @@ fn look(epfd: c_int, reg: &Arc<Reg>, kernel: Option<u32>) -> u32 {
     let Some(stream) = sock.stream(reg.fd) else {
         return 0;
     };
-    let r = stream.readiness(want(st.events)).unwrap_or_default();
+    let r = if eps.nested() {
+        // Drains the doorbell when nothing is ready (level-triggered
+        // kernel registration).
+        stream.readiness(want(st.events)).unwrap_or_default()
+    } else {
+        let (r, fully) = stream
+            .readiness_on_edge(want(st.events), st.full)
+            .unwrap_or_default();
+        if fully {
+            st.full = false;
+        }
+        r
+    };
     let ev = translate(r, st.events);
     if ev != 0 && st.events & ONESHOT != 0 {
         st.disabled = true;
@@ -347,7 +492,7 @@ pub(crate) unsafe fn wait(
                 keep.push(key);
                 continue;
             }
-            let ev = look(epfd, &reg, None);
+            let ev = look(epfd, eps, &reg, None);
             if ev != 0 {
                 // (Only a reported key is skipped among the kernel's events
                 // below: one looked at in vain may have a new edge there.)
@@ -408,10 +553,13 @@ pub(crate) unsafe fn wait(
                 continue;
             };
             if seen.contains(&data) {
+                // Reported from the pending list: the wake-up still asks
+                // for a full look next time.
+                lock(&reg.state).full = true;
                 continue;
             }
             seen.push(data);
-            let ev = look(epfd, &reg, Some(e.events));
+            let ev = look(epfd, eps, &reg, Some(e.events));
             if ev != 0 {
                 let st = *lock(&reg.state);
                 out[w] = epoll_event {

@@ -911,6 +911,7 @@ pub unsafe extern "C" fn epoll_create(size: c_int) -> c_int {
     // SAFETY: passed on unchanged.
     let fd = unsafe { real::epoll_create(size) };
     table::fresh(fd);
+    crate::nest::created(fd);
     fd
 }
 
@@ -919,6 +920,7 @@ pub unsafe extern "C" fn epoll_create1(flags: c_int) -> c_int {
     // SAFETY: passed on unchanged.
     let fd = unsafe { real::epoll_create1(flags) };
     table::fresh(fd);
+    crate::nest::created(fd);
     fd
 }
 
@@ -929,6 +931,13 @@ pub unsafe extern "C" fn epoll_ctl(
     fd: c_int,
     ev: *mut libc::epoll_event,
 ) -> c_int {
+    if op == libc::EPOLL_CTL_ADD && !busy() && crate::nest::added(fd) && table::hot(fd) {
+        // An epfd with accelerated registrations goes into another one.
+        enter_int("epoll_ctl", || {
+            crate::epoll::nested(fd);
+            Ok(0)
+        });
+    }
     if busy() || (!table::hot(fd) && !table::hot(epfd)) {
         // SAFETY: passed on unchanged.
         return unsafe { real::epoll_ctl(epfd, op, fd, ev) };

@@ -15,6 +15,7 @@ mod data;
 mod epoll;
 mod guard;
 pub mod hooks;
+mod nest;
 mod ready;
 mod real;
 mod shared;

@@ -175,6 +175,16 @@ fn epoll_level_triggered_programs_use_smcd() {
     assert_eq!(c.get("smc-d-nocopy"), Some(&2), "{c:?}");
 }
 
+/// Level-triggered epoll with DEL and ADD (new data each time) around
+/// every wait, as redis-benchmark does: the shim keeps the kernel
+/// registration across them, and DEL, MOD and ADD still answer ENOENT and
+/// EEXIST where the kernel would.
+#[test]
+fn epoll_programs_that_delete_and_add_use_smcd() {
+    let c = exchange("epoll-churn", "epoll-churn", true, true);
+    assert_eq!(c.get("smc-d-nocopy"), Some(&2), "{c:?}");
+}
+
 /// One edge-triggered IN|OUT|RDHUP registration per connection (as nginx
 /// does), with a non-blocking connect.
 #[test]

@@ -113,6 +113,7 @@ mod listener;
 mod mio;
 pub mod naming;
 pub mod query;
+mod quiet;
 mod rendezvous;
 mod stats;
 mod stream;

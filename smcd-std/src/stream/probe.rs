@@ -205,26 +205,41 @@ impl SmcStream {
             return Ok(plain_ready(self));
         };
         let mut last = Ready::default();
-        let got = self.once(Dir::Read, |s| {
-            let r = ready_of(s);
-            last = r;
-            if r.satisfies(want) {
-                Ok(r)
-            } else {
-                Err(EndpointError::WouldBlock)
-            }
-        });
-        Ok(match got {
-            Ok(Some(r)) => r,
-            Ok(None) => last,
-            Err(_) => Ready {
-                error: true,
-                hangup: true,
-                readable: true,
-                writable: true,
-                ..Ready::default()
-            },
-        })
+        let got = self.once(Dir::Read, |s| ready_op(s, want, &mut last));
+        Ok(settle_ready(got, last))
+    }
+
+    /// What the stream could report now, for a caller that is woken by
+    /// edges — the shim's epoll, which registers the readiness fd
+    /// edge-triggered and keeps its own level-triggered list: it looks at
+    /// the shared memory only and, when that shows nothing `want` asks for
+    /// and `full`, at the TCP stream and timers too (a system call). Unlike
+    /// [`readiness`](Self::readiness) it never drains the doorbell, so it
+    /// costs no system call when the peer's header answers the question.
+    /// Returns, next to the readiness, whether the full look ran: a caller
+    /// that saw a wake-up (which may have been the TCP socket's) asks for
+    /// one until it ran.
+    ///
+    /// # Errors
+    ///
+    /// Never for a settled stream: failures are reported as `error`.
+    pub fn readiness_on_edge(&self, want: Want, full: bool) -> io::Result<(Ready, bool)> {
+        let Mode::Smc(m) = &self.inner.mode else {
+            return Ok((plain_ready(self), true));
+        };
+        let mut last = Ready::default();
+        let mut op = |s: &mut Smc| ready_op(s, want, &mut last);
+        let mut s = lock(m);
+        let first = attempt(&mut s, &mut op, Look::Shared);
+        self.sync_ready(&mut s, Dir::Read, &first);
+        if !full || !matches!(first, Ok(None)) {
+            drop(s);
+            return Ok((settle_ready(first, last), false));
+        }
+        let again = attempt(&mut s, &mut op, Look::Full);
+        self.sync_ready(&mut s, Dir::Read, &again);
+        drop(s);
+        Ok((settle_ready(again, last), true))
     }
 
     /// Drive a running CLC handshake for at most `limit` (nothing for a
@@ -268,6 +283,34 @@ impl SmcStream {
             Mode::Plain(_) => false,
             Mode::Smc(m) => lock(m).ep.is_handshaking(),
         }
+    }
+}
+
+/// A readiness attempt: `Ok` when `want` is satisfied, the readiness seen
+/// in `last` either way.
+fn ready_op(s: &mut Smc, want: Want, last: &mut Ready) -> Result<Ready, EndpointError> {
+    let r = ready_of(s);
+    *last = r;
+    if r.satisfies(want) {
+        Ok(r)
+    } else {
+        Err(EndpointError::WouldBlock)
+    }
+}
+
+/// The readiness a query reports after its attempt `got` (`last`: what it
+/// saw): a failed endpoint is an error and a hang-up, and ready for all.
+fn settle_ready(got: io::Result<Option<Ready>>, last: Ready) -> Ready {
+    match got {
+        Ok(Some(r)) => r,
+        Ok(None) => last,
+        Err(_) => Ready {
+            error: true,
+            hangup: true,
+            readable: true,
+            writable: true,
+            ..Ready::default()
+        },
     }
 }
 

@@ -62,6 +62,42 @@ fn wait_readable(fd: i32) -> io::Result<()> {
     check("poll readable", n == 1 && p.revents & libc::POLLIN != 0)
 }
 
+/// An epfd holding the connection (level-triggered) inside another epfd:
+/// bytes left unread keep the inner one readable for the outer one, as
+/// with the kernel's own nesting.
+fn nested_epoll(fd: i32) -> io::Result<()> {
+    // SAFETY: plain epoll calls on our own fds and live events.
+    unsafe {
+        let inner = os("epoll_create1 inner", libc::epoll_create1(0))?;
+        let outer = os("epoll_create1 outer", libc::epoll_create1(0))?;
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: 5,
+        };
+        os(
+            "epoll_ctl inner",
+            libc::epoll_ctl(inner, libc::EPOLL_CTL_ADD, fd, &mut ev),
+        )?;
+        ev.u64 = 6;
+        os(
+            "epoll_ctl outer",
+            libc::epoll_ctl(outer, libc::EPOLL_CTL_ADD, inner, &mut ev),
+        )?;
+        put(fd, b"nest")?;
+        let mut out = [libc::epoll_event { events: 0, u64: 0 }; 2];
+        for round in ["first", "again (unread)"] {
+            let n = libc::epoll_wait(outer, out.as_mut_ptr(), 2, 10_000);
+            check(&format!("outer epoll {round}"), n == 1 && out[0].u64 == 6)?;
+            let n = libc::epoll_wait(inner, out.as_mut_ptr(), 2, 0);
+            check(&format!("inner epoll {round}"), n == 1 && out[0].u64 == 5)?;
+        }
+        check("nested epoll bytes", get(fd, 4)? == b"nest")?;
+        libc::close(outer);
+        libc::close(inner);
+    }
+    Ok(())
+}
+
 pub(crate) fn server() -> io::Result<()> {
     let l = TcpListener::bind("127.0.0.1:0")?;
     println!("port {}", l.local_addr()?.port());
@@ -283,6 +319,8 @@ pub(crate) fn client(port: u16) -> io::Result<()> {
         "readv got the bytes",
         [&a[..], &bb[..]].concat() == b"one,two,three",
     )?;
+
+    nested_epoll(d)?;
 
     // recv(MSG_WAITALL) of a larger block.
     let block: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();

@@ -8,8 +8,9 @@
 //! checksum it computed (8 bytes) and BYTES of another pattern, which the
 //! client checks. MODE: `block` (blocking calls), `poll` (non-blocking
 //! sockets and poll(2)), `select` (non-blocking and select(2)), `epoll`
-//! (level-triggered, MOD between IN and OUT), `epoll-et` (one
-//! edge-triggered IN|OUT|RDHUP registration). Prints `ok`
+//! (level-triggered, MOD between IN and OUT), `epoll-churn`
+//! (level-triggered, DEL and ADD with new data around every wait),
+//! `epoll-et` (one edge-triggered IN|OUT|RDHUP registration). Prints `ok`
 //! and exits 0 when every byte was right.
 
 use std::io::{self, ErrorKind, Read, Write};
@@ -51,8 +52,45 @@ enum Mode {
     Select,
     /// Level-triggered epoll, switched between IN and OUT with MOD (redis).
     Epoll,
+    /// Level-triggered epoll, deleted and added again (with new data)
+    /// around every wait (redis-benchmark).
+    EpollChurn,
     /// One edge-triggered registration for IN|OUT|RDHUP (nginx).
     EpollEt,
+}
+
+/// The data of the churning registration, new for every ADD.
+static CHURN_DATA: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1000);
+
+/// `epoll_ctl` that must fail with `errno`.
+fn ctl_fails(ep: i32, op: i32, fd: i32, errno: i32) -> io::Result<()> {
+    let mut ev = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: 1,
+    };
+    // SAFETY: a valid event.
+    let r = unsafe { libc::epoll_ctl(ep, op, fd, &mut ev) };
+    if r == -1 && io::Error::last_os_error().raw_os_error() == Some(errno) {
+        return Ok(());
+    }
+    Err(io::Error::other(format!(
+        "epoll_ctl op {op} gave {r} ({}), not errno {errno}",
+        io::Error::last_os_error()
+    )))
+}
+
+/// Churn: delete the registration (a second DEL and a MOD then fail as on
+/// the kernel), and return the data of a fresh ADD.
+fn churn(ep: i32, fd: i32, registered: bool) -> io::Result<u64> {
+    if registered {
+        // SAFETY: DEL ignores the event.
+        if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        ctl_fails(ep, libc::EPOLL_CTL_DEL, fd, libc::ENOENT)?;
+        ctl_fails(ep, libc::EPOLL_CTL_MOD, fd, libc::ENOENT)?;
+    }
+    Ok(CHURN_DATA.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
 thread_local! {
@@ -60,7 +98,7 @@ thread_local! {
     static EPOLL: std::cell::Cell<Option<(i32, i32)>> = const { std::cell::Cell::new(None) };
 }
 
-fn epoll_wait_for(fd: i32, out: bool, edge: bool) -> io::Result<()> {
+fn epoll_wait_for(fd: i32, out: bool, edge: bool, churning: bool) -> io::Result<()> {
     let want = if out { libc::EPOLLOUT } else { libc::EPOLLIN } as u32;
     let (ep, registered) = match EPOLL.get() {
         Some((ep, f)) => (ep, f == fd),
@@ -78,16 +116,27 @@ fn epoll_wait_for(fd: i32, out: bool, edge: bool) -> io::Result<()> {
     } else {
         want
     };
+    let mut expect = 77;
     if !registered || !edge {
-        let op = if registered {
+        let mut op = if registered {
             libc::EPOLL_CTL_MOD
         } else {
             libc::EPOLL_CTL_ADD
         };
-        let mut ev = libc::epoll_event { events, u64: 77 };
+        if churning {
+            expect = churn(ep, fd, registered)?;
+            op = libc::EPOLL_CTL_ADD;
+        }
+        let mut ev = libc::epoll_event {
+            events,
+            u64: expect,
+        };
         // SAFETY: a valid event.
         if unsafe { libc::epoll_ctl(ep, op, fd, &mut ev) } < 0 {
             return Err(io::Error::last_os_error());
+        }
+        if churning {
+            ctl_fails(ep, libc::EPOLL_CTL_ADD, fd, libc::EEXIST)?;
         }
         EPOLL.set(Some((ep, fd)));
     }
@@ -103,8 +152,10 @@ fn epoll_wait_for(fd: i32, out: bool, edge: bool) -> io::Result<()> {
         }
         let e = evs[0];
         let (got, data) = (e.events, e.u64);
-        if data != 77 {
-            return Err(io::Error::other("epoll_wait returned foreign data"));
+        if data != expect {
+            return Err(io::Error::other(format!(
+                "epoll_wait returned data {data}, not {expect}"
+            )));
         }
         // Edge-triggered: any event means "retry" (the caller retries
         // until EAGAIN); level-triggered must report what was asked.
@@ -118,8 +169,9 @@ fn epoll_wait_for(fd: i32, out: bool, edge: bool) -> io::Result<()> {
 fn wait(mode: Mode, fd: i32, out: bool) -> io::Result<()> {
     match mode {
         Mode::Block => Ok(()),
-        Mode::Epoll => epoll_wait_for(fd, out, false),
-        Mode::EpollEt => epoll_wait_for(fd, out, true),
+        Mode::Epoll => epoll_wait_for(fd, out, false, false),
+        Mode::EpollChurn => epoll_wait_for(fd, out, false, true),
+        Mode::EpollEt => epoll_wait_for(fd, out, true, false),
         Mode::Poll => {
             let events = if out { libc::POLLOUT } else { libc::POLLIN };
             let mut p = libc::pollfd {
@@ -399,6 +451,7 @@ fn main() -> ExitCode {
         "select" => Mode::Select,
         "epoll" => Mode::Epoll,
         "epoll-et" => Mode::EpollEt,
+        "epoll-churn" => Mode::EpollChurn,
         _ => Mode::Block,
     };
     let num = |s: &str| s.parse::<u64>().unwrap_or(0);
