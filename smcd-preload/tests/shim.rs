@@ -196,20 +196,41 @@ fn select_programs_use_smcd() {
 #[test]
 fn the_calls_programs_make_behave_as_on_tcp() {
     for shim in [true, false] {
-        let dir = stats_dir(if shim { "feat" } else { "feat-tcp" });
-        let (server, port) = start_server(probe(shim, &dir, &["feat-server"]));
-        let port = port.to_string();
-        let client = Proc(probe(shim, &dir, &["feat-client", &port]).spawn().unwrap());
-        let (ok, err) = client.finish();
-        assert!(ok, "client failed (shim {shim}): {err}");
-        let (ok, err) = server.finish();
-        assert!(ok, "server failed (shim {shim}): {err}");
-        let c = connections(&dir);
+        let c = against_feat_server(if shim { "feat" } else { "feat-tcp" }, shim, "feat-client");
         if shim {
             assert_eq!(c.get("smc-d-nocopy"), Some(&2), "{c:?}");
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// nginx's master blocks SIGCHLD and SIGQUIT and waits for them in
+/// sigsuspend: a signal sent to the process must not be taken by one of
+/// the shim's threads (the master then slept on after its workers had
+/// gone, and `nginx -s quit` never finished).
+#[test]
+fn the_shims_threads_leave_signals_to_the_program() {
+    let c = against_feat_server("signals", true, "signals");
+    assert_eq!(c.get("smc-d-nocopy"), Some(&2), "{c:?}");
+}
+
+/// `feat-server` and the probe client `client` (given the server's port),
+/// both with or both without the shim; the connection counts of the run.
+fn against_feat_server(
+    name: &str,
+    shim: bool,
+    client: &str,
+) -> std::collections::BTreeMap<String, u64> {
+    let dir = stats_dir(name);
+    let (server, port) = start_server(probe(shim, &dir, &["feat-server"]));
+    let port = port.to_string();
+    let client = Proc(probe(shim, &dir, &[client, &port]).spawn().unwrap());
+    let (ok, err) = client.finish();
+    assert!(ok, "client failed (shim {shim}): {err}");
+    let (ok, err) = server.finish();
+    assert!(ok, "server failed (shim {shim}): {err}");
+    let c = connections(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    c
 }
 
 /// A fork-per-connection server: the child serves the accepted connection,

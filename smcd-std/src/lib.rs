@@ -112,6 +112,7 @@ mod listener;
 mod mio;
 pub mod naming;
 pub mod query;
+mod quiet_thread;
 mod rendezvous;
 mod stats;
 mod stream;

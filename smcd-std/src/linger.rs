@@ -24,9 +24,7 @@ fn lingering() -> &'static Lingering {
     static L: OnceLock<&'static Lingering> = OnceLock::new();
     L.get_or_init(|| {
         let l: &'static Lingering = Box::leak(Box::default());
-        let started = std::thread::Builder::new()
-            .name("smcd-linger".into())
-            .spawn(move || run(l));
+        let started = crate::quiet_thread::spawn("smcd-linger", move || run(l));
         if started.is_err() {
             tracing::warn!("cannot start the close thread: closes end with an abort");
         }

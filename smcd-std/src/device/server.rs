@@ -52,9 +52,7 @@ pub(super) fn bind(place: &Place, gid: Gid) -> io::Result<UnixListener> {
 
 /// Serve the device socket of `shared` from a thread of its own.
 pub(super) fn start(shared: Arc<Shared>) -> io::Result<()> {
-    std::thread::Builder::new()
-        .name("smcd-device".into())
-        .spawn(move || serve(&shared))?;
+    crate::quiet_thread::spawn("smcd-device", move || serve(&shared))?;
     Ok(())
 }
 
