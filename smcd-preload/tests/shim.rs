@@ -2,8 +2,8 @@
 //! program) with `libsmcd_preload.so` preloaded on both sides exchanges a
 //! few MB, checksummed both ways, over SMC-D — blocking, with poll(2),
 //! select(2) and epoll (level- and edge-triggered); with the shim on one side only it is plain TCP and just
-//! as correct. `smcd run` is tried too when the smcd binary was built into
-//! the same target directory.
+//! as correct. `smcd run` is tried too, with the smcd binary of the same
+//! build (made first if need be).
 //!
 //! Everything binds 127.0.0.1; every process is killed and reaped by its
 //! guard; every wait is bounded.
@@ -324,14 +324,44 @@ fn exports_are_the_hooks() {
     }
 }
 
-/// `smcd run --stats` with the smcd binary of the same target directory.
+/// The `smcd` binary of this build: cargo cannot name another package's
+/// binary to a test, so it is built (or found up to date, in the workspace
+/// run that has just built it) into the same target directory and profile.
+fn smcd_binary() -> PathBuf {
+    let profile_dir = target_dir();
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => "dev",
+        Some(other) => other,
+        None => panic!("no profile directory above {PROBE}"),
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "smcd-cli",
+            "--bin",
+            "smcd",
+            "--profile",
+        ])
+        .arg(profile)
+        .arg("--target-dir")
+        .arg(profile_dir.parent().unwrap())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "cargo build -p smcd-cli failed");
+    let smcd = profile_dir.join("smcd");
+    assert!(smcd.is_file(), "{} not built", smcd.display());
+    smcd
+}
+
+/// `smcd run --stats` with the smcd binary of the same build.
 #[test]
 fn smcd_run_collects_stats() {
-    let smcd = target_dir().join("smcd");
-    if !smcd.is_file() {
-        eprintln!("{} not built: skipped", smcd.display());
-        return;
-    }
+    let smcd = smcd_binary();
     let dir = stats_dir("run");
     let (s_json, c_json) = (dir.join("server.json"), dir.join("client.json"));
     let run = |json: &Path, extra: &[&str], args: &[&str]| {
