@@ -145,6 +145,16 @@ fn exchange_with(
             .spawn()
             .unwrap(),
     );
+    both_succeed(client, server, dir)
+}
+
+/// Both probes exit successfully (bounded waits); the connection counts
+/// they left in `dir`, which goes.
+fn both_succeed(
+    client: Proc,
+    server: Proc,
+    dir: PathBuf,
+) -> std::collections::BTreeMap<String, u64> {
     let (ok, err) = client.finish();
     assert!(ok, "client failed: {err}");
     let (ok, err) = server.finish();
@@ -224,13 +234,7 @@ fn against_feat_server(
     let (server, port) = start_server(probe(shim, &dir, &["feat-server"]));
     let port = port.to_string();
     let client = Proc(probe(shim, &dir, &[client, &port]).spawn().unwrap());
-    let (ok, err) = client.finish();
-    assert!(ok, "client failed (shim {shim}): {err}");
-    let (ok, err) = server.finish();
-    assert!(ok, "server failed (shim {shim}): {err}");
-    let c = connections(&dir);
-    let _ = std::fs::remove_dir_all(&dir);
-    c
+    both_succeed(client, server, dir)
 }
 
 /// A fork-per-connection server: the child serves the accepted connection,
