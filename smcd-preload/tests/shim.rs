@@ -329,34 +329,34 @@ fn exports_are_the_hooks() {
 }
 
 /// The `smcd` binary of this build: cargo cannot name another package's
-/// binary to a test, so it is built (or found up to date, in the workspace
-/// run that has just built it) into the same target directory and profile.
+/// binary to a test, so the workspace's tests are built once more into the
+/// same target directory and profile — up to date in the workspace run
+/// that got here (CI: about a second), made first when only this package
+/// was built. (`cargo build -p smcd-cli` would resolve other dependency
+/// features and compile a second smcd.)
 fn smcd_binary() -> PathBuf {
     let profile_dir = target_dir();
-    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") => "dev",
-        Some(other) => other,
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cargo.args(["test", "--no-run", "--quiet"]);
+    match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => {}
+        Some("release") => {
+            cargo.arg("--release");
+        }
+        Some(other) => {
+            cargo.args(["--profile", other]);
+        }
         None => panic!("no profile directory above {PROBE}"),
-    };
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "smcd-cli",
-            "--bin",
-            "smcd",
-            "--profile",
-        ])
-        .arg(profile)
+    }
+    let status = cargo
         .arg("--target-dir")
         .arg(profile_dir.parent().unwrap())
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(workspace)
         .stdin(Stdio::null())
         .status()
-        .expect("run cargo build");
-    assert!(status.success(), "cargo build -p smcd-cli failed");
+        .expect("run cargo test --no-run");
+    assert!(status.success(), "cargo test --no-run failed");
     let smcd = profile_dir.join("smcd");
     assert!(smcd.is_file(), "{} not built", smcd.display());
     smcd
