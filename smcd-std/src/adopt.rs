@@ -60,6 +60,7 @@ impl ListenRendezvous {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .take(peer.port())
+                .is_some()
     }
 }
 
@@ -196,9 +197,10 @@ impl SmcConfig {
                 "SMC-D is disabled",
             ));
         }
-        let place = self.host()?.device().place().clone();
+        let host = self.host()?;
+        let (place, policy) = (host.device().place().clone(), host.device().policy());
         Ok(ListenRendezvous {
-            inner: Mutex::new(Rendezvous::bind(&place, local)?),
+            inner: Mutex::new(Rendezvous::bind(&place, local, policy)?),
             local,
         })
     }

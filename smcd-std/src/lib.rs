@@ -101,6 +101,7 @@
 #![deny(unsafe_code)]
 
 pub mod adopt;
+mod clc_start;
 pub mod config;
 mod connect;
 pub mod device;

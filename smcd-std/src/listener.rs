@@ -6,14 +6,15 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use smcd_core::endpoint::Endpoint;
 
+use crate::clc_start;
 use crate::config::{SmcConfig, default_config};
-use crate::rendezvous::Rendezvous;
+use crate::rendezvous::{Rendezvous, Trust};
 use crate::stream::SmcStream;
 use crate::tcp::TcpWire;
 use crate::transport::TcpReason;
@@ -22,9 +23,18 @@ use crate::wait::now_ms;
 /// How long `accept` drives a new connection's handshake itself.
 const ACCEPT_HANDSHAKE: Duration = Duration::from_millis(100);
 
+/// After a handshake that `accept` could not settle within
+/// [`ACCEPT_HANDSHAKE`] (or a connection another user announced that sent
+/// nothing CLC-like within it), how long `accept` leaves new handshakes to the
+/// streams' first use: clients that announce themselves and then stay
+/// silent cost the accept loop at most 100 ms a second, not 100 ms each.
+const SETTLE_PAUSE_MS: u64 = 1_000;
+
 #[derive(Debug)]
 struct Inner {
     nonblocking: AtomicBool,
+    /// `now_ms()` before which `accept` does not settle handshakes.
+    settle_paused_until: AtomicU64,
     tcp: TcpListener,
     rendezvous: Option<Mutex<Rendezvous>>,
     config: SmcConfig,
@@ -36,7 +46,9 @@ struct Inner {
 /// TCP with everyone else — no CLC byte is ever sent to a client that did
 /// not announce itself. `accept` runs the CLC handshake for at most 100 ms
 /// (an smcd client answers in microseconds); a slower client's handshake
-/// finishes on the stream's first use, so it never holds up the listener.
+/// finishes on the stream's first use, so it never holds up the listener
+/// (and for a second after such a client, `accept` leaves every handshake
+/// to the stream's first use).
 ///
 /// ```no_run
 /// use std::io::{Read, Write};
@@ -77,8 +89,9 @@ impl SmcConfig {
         let rendezvous = if self.disabled {
             None
         } else {
-            let place = self.host()?.device().place().clone();
-            match Rendezvous::bind(&place, local) {
+            let host = self.host()?;
+            let (place, policy) = (host.device().place().clone(), host.device().policy());
+            match Rendezvous::bind(&place, local, policy) {
                 Ok(r) => Some(Mutex::new(r)),
                 Err(e) => {
                     tracing::warn!(%local, error = %e, "no rendezvous: this listener serves plain TCP only");
@@ -89,6 +102,7 @@ impl SmcConfig {
         Ok(SmcListener {
             inner: Arc::new(Inner {
                 nonblocking: AtomicBool::new(false),
+                settle_paused_until: AtomicU64::new(0),
                 tcp,
                 rendezvous,
                 config: self.clone(),
@@ -116,12 +130,22 @@ impl SmcListener {
         let (tcp, peer) = self.inner.tcp.accept()?;
         let local = tcp.local_addr()?;
         let same_host = peer.ip().is_loopback() || peer.ip() == local.ip();
-        let announced = same_host
-            && self.inner.rendezvous.as_ref().is_some_and(|r| {
+        let trust = self
+            .inner
+            .rendezvous
+            .as_ref()
+            .filter(|_| same_host)
+            .and_then(|r| {
                 r.lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .take(peer.port())
             });
+        let may_wait = self.may_wait();
+        let announced = match trust {
+            Some(Trust::Admitted) => true,
+            Some(Trust::Foreign) => self.foreign_speaks_clc(&tcp, may_wait),
+            None => false,
+        };
         let config = &self.inner.config;
         if !announced || !config.allows(peer) {
             let why = if announced {
@@ -138,11 +162,40 @@ impl SmcListener {
         // An smcd client answers within microseconds: settle the handshake
         // here when it is that quick (as Linux's accept returns negotiated
         // sockets), else leave the rest to the stream's first use so that a
-        // slow client never holds up the listener.
-        if !self.nonblocking() {
-            stream.settle_within(ACCEPT_HANDSHAKE);
+        // slow client never holds up the listener (and after one that was
+        // slow, settle none for a while: see SETTLE_PAUSE_MS).
+        if may_wait && !stream.settle_within(ACCEPT_HANDSHAKE) {
+            self.pause_settling();
         }
         Ok((stream, peer))
+    }
+
+    /// Whether `accept` may wait for a client now (blocking, not paused).
+    fn may_wait(&self) -> bool {
+        !self.nonblocking() && now_ms() >= self.inner.settle_paused_until.load(Ordering::Relaxed)
+    }
+
+    /// Another user's announcement may be a forgery for a plain client's
+    /// port: speak CLC only if the connection's first bytes are CLC (an
+    /// smcd client sends its Proposal at once), waiting for them only when
+    /// `may_wait`.
+    fn foreign_speaks_clc(&self, tcp: &std::net::TcpStream, may_wait: bool) -> bool {
+        let wait = match may_wait {
+            true => ACCEPT_HANDSHAKE,
+            false => Duration::ZERO,
+        };
+        let clc = clc_start::starts_with_clc(tcp, wait);
+        if !clc && may_wait {
+            self.pause_settling();
+        }
+        clc
+    }
+
+    /// A client kept `accept` waiting in vain: wait for none for a while.
+    fn pause_settling(&self) {
+        self.inner
+            .settle_paused_until
+            .store(now_ms().saturating_add(SETTLE_PAUSE_MS), Ordering::Relaxed);
     }
 
     /// An endless iterator over accepted connections.

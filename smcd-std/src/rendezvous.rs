@@ -9,15 +9,26 @@
 //! plain TCP. The datagram is queued before the client's SYN leaves, so the
 //! listener finds it when it accepts that connection. Anyone else — a plain
 //! `TcpStream`, a client on another host — sends nothing and gets plain TCP.
+//!
+//! Anyone on the host can send a datagram to an abstract socket, so each
+//! announcement carries its sender's credentials (`SO_PASSCRED`, attached
+//! by the kernel) and is [`Trust::Admitted`] only when the device's
+//! [`PeerPolicy`] admits that sender. A listener checks that a connection
+//! announced by anyone else really starts with CLC before it speaks CLC on
+//! it (see `listener.rs`), so that another user's forged announcement for a
+//! plain client's port does not divert that client.
 
 use std::collections::HashMap;
-use std::io;
+use std::io::{self, IoSliceMut};
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::os::unix::net::{SocketAddr as UnixAddr, UnixDatagram};
 use std::time::{Duration, Instant};
 
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 use smcd_core::dmb::Gid;
 
+use crate::device::PeerPolicy;
 use crate::naming::Place;
 
 const MAGIC: [u8; 4] = *b"SMCR";
@@ -26,6 +37,10 @@ const ANNOUNCE_BYTES: usize = 24;
 
 /// How long an announcement waits for its connection.
 const ANNOUNCE_TTL: Duration = Duration::from_secs(10);
+
+/// How long a client waits for room in a listener's rendezvous queue
+/// (`net.unix.max_dgram_qlen` datagrams) before it gives up on SMC-D.
+const ANNOUNCE_WAIT: Duration = Duration::from_millis(100);
 
 /// "A connection from local port `port` is coming, and it speaks CLC."
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +84,14 @@ pub(crate) fn announce(place: &Place, dest: SocketAddr, local_port: u16, from: G
     let Ok(sock) = UnixDatagram::unbound() else {
         return false;
     };
+    // A listener drains its queue only when it accepts: a full queue (a
+    // flood) would block the send until the next connection — forever on an
+    // idle listener. A burst of clients of a busy listener waits for it to
+    // drain; after ANNOUNCE_WAIT, not queued means not announced, and both
+    // ends use plain TCP.
+    if sock.set_write_timeout(Some(ANNOUNCE_WAIT)).is_err() {
+        return false;
+    }
     let msg = Announce {
         port: local_port,
         from,
@@ -89,17 +112,30 @@ pub(crate) fn announce(place: &Place, dest: SocketAddr, local_port: u16, from: G
     })
 }
 
+/// Who sent an announcement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Trust {
+    /// A process the device's policy admits.
+    Admitted,
+    /// Anyone else (another user under the default policy): perhaps a
+    /// forger.
+    Foreign,
+}
+
 /// A listener's rendezvous socket and the announcements it received.
 #[derive(Debug)]
 pub(crate) struct Rendezvous {
     sock: UnixDatagram,
     path: Option<std::path::PathBuf>,
-    pending: HashMap<u16, Instant>,
+    pending: HashMap<u16, (Instant, Trust)>,
+    /// Whose announcements are [`Trust::Admitted`] (the device's policy).
+    policy: PeerPolicy,
 }
 
 impl Rendezvous {
-    /// Bind the rendezvous of a listener at `local`.
-    pub(crate) fn bind(place: &Place, local: SocketAddr) -> io::Result<Self> {
+    /// Bind the rendezvous of a listener at `local`; `policy` tells whose
+    /// announcements are admitted.
+    pub(crate) fn bind(place: &Place, local: SocketAddr, policy: PeerPolicy) -> io::Result<Self> {
         let addr: UnixAddr = place.rendezvous(local)?;
         let path = Place::path_of(&addr);
         if let Some(p) = &path {
@@ -108,18 +144,20 @@ impl Rendezvous {
         }
         let sock = UnixDatagram::bind_addr(&addr)?;
         sock.set_nonblocking(true)?;
+        rustix::net::sockopt::set_socket_passcred(&sock, true)?;
         Ok(Self {
             sock,
             path,
             pending: HashMap::new(),
+            policy,
         })
     }
 
-    /// Whether the connection from `peer_port` was announced; the
-    /// announcement is used up.
-    pub(crate) fn take(&mut self, peer_port: u16) -> bool {
+    /// Whether (and by whom) the connection from `peer_port` was announced;
+    /// the announcement is used up.
+    pub(crate) fn take(&mut self, peer_port: u16) -> Option<Trust> {
         self.drain();
-        self.pending.remove(&peer_port).is_some()
+        self.pending.remove(&peer_port).map(|(_, trust)| trust)
     }
 
     /// Keep the path socket's file when this is dropped (another process
@@ -132,9 +170,8 @@ impl Rendezvous {
     /// caller that keeps the pending set itself (shared between the
     /// processes that inherited the socket across fork).
     pub(crate) fn recv_each(&self, mut f: impl FnMut(u16)) {
-        let mut buf = [0u8; 64];
-        while let Ok(n) = self.sock.recv(&mut buf) {
-            if let Some(a) = buf.get(..n).and_then(Announce::parse) {
+        while let Some(got) = self.recv_one() {
+            if let Some((a, _)) = got {
                 f(a.port);
             }
         }
@@ -142,13 +179,43 @@ impl Rendezvous {
 
     fn drain(&mut self) {
         let now = Instant::now();
-        let mut buf = [0u8; 64];
-        while let Ok(n) = self.sock.recv(&mut buf) {
-            if let Some(a) = buf.get(..n).and_then(Announce::parse) {
-                self.pending.insert(a.port, now + ANNOUNCE_TTL);
+        while let Some(got) = self.recv_one() {
+            if let Some((a, trust)) = got {
+                self.pending.insert(a.port, (now + ANNOUNCE_TTL, trust));
             }
         }
-        self.pending.retain(|_, expiry| *expiry > now);
+        self.pending.retain(|_, (expiry, _)| *expiry > now);
+    }
+
+    /// The next queued datagram (`None`: the queue is empty): an
+    /// announcement if it is well-formed, with whether the policy admits
+    /// its sender.
+    fn recv_one(&self) -> Option<Option<(Announce, Trust)>> {
+        let mut buf = [0u8; 64];
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmCredentials(1))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let got = loop {
+            match rustix::net::recvmsg(
+                &self.sock,
+                &mut [IoSliceMut::new(&mut buf)],
+                &mut control,
+                RecvFlags::DONTWAIT,
+            ) {
+                Ok(got) => break got,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(_) => return None,
+            }
+        };
+        let sender = control.drain().find_map(|m| match m {
+            RecvAncillaryMessage::ScmCredentials(c) => Some(c.uid),
+            _ => None,
+        });
+        let trust = match sender.is_some_and(|uid| self.policy.admits_uid(uid)) {
+            true => Trust::Admitted,
+            false => Trust::Foreign,
+        };
+        let announce = buf.get(..got.bytes).and_then(Announce::parse);
+        Some(announce.map(|a| (a, trust)))
     }
 }
 
@@ -170,7 +237,7 @@ mod tests {
         let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
         // A port nobody else uses in this test: the listener's own test name.
         let addr = SocketAddr::new(local.ip(), 47_123);
-        let mut rv = Rendezvous::bind(&place, addr).unwrap();
+        let mut rv = Rendezvous::bind(&place, addr, PeerPolicy::SameUser).unwrap();
         assert!(announce(&place, addr, 5555, Gid::new(1, 2)));
         assert!(!announce(
             &place,
@@ -178,9 +245,9 @@ mod tests {
             5556,
             Gid::new(1, 2)
         ));
-        assert!(!rv.take(5556));
-        assert!(rv.take(5555));
-        assert!(!rv.take(5555), "an announcement is used once");
+        assert_eq!(rv.take(5556), None);
+        assert_eq!(rv.take(5555), Some(Trust::Admitted), "sent by this user");
+        assert_eq!(rv.take(5555), None, "an announcement is used once");
         let a = Announce {
             port: 9,
             from: Gid::new(3, 4),

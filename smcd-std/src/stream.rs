@@ -288,12 +288,14 @@ impl SmcStream {
         }
     }
 
-    /// Drive a handshake for at most `limit` (nothing for plain streams).
-    pub(crate) fn settle_within(&self, limit: Duration) {
+    /// Drive a handshake for at most `limit` (nothing for plain streams);
+    /// `false` when it is still running then.
+    pub(crate) fn settle_within(&self, limit: Duration) -> bool {
         let before = self.opts();
         self.set_opts(|o| o.read_timeout = Some(limit));
         let _ = self.transport();
         self.set_opts(|o| o.read_timeout = before.read_timeout);
+        self.with_smc(|s| !s.ep.is_handshaking()).unwrap_or(true)
     }
 
     /// The remote address.
@@ -405,6 +407,18 @@ impl SmcStream {
     /// Never; the result mirrors `TcpStream::try_clone`.
     pub fn try_clone(&self) -> io::Result<Self> {
         Ok(self.clone())
+    }
+
+    /// Test-only (feature `hostile-peer`), not API: raw access to the peer's
+    /// DMB this stream sends into, for smcd's hostile-peer tests.
+    #[cfg(feature = "hostile-peer")]
+    #[doc(hidden)]
+    pub fn __peer_tap(&self) -> Option<crate::device::PeerTap> {
+        self.with_smc(|s| {
+            let token = s.ep.connection()?.peer_token();
+            s.ep.host().device().peer_tap(token)
+        })
+        .flatten()
     }
 
     /// The pending error of the TCP socket (`SO_ERROR`).

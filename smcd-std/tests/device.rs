@@ -5,7 +5,8 @@
 use smcd_core::conn::SendMode;
 use smcd_core::endpoint::testing::{close_both, transfer};
 use smcd_core::endpoint::{Host, Pipe, Transport, pair};
-use smcd_std::device::{PeerPolicy, StdDevice};
+use smcd_core::ops::{Error as _, ErrorKind, SmcdOps};
+use smcd_std::device::{MAX_PENDING_DMBS, PeerPolicy, StdDevice};
 use smcd_std::naming::Place;
 
 fn device() -> StdDevice {
@@ -44,6 +45,7 @@ fn two_devices_exchange_dmbs_over_their_sockets() {
         round_trip(&ha, &hb, mode);
         for dev in [&a, &b] {
             assert_eq!((dev.dmbs_in_use(), dev.peers_bound()), (0, 0));
+            assert_eq!(dev.dmbs_pending(), 0, "paired DMBs are not pending");
         }
         // One fetch per connection: the client's DMB came with it.
         assert_eq!(a.fetches_granted() + b.fetches_granted(), before + 1);
@@ -63,4 +65,22 @@ fn one_device_pairs_two_endpoints_of_a_process() {
         round_trip(&host, &host, mode);
         assert_eq!((a.dmbs_in_use(), a.peers_bound()), (0, 0));
     }
+}
+
+#[test]
+fn dmbs_of_running_handshakes_are_limited() {
+    let dev = device();
+    let held: Vec<_> = (0..MAX_PENDING_DMBS)
+        .map(|_| dev.register_dmb(16 * 1024).expect("below the limit"))
+        .collect();
+    assert_eq!(dev.dmbs_pending(), MAX_PENDING_DMBS);
+    let refused = dev.register_dmb(16 * 1024).unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::NoSpace, "declined MAX_DMB");
+    let mut held = held.into_iter();
+    dev.unregister_dmb(held.next().unwrap()).unwrap();
+    let again = dev.register_dmb(16 * 1024).expect("a slot came free");
+    for d in held.chain([again]) {
+        dev.unregister_dmb(d).unwrap();
+    }
+    assert_eq!((dev.dmbs_pending(), dev.dmbs_in_use()), (0, 0));
 }

@@ -20,6 +20,10 @@ mod report;
 mod server;
 mod shm;
 mod state;
+#[cfg(feature = "hostile-peer")]
+mod tap;
+#[cfg(test)]
+mod tests;
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -38,6 +42,9 @@ pub use bell::Bell;
 pub use error::DeviceError;
 pub(crate) use report::ask as ask_report;
 pub use server::PeerPolicy;
+#[cfg(feature = "hostile-peer")]
+#[doc(hidden)]
+pub use tap::PeerTap;
 
 use crate::naming::Place;
 use state::{Own, State, Target};
@@ -47,6 +54,15 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The most DMBs one process holds (Linux: 5000 per loopback device).
 pub const MAX_DMBS: usize = 5000;
+
+/// The most DMBs of ours that no connection has paired yet, i.e. that
+/// belong to handshakes still running (an accepting side registers its DMB
+/// on the Proposal and pairs it on the Confirm). A client that proposes and
+/// never confirms holds one until its handshake times out; beyond this
+/// limit `register_dmb` fails with `NoSpace`, so new handshakes decline
+/// with `MAX_DMB` (0x030d0000) and carry their data over TCP, and the rest
+/// of [`MAX_DMBS`] stays for connections that complete.
+pub const MAX_PENDING_DMBS: usize = 256;
 
 #[derive(Debug)]
 struct Shared {
@@ -111,6 +127,12 @@ impl StdDevice {
         }
     }
 
+    /// Who may obtain our DMBs (and whose announcements a listener on this
+    /// device believes).
+    pub fn policy(&self) -> PeerPolicy {
+        self.shared.policy
+    }
+
     /// Where this device's and its peers' sockets live.
     pub fn place(&self) -> &Place {
         &self.shared.place
@@ -140,6 +162,12 @@ impl StdDevice {
         self.shared.lock().granted
     }
 
+    /// DMBs of ours registered but not yet paired with a peer's (their
+    /// handshakes are running; at most [`MAX_PENDING_DMBS`]).
+    pub fn dmbs_pending(&self) -> usize {
+        self.shared.lock().pending
+    }
+
     /// Peer DMBs bound now (mapped or not).
     pub fn peers_bound(&self) -> usize {
         self.shared.lock().targets.len()
@@ -163,6 +191,13 @@ impl StdDevice {
             ))
     }
 
+    /// Test-only: raw access to the bound peer DMB `token`.
+    #[cfg(feature = "hostile-peer")]
+    #[doc(hidden)]
+    pub fn peer_tap(&self, token: DmbToken) -> Option<PeerTap> {
+        self.with_target(token, Target::tap).ok()
+    }
+
     /// Get the memfd and eventfd of a peer's DMB from its device socket,
     /// offering our DMB `own` of the same connection along with the request.
     fn fetch(&self, own: &Dmb, peer: PeerDmbId) -> Result<(OwnedFd, OwnedFd), DeviceError> {
@@ -179,11 +214,15 @@ impl StdDevice {
             len: peer.len as u64,
             from: self.shared.gid,
         };
-        // Our DMB goes only to a process our own policy admits.
-        let mine = match self.shared.policy.admits(&sock) {
-            true => self.shared.lock().offer_of(own),
-            false => None,
-        };
+        // We neither map the memory of a process our policy does not admit
+        // nor offer ours to it: a peer of another user gets a fallback.
+        if !self.shared.policy.admits(&sock) {
+            return Err(DeviceError::new(
+                ErrorKind::InvalidToken,
+                "the peer's device runs as a user our policy does not admit",
+            ));
+        }
+        let mine = self.shared.lock().offer_of(own);
         let offer = mine
             .as_ref()
             .map(|(token, len, memfd, bell)| fetch::OwnOffer {
@@ -242,21 +281,37 @@ impl SmcdOps for StdDevice {
                 "DMB size outside 16 KiB … 1 MiB",
             ));
         }
-        if self.shared.lock().own.len() >= MAX_DMBS {
-            return Err(DeviceError::new(
-                ErrorKind::NoSpace,
-                "DMB limit of the process reached",
-            ));
+        {
+            let mut st = self.shared.lock();
+            if st.own.len() >= MAX_DMBS {
+                return Err(DeviceError::new(
+                    ErrorKind::NoSpace,
+                    "DMB limit of the process reached",
+                ));
+            }
+            if st.pending >= MAX_PENDING_DMBS {
+                return Err(DeviceError::new(
+                    ErrorKind::NoSpace,
+                    "limit of DMBs in running handshakes reached",
+                ));
+            }
+            // Reserved now, so that concurrent registrations cannot pass
+            // the limit together while the memfd is made.
+            st.pending += 1;
         }
-        let own =
-            Own::create(size).map_err(|e| DeviceError::io(ErrorKind::NoMemory, "DMB memfd", &e))?;
+        let own = Own::create(size).map_err(|e| {
+            self.shared.lock().pending -= 1;
+            DeviceError::io(ErrorKind::NoMemory, "DMB memfd", &e)
+        })?;
         let mut st = self.shared.lock();
         let token = st.fresh_token();
         // SAFETY: the view lives in the handle, which comes back through
         // `unregister_dmb` (dropping it) before the entry and its mapping go.
         let mem = unsafe { own.map.view() };
-        let dmb =
-            Dmb::new(token, mem).map_err(|_| DeviceError::new(ErrorKind::NoMemory, "DMB size"))?;
+        let dmb = Dmb::new(token, mem).map_err(|_| {
+            st.pending -= 1;
+            DeviceError::new(ErrorKind::NoMemory, "DMB size")
+        })?;
         st.own.insert(token.0, own);
         Ok(dmb)
     }

@@ -30,11 +30,20 @@ pub enum PeerPolicy {
 }
 
 impl PeerPolicy {
+    /// Whether the process at the other end of `sock` passes.
     pub(super) fn admits(self, sock: &UnixStream) -> bool {
         match self {
             Self::AnyUser => true,
             Self::SameUser => rustix::net::sockopt::socket_peercred(sock)
-                .is_ok_and(|cred| cred.uid == rustix::process::geteuid()),
+                .is_ok_and(|cred| self.admits_uid(cred.uid)),
+        }
+    }
+
+    /// Whether a process running as `uid` passes.
+    pub(crate) fn admits_uid(self, uid: rustix::process::Uid) -> bool {
+        match self {
+            Self::AnyUser => true,
+            Self::SameUser => uid == rustix::process::geteuid(),
         }
     }
 }

@@ -30,6 +30,9 @@ pub(super) struct Own {
     pub(super) peer: Option<u64>,
     /// In-process pairing: the DMB of ours that sends into this one.
     pub(super) bound_by: Option<u64>,
+    /// Not paired yet: its handshake is running (counted in
+    /// [`State::pending`]).
+    pub(super) pending: bool,
 }
 
 impl Own {
@@ -48,6 +51,7 @@ impl Own {
             handed_out: false,
             peer: None,
             bound_by: None,
+            pending: true,
         })
     }
 
@@ -65,6 +69,9 @@ pub(super) struct Target {
     own: DmbToken,
     /// Whether the connection writes its ring directly (nocopy).
     mapped: bool,
+    /// Test-only: the memfd behind the mapping, for a hostile test peer.
+    #[cfg(feature = "hostile-peer")]
+    memfd: Arc<OwnedFd>,
 }
 
 impl Target {
@@ -87,9 +94,21 @@ impl Target {
                 bell: Arc::new(bell),
                 own,
                 mapped,
+                #[cfg(feature = "hostile-peer")]
+                memfd: Arc::new(memfd),
             },
             identity,
         ))
+    }
+
+    /// Test-only: the mapping and doorbell, for a hostile test peer.
+    #[cfg(feature = "hostile-peer")]
+    pub(super) fn tap(&self) -> super::tap::PeerTap {
+        super::tap::PeerTap::new(
+            Arc::clone(&self.map),
+            Arc::clone(&self.bell),
+            Arc::clone(&self.memfd),
+        )
     }
 
     /// The receiver's doorbell if it waits for a ring: the header is
@@ -124,6 +143,8 @@ pub(super) struct State {
     offers: HashMap<(Gid, u64), (Instant, Offer), TokenHash>,
     /// Fetches of our DMBs this device granted.
     pub(super) granted: u64,
+    /// Our DMBs not paired yet ([`Own::pending`]).
+    pub(super) pending: usize,
 }
 
 /// How long an offer waits for the Confirm that names it.
@@ -228,6 +249,9 @@ impl State {
         let Some(e) = self.own.remove(&token.0) else {
             return Err(refused("not a DMB handle of this device"));
         };
+        if e.pending {
+            self.pending = self.pending.saturating_sub(1);
+        }
         if let Some(p) = e.peer.and_then(|p| self.own.get_mut(&p)) {
             p.bound_by = None;
         }
@@ -269,10 +293,10 @@ impl State {
             bell: Arc::clone(&theirs.bell),
             own: own.token(),
             mapped: map,
+            #[cfg(feature = "hostile-peer")]
+            memfd: Arc::clone(&theirs.fd),
         });
-        if let Some(mine) = self.own.get_mut(&o) {
-            mine.peer = Some(p);
-        }
+        self.pair_own(o, p);
         self.targets.insert(p, Arc::clone(&target));
         Ok(target)
     }
@@ -305,10 +329,18 @@ impl State {
         }
         let target = Arc::new(target);
         self.targets.insert(peer.token.0, Arc::clone(&target));
-        if let Ok(mine) = self.own_entry(own) {
-            mine.peer = Some(peer.token.0);
-        }
+        self.pair_own(own.token().0, peer.token.0);
         Ok(target)
+    }
+
+    /// Our DMB `own` sends into `peer` from now on: its handshake is done.
+    fn pair_own(&mut self, own: u64, peer: u64) {
+        if let Some(mine) = self.own.get_mut(&own) {
+            mine.peer = Some(peer);
+            if std::mem::take(&mut mine.pending) {
+                self.pending = self.pending.saturating_sub(1);
+            }
+        }
     }
 
     pub(super) fn detach(
