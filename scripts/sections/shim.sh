@@ -111,15 +111,22 @@ smc_count() {
     echo "$n"
 }
 
-# expect_smc NAME FILE: SMC-D connections and no fallback in FILE.
+# expect_smc NAME FILE [TCP]: SMC-D connections, no fallback and exactly TCP
+# (default 0) plain TCP connections in FILE — a connection that stayed plain
+# without a Decline (its announcement found no room) is caught too.
 expect_smc() {
-    local n
+    local n tcp
     [[ -f "$2" ]] || smcd_die "$1: no stats file"
     n="$(smc_count "$2")"
     [[ "$n" -gt 0 ]] || { cat "$2"; smcd_die "$1: no SMC-D connection"; }
     if ! tr -d ' \n' <"$2" | grep -q '"fallbacks":{}'; then
         cat "$2"
         smcd_die "$1: unexpected fallback"
+    fi
+    tcp="$(grep -o '"tcp": [0-9]*' "$2" | grep -o '[0-9]*$' || echo 0)"
+    if [[ "$tcp" != "${3:-0}" ]]; then
+        cat "$2"
+        smcd_die "$1: $tcp plain TCP connections (expected ${3:-0})"
     fi
     smcd_log "$1: $n SMC-D connections, no fallback"
 }
@@ -178,7 +185,8 @@ grep -qi 'token\|gid' "$work/ss.json" && smcd_die "smcd ss names tokens or GIDs"
 smcd_log "smcd ss during wrk: SMC-D connections of nginx and wrk listed"
 kill -QUIT "$(cat "$work/nginx/nginx.pid")"
 wait_gone "$nginx_run"
-expect_smc "nginx" "$work/nginx.json"
+# The plain curl above is nginx's one TCP connection.
+expect_smc "nginx" "$work/nginx.json" 1
 step "nginx + curl + wrk + smcd ss"
 
 # ---- redis ----------------------------------------------------------------
@@ -198,7 +206,8 @@ timeout 60 "$smcd" run --stats "$work/bench.json" -- redis-benchmark -p $redis_p
 expect_smc "redis-benchmark" "$work/bench.json"
 timeout 30 redis-cli -p $redis_port shutdown nosave >/dev/null 2>&1 || true
 wait_gone "$redis_run"
-expect_smc "redis-server" "$work/redis.json"
+# The plain redis-cli that shut it down is its one TCP connection.
+expect_smc "redis-server" "$work/redis.json" 1
 step "redis"
 
 # ---- iperf3 -----------------------------------------------------------------
