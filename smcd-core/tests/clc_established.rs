@@ -4,10 +4,10 @@
 mod clc_common;
 
 use clc_common::{
-    LO_GID, Side, UEID, client, config, established, message_lengths, one, pair, server, take,
-    vector,
+    LO_GID, Side, UEID, client, config, drain, established, message_lengths, one, pair, server,
+    take, vector,
 };
-use smcd_core::clc::testing::FakeDevice;
+use smcd_core::clc::testing::{FakeDevice, Pair};
 use smcd_core::clc::{ClcConfig, ClcDevice, Devices, LinkGroups, Role};
 use smcd_core::conn::SendMode;
 use smcd_core::dmb::{Chid, Gid};
@@ -98,6 +98,73 @@ fn first_contact_then_reuse_share_one_link_group() {
         side.release(devices, &lgrs);
     }
     assert_eq!((lo.live_dmbs(), lo.attachments(), lgrs.in_use()), (0, 0, 0));
+}
+
+/// Two connections between the same two hosts start together: the second
+/// reaches the server before the first's Confirm, and its Accept reaches
+/// the client before the first's (as when one event loop serves both). The
+/// server must not send `first_contact` 0 for the first's group before it
+/// is confirmed: the client does not know it yet and would decline with
+/// SYNCERR.
+#[test]
+fn concurrent_first_contacts_both_establish_whatever_order_the_accepts_arrive() {
+    let (lo, devices) = one(FakeDevice::loopback(LO_GID));
+    let (client_lgrs, server_lgrs) = (LinkGroups::<8>::new(), LinkGroups::<8>::new());
+    let config = config();
+    let (mut c1, mut c2) = (
+        client(&config, devices, &client_lgrs, 0),
+        client(&config, devices, &client_lgrs, 0),
+    );
+    let (mut s1, mut s2) = (
+        server(&config, devices, &server_lgrs, 0),
+        server(&config, devices, &server_lgrs, 0),
+    );
+    let proposal = drain(&mut c1);
+    assert_eq!(s1.handle_input(1, &proposal), proposal.len());
+    let accept1 = drain(&mut s1);
+    let proposal = drain(&mut c2);
+    assert_eq!(s2.handle_input(1, &proposal), proposal.len());
+    let accept2 = drain(&mut s2);
+    // Its group is the first's, not confirmed yet: a first contact again.
+    assert!(
+        accept_confirm(&accept2).first_contact,
+        "named an unconfirmed group"
+    );
+    assert_eq!(
+        accept_confirm(&accept2).linkid,
+        accept_confirm(&accept1).linkid
+    );
+    assert_eq!(c2.handle_input(2, &accept2), accept2.len());
+    let confirm2 = drain(&mut c2);
+    assert_eq!(c1.handle_input(2, &accept1), accept1.len());
+    let confirm1 = drain(&mut c1);
+    assert_eq!(s2.handle_input(3, &confirm2), confirm2.len());
+    assert_eq!(s1.handle_input(3, &confirm1), confirm1.len());
+    let sides = [take(&mut c1), take(&mut s1), take(&mut c2), take(&mut s2)];
+    // A third connection joins the confirmed group.
+    let mut p = Pair::new(
+        client(&config, devices, &client_lgrs, 4),
+        server(&config, devices, &server_lgrs, 4),
+    );
+    p.drive();
+    let (c3, s3) = (take(&mut p.client), take(&mut p.server));
+    assert!(!c3.info.first_contact && !s3.info.first_contact);
+    assert_eq!(s3.lgr, sides[1].lgr);
+    drop(p);
+    for (i, side) in sides.into_iter().chain([c3, s3]).enumerate() {
+        side.release(
+            devices,
+            if i % 2 == 0 {
+                &client_lgrs
+            } else {
+                &server_lgrs
+            },
+        );
+    }
+    assert_eq!(
+        (lo.live_dmbs(), client_lgrs.in_use(), server_lgrs.in_use()),
+        (0, 0, 0)
+    );
 }
 
 #[test]
@@ -252,9 +319,10 @@ fn server_moves_on_when_a_device_cannot_take_a_dmb() {
     let (c, s, _) = establish(&client_list, &server_list, &lgrs);
     assert_eq!((s.info.chid, c.info.chid), (Chid::LOOPBACK, Chid::LOOPBACK));
     assert_eq!(s.info.device, 1);
-    // The failed device's link group reference was given back.
+    // The failed device's link group reference was given back, and the
+    // group (never confirmed) went with it.
     assert_eq!(hosts.server_ism.live_dmbs(), 0);
-    assert_eq!(lgrs.len(), 3);
+    assert_eq!(lgrs.len(), 2);
     assert_eq!(lgrs.in_use(), 2);
     assert_eq!(hosts.lo.live_dmbs(), 2);
     c.release(Devices::new(&client_list), &lgrs);

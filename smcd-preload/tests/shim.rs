@@ -2,8 +2,8 @@
 //! program) with `libsmcd_preload.so` preloaded on both sides exchanges a
 //! few MB, checksummed both ways, over SMC-D — blocking, with poll(2),
 //! select(2) and epoll (level- and edge-triggered); with the shim on one side only it is plain TCP and just
-//! as correct. `smcd run` is tried too when the smcd binary was built into
-//! the same target directory.
+//! as correct. `smcd run` is tried too, with the smcd binary of the same
+//! build (made first if need be).
 //!
 //! Everything binds 127.0.0.1; every process is killed and reaped by its
 //! guard; every wait is bounded.
@@ -145,6 +145,16 @@ fn exchange_with(
             .spawn()
             .unwrap(),
     );
+    both_succeed(client, server, dir)
+}
+
+/// Both probes exit successfully (bounded waits); the connection counts
+/// they left in `dir`, which goes.
+fn both_succeed(
+    client: Proc,
+    server: Proc,
+    dir: PathBuf,
+) -> std::collections::BTreeMap<String, u64> {
     let (ok, err) = client.finish();
     assert!(ok, "client failed: {err}");
     let (ok, err) = server.finish();
@@ -206,20 +216,35 @@ fn select_programs_use_smcd() {
 #[test]
 fn the_calls_programs_make_behave_as_on_tcp() {
     for shim in [true, false] {
-        let dir = stats_dir(if shim { "feat" } else { "feat-tcp" });
-        let (server, port) = start_server(probe(shim, &dir, &["feat-server"]));
-        let port = port.to_string();
-        let client = Proc(probe(shim, &dir, &["feat-client", &port]).spawn().unwrap());
-        let (ok, err) = client.finish();
-        assert!(ok, "client failed (shim {shim}): {err}");
-        let (ok, err) = server.finish();
-        assert!(ok, "server failed (shim {shim}): {err}");
-        let c = connections(&dir);
+        let c = against_feat_server(if shim { "feat" } else { "feat-tcp" }, shim, "feat-client");
         if shim {
             assert_eq!(c.get("smc-d-nocopy"), Some(&2), "{c:?}");
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// nginx's master blocks SIGCHLD and SIGQUIT and waits for them in
+/// sigsuspend: a signal sent to the process must not be taken by one of
+/// the shim's threads (the master then slept on after its workers had
+/// gone, and `nginx -s quit` never finished).
+#[test]
+fn the_shims_threads_leave_signals_to_the_program() {
+    let c = against_feat_server("signals", true, "signals");
+    assert_eq!(c.get("smc-d-nocopy"), Some(&2), "{c:?}");
+}
+
+/// `feat-server` and the probe client `client` (given the server's port),
+/// both with or both without the shim; the connection counts of the run.
+fn against_feat_server(
+    name: &str,
+    shim: bool,
+    client: &str,
+) -> std::collections::BTreeMap<String, u64> {
+    let dir = stats_dir(name);
+    let (server, port) = start_server(probe(shim, &dir, &["feat-server"]));
+    let port = port.to_string();
+    let client = Proc(probe(shim, &dir, &[client, &port]).spawn().unwrap());
+    both_succeed(client, server, dir)
 }
 
 /// A fork-per-connection server: the child serves the accepted connection,
@@ -313,14 +338,44 @@ fn exports_are_the_hooks() {
     }
 }
 
-/// `smcd run --stats` with the smcd binary of the same target directory.
+/// The `smcd` binary of this build: cargo cannot name another package's
+/// binary to a test, so the workspace's tests are built once more into the
+/// same target directory and profile — up to date in the workspace run
+/// that got here (CI: about a second), made first when only this package
+/// was built. (`cargo build -p smcd-cli` would resolve other dependency
+/// features and compile a second smcd.)
+fn smcd_binary() -> PathBuf {
+    let profile_dir = target_dir();
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cargo.args(["test", "--no-run", "--quiet"]);
+    match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => {}
+        Some("release") => {
+            cargo.arg("--release");
+        }
+        Some(other) => {
+            cargo.args(["--profile", other]);
+        }
+        None => panic!("no profile directory above {PROBE}"),
+    }
+    let status = cargo
+        .arg("--target-dir")
+        .arg(profile_dir.parent().unwrap())
+        .current_dir(workspace)
+        .stdin(Stdio::null())
+        .status()
+        .expect("run cargo test --no-run");
+    assert!(status.success(), "cargo test --no-run failed");
+    let smcd = profile_dir.join("smcd");
+    assert!(smcd.is_file(), "{} not built", smcd.display());
+    smcd
+}
+
+/// `smcd run --stats` with the smcd binary of the same build.
 #[test]
 fn smcd_run_collects_stats() {
-    let smcd = target_dir().join("smcd");
-    if !smcd.is_file() {
-        eprintln!("{} not built: skipped", smcd.display());
-        return;
-    }
+    let smcd = smcd_binary();
     let dir = stats_dir("run");
     let (s_json, c_json) = (dir.join("server.json"), dir.join("client.json"));
     let run = |json: &Path, extra: &[&str], args: &[&str]| {

@@ -32,7 +32,7 @@ fn announcement(port: u16) -> [u8; 24] {
 }
 
 /// How long a raw peer waits for room in a rendezvous queue: longer than
-/// an smcd client (100 ms), for an attacker that insists on getting in.
+/// an smcd client (1 s), for an attacker that insists on getting in.
 pub(crate) const ROOM_WAIT: Duration = Duration::from_secs(5);
 
 /// Announce to the listener at `server` that a connection from `port` will

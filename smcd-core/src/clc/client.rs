@@ -172,11 +172,14 @@ fn setup(
         Some(f) if a.first_contact => {
             let info = LgrInfo::negotiated(f.release, f.feature_mask);
             let lgr = lgrs
-                .create(key, info)
+                .create(key, info, true)
                 .ok_or((claim::LGR_TABLE_FULL, false))?;
             (lgr, info)
         }
-        _ => lgrs.join(key).ok_or((DeclineReason::SyncErr, true))?,
+        _ => lgrs
+            .join(key)
+            .map(|(lgr, info, _)| (lgr, info))
+            .ok_or((DeclineReason::SyncErr, true))?,
     };
     s.claim.lgr = Some(lgr);
     // Step 14: our DMB.

@@ -23,6 +23,14 @@
 //! group is removed for good when a peer reports it out of sync
 //! ([`LinkGroups::terminate`]); it disappears once its last connection is
 //! released.
+//!
+//! A group a server created stays *unconfirmed* until the Confirm of its
+//! first contact arrives: until then the client may not have read the
+//! Accept that created it, and a second connection's Accept could reach the
+//! client first. A server that joins an unconfirmed group therefore sends
+//! that Accept with `first_contact` 1 again (the client creates a group of
+//! its own, as for any first contact) instead of 0, which the client could
+//! only answer with SYNCERR. Linux serialises first contacts instead.
 
 use core::fmt;
 
@@ -120,6 +128,9 @@ struct Entry {
     id: LinkId,
     conns: u32,
     out_of_sync: bool,
+    /// The first contact that created it was confirmed (or the client
+    /// created it from an Accept).
+    confirmed: bool,
 }
 
 #[derive(Debug)]
@@ -148,9 +159,27 @@ impl<const N: usize> Inner<N> {
         LinkId(self.last_id.to_le_bytes())
     }
 
+    /// The oldest in-sync group of `key`, a confirmed one if there is one,
+    /// with a reference taken; and whether it is confirmed.
+    fn join(&mut self, key: LgrKey) -> Option<(LinkGroup, LgrInfo, bool)> {
+        let joinable = |e: &Entry| e.key == key && !e.out_of_sync;
+        let slot = self
+            .slots
+            .iter()
+            .position(|s| matches!(s, Some(e) if joinable(e) && e.confirmed))
+            .or_else(|| {
+                self.slots
+                    .iter()
+                    .position(|s| matches!(s, Some(e) if joinable(e)))
+            })?;
+        let e = self.slots.get_mut(slot)?.as_mut()?;
+        e.conns = e.conns.saturating_add(1);
+        Some((LinkGroup { slot, id: e.id }, e.info, e.confirmed))
+    }
+
     fn free_if_dead(&mut self, slot: usize) {
         if let Some(s) = self.slots.get_mut(slot) {
-            if matches!(s, Some(e) if e.out_of_sync && e.conns == 0) {
+            if matches!(s, Some(e) if (e.out_of_sync || !e.confirmed) && e.conns == 0) {
                 *s = None;
             }
         }
@@ -268,11 +297,15 @@ pub(crate) mod sealed {
 
     /// The engine's view of a link-group table.
     pub trait Table {
-        /// Join the oldest in-sync group of `key`, taking a reference.
-        fn join(&self, key: LgrKey) -> Option<(LinkGroup, LgrInfo)>;
+        /// Join the oldest in-sync group of `key` (a confirmed one first),
+        /// taking a reference; the bool: whether it is confirmed.
+        fn join(&self, key: LgrKey) -> Option<(LinkGroup, LgrInfo, bool)>;
         /// Create a group for `key` with a fresh id, taking a reference;
-        /// `None` when every slot holds a group in use.
-        fn create(&self, key: LgrKey, info: LgrInfo) -> Option<LinkGroup>;
+        /// `None` when every slot holds a group in use. `confirmed`: false
+        /// for a server's first contact until [`confirm`](Self::confirm).
+        fn create(&self, key: LgrKey, info: LgrInfo, confirmed: bool) -> Option<LinkGroup>;
+        /// A first contact on `lgr` was confirmed.
+        fn confirm(&self, lgr: LinkGroup);
         /// Drop a reference.
         fn release(&self, lgr: LinkGroup);
         /// Mark out of sync (removed after the last release).
@@ -284,23 +317,19 @@ pub(crate) mod sealed {
 
 #[allow(private_interfaces)] // see `sealed`
 impl<const N: usize> sealed::Table for LinkGroups<N> {
-    fn join(&self, key: LgrKey) -> Option<(LinkGroup, LgrInfo)> {
-        self.inner.with(|inner| {
-            inner
-                .slots
-                .iter_mut()
-                .enumerate()
-                .find_map(|(slot, s)| match s {
-                    Some(e) if e.key == key && !e.out_of_sync => {
-                        e.conns = e.conns.saturating_add(1);
-                        Some((LinkGroup { slot, id: e.id }, e.info))
-                    }
-                    _ => None,
-                })
-        })
+    fn join(&self, key: LgrKey) -> Option<(LinkGroup, LgrInfo, bool)> {
+        self.inner.with(|inner| inner.join(key))
     }
 
-    fn create(&self, key: LgrKey, info: LgrInfo) -> Option<LinkGroup> {
+    fn confirm(&self, lgr: LinkGroup) {
+        self.inner.with(|inner| {
+            if let Some(e) = inner.entry(lgr) {
+                e.confirmed = true;
+            }
+        });
+    }
+
+    fn create(&self, key: LgrKey, info: LgrInfo, confirmed: bool) -> Option<LinkGroup> {
         self.inner.with(|inner| {
             let slot = inner.slots.iter().position(Option::is_none).or_else(|| {
                 inner
@@ -316,6 +345,7 @@ impl<const N: usize> sealed::Table for LinkGroups<N> {
                 id,
                 conns: 1,
                 out_of_sync: false,
+                confirmed,
             });
             Some(LinkGroup { slot, id })
         })
@@ -356,40 +386,61 @@ mod tests {
     fn create_then_join_same_key() {
         let t = LinkGroups::<4>::new();
         assert_eq!(t.join(key(1)), None);
-        let a = t.create(key(1), INFO).unwrap();
+        let a = t.create(key(1), INFO, true).unwrap();
         assert_eq!(a.id(), LinkId([0, 1, 0, 0]));
-        let (b, info) = t.join(key(1)).unwrap();
+        let (b, info, confirmed) = t.join(key(1)).unwrap();
         assert_eq!(a, b);
+        assert!(confirmed);
         assert_eq!(info, INFO);
         assert_eq!(t.connections(a), Some(2));
         assert_eq!(t.join(key(2)), None);
-        let c = t.create(key(2), INFO).unwrap();
+        let c = t.create(key(2), INFO, true).unwrap();
         assert_eq!(c.id(), LinkId([0, 2, 0, 0]));
     }
 
     #[test]
     fn join_prefers_oldest_group() {
         let t = LinkGroups::<4>::new();
-        let first = t.create(key(1), INFO).unwrap();
-        let _second = t.create(key(1), INFO).unwrap();
-        assert_eq!(t.join(key(1)), Some((first, INFO)));
+        let first = t.create(key(1), INFO, true).unwrap();
+        let _second = t.create(key(1), INFO, true).unwrap();
+        assert_eq!(t.join(key(1)), Some((first, INFO, true)));
+    }
+
+    #[test]
+    fn joins_say_whether_the_group_is_confirmed_and_prefer_confirmed_ones() {
+        let t = LinkGroups::<4>::new();
+        let a = t.create(key(1), INFO, false).unwrap();
+        assert_eq!(t.join(key(1)), Some((a, INFO, false)));
+        let b = t.create(key(1), INFO, true).unwrap();
+        assert_eq!(t.join(key(1)), Some((b, INFO, true)));
+        t.confirm(a);
+        assert_eq!(t.join(key(1)), Some((a, INFO, true)));
+        assert_eq!(t.connections(a), Some(3));
+    }
+
+    #[test]
+    fn unconfirmed_group_goes_with_its_last_connection() {
+        let t = LinkGroups::<4>::new();
+        let a = t.create(key(1), INFO, false).unwrap();
+        t.release(a);
+        assert_eq!((t.len(), t.connections(a)), (0, None));
     }
 
     #[test]
     fn released_group_stays_for_reuse() {
         let t = LinkGroups::<4>::new();
-        let a = t.create(key(1), INFO).unwrap();
+        let a = t.create(key(1), INFO, true).unwrap();
         assert_eq!(t.in_use(), 1);
         t.release(a);
         assert_eq!(t.connections(a), Some(0));
         assert_eq!((t.in_use(), t.len()), (0, 1));
-        assert_eq!(t.join(key(1)), Some((a, INFO)));
+        assert_eq!(t.join(key(1)), Some((a, INFO, true)));
     }
 
     #[test]
     fn terminated_group_is_never_joined_and_freed_at_last_release() {
         let t = LinkGroups::<4>::new();
-        let a = t.create(key(1), INFO).unwrap();
+        let a = t.create(key(1), INFO, true).unwrap();
         t.terminate(a);
         assert_eq!(t.join(key(1)), None);
         assert_eq!(t.len(), 1);
@@ -404,11 +455,11 @@ mod tests {
     #[test]
     fn full_table_evicts_idle_group_only() {
         let t = LinkGroups::<2>::new();
-        let a = t.create(key(1), INFO).unwrap();
-        let b = t.create(key(2), INFO).unwrap();
-        assert_eq!(t.create(key(3), INFO), None);
+        let a = t.create(key(1), INFO, true).unwrap();
+        let b = t.create(key(2), INFO, true).unwrap();
+        assert_eq!(t.create(key(3), INFO, true), None);
         t.release(a);
-        let c = t.create(key(3), INFO).unwrap();
+        let c = t.create(key(3), INFO, true).unwrap();
         assert_ne!(c.id(), a.id());
         assert_eq!(t.connections(a), None);
         assert_eq!(t.connections(b), Some(1));
@@ -418,8 +469,8 @@ mod tests {
     fn ids_stay_unique_across_counter_wrap() {
         let t = LinkGroups::<2>::new();
         t.inner.with(|i| i.last_id = u32::MAX - 255 - 256);
-        let a = t.create(key(1), INFO).unwrap();
-        let b = t.create(key(2), INFO).unwrap();
+        let a = t.create(key(1), INFO, true).unwrap();
+        let b = t.create(key(2), INFO, true).unwrap();
         assert_ne!(a.id(), b.id());
         assert_ne!(b.id(), LinkId([0; 4]));
     }

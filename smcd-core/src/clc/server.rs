@@ -193,11 +193,13 @@ fn accept(
     let lgrs = s.ctx.link_groups();
     let config = s.ctx.config();
     let key = LgrKey::of(dev, peer_gid);
+    // A group whose first contact is not confirmed yet is joined as a first
+    // contact again: the client may not know it yet (see lgr.rs).
     let (lgr, info, first_contact) = match lgrs.join(key) {
-        Some((lgr, info)) => (lgr, info, false),
+        Some((lgr, info, confirmed)) => (lgr, info, !confirmed),
         None => {
             let info = LgrInfo::negotiated(terms.release, FEATURE_MASK);
-            let lgr = lgrs.create(key, info).ok_or(claim::LGR_TABLE_FULL)?;
+            let lgr = lgrs.create(key, info, false).ok_or(claim::LGR_TABLE_FULL)?;
             (lgr, info, true)
         }
     };
@@ -261,6 +263,9 @@ fn confirm(s: &mut Session<impl ClcContext>, a: &Accepted, c: &AcceptRepr) {
         Ok(mode) => mode,
         Err(reason) => return s.decline(reason, a.decline_version, false),
     };
+    if a.first_contact {
+        s.ctx.link_groups().confirm(a.lgr);
+    }
     s.finish(Outcome::Established(SmcdInfo {
         role: Role::Server,
         device: s.claim.device,

@@ -11,7 +11,10 @@
 //! (level-triggered, MOD between IN and OUT), `epoll-churn`
 //! (level-triggered, DEL and ADD with new data around every wait),
 //! `epoll-et` (one edge-triggered IN|OUT|RDHUP registration). Prints `ok`
-//! and exits 0 when every byte was right.
+//! and exits 0 when every byte was right. `feat-server` / `feat-client
+//! PORT`: the calls of module `feat`; `signals PORT` (a client of
+//! `feat-server`): signal delivery beside the shim's threads (module
+//! `signals`).
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -19,6 +22,7 @@ use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 
 mod feat;
+mod signals;
 
 /// The pattern byte at `i` of stream `seed`.
 fn pattern(seed: u64, i: u64) -> u8 {
@@ -467,11 +471,14 @@ fn main() -> ExitCode {
         ["server", m, bytes, "fork-_exit"] => server(mode(m), num(bytes), Fork::ChildExitsRaw),
         ["feat-server"] => feat::server(),
         ["feat-client", port] => feat::client(u16::try_from(num(port)).unwrap_or(0)),
+        ["signals", port] => signals::client(u16::try_from(num(port)).unwrap_or(0)),
         ["client", m, port, bytes] => {
             client(mode(m), u16::try_from(num(port)).unwrap_or(0), num(bytes))
         }
         _ => {
-            eprintln!("usage: smcd-shim-probe server MODE BYTES | client MODE PORT BYTES");
+            eprintln!(
+                "usage: smcd-shim-probe server MODE BYTES | client MODE PORT BYTES | signals PORT"
+            );
             return ExitCode::from(2);
         }
     };
