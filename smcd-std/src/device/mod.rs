@@ -140,6 +140,11 @@ impl StdDevice {
         self.shared.lock().granted
     }
 
+    /// DMBs peers offered with a fetch that no Confirm took yet.
+    pub fn offers_held(&self) -> usize {
+        self.shared.lock().offers_held()
+    }
+
     /// Peer DMBs bound now (mapped or not).
     pub fn peers_bound(&self) -> usize {
         self.shared.lock().targets.len()
