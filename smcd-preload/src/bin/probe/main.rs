@@ -11,12 +11,16 @@
 //! (level-triggered, MOD between IN and OUT), `epoll-et` (one
 //! edge-triggered IN|OUT|RDHUP registration). Prints `ok`
 //! and exits 0 when every byte was right.
+//!
+//! `crash-survivor` and `crash-peer …`: the roles of the crash test (module
+//! `crash`).
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 
+mod crash;
 mod feat;
 
 /// The pattern byte at `i` of stream `seed`.
@@ -413,6 +417,8 @@ fn main() -> ExitCode {
         ["server", m, bytes, "fork-exit"] => server(mode(m), num(bytes), Fork::ChildExits),
         ["server", m, bytes, "fork-_exit"] => server(mode(m), num(bytes), Fork::ChildExitsRaw),
         ["feat-server"] => feat::server(),
+        ["crash-survivor"] => crash::survivor(),
+        ["crash-peer", rest @ ..] => crash::peer(rest),
         ["feat-client", port] => feat::client(u16::try_from(num(port)).unwrap_or(0)),
         ["client", m, port, bytes] => {
             client(mode(m), u16::try_from(num(port)).unwrap_or(0), num(bytes))
