@@ -54,6 +54,10 @@ enum Act {
     Read,
     /// Write the pattern until an error.
     Write,
+    /// Write 4 KiB and close: the close then waits in the background for
+    /// the peer's, which never comes; the kill must end that wait (the
+    /// detection is the time until the counts came back).
+    Close,
 }
 
 /// One way of killing the peer.
@@ -123,7 +127,17 @@ const CASES: &[Case] = &[
         act: Act::Read,
         child_mode: "close",
         trigger: Some("closing"),
-        delay_us: (0, 2000),
+        delay_us: (0, 3000),
+        parked: false,
+        child_nocopy: true,
+    },
+    Case {
+        name: "our close waiting for the peer's, server killed",
+        survivor: Side::Client,
+        act: Act::Close,
+        child_mode: "idle",
+        trigger: Some("idle"),
+        delay_us: (5000, 20_000),
         parked: false,
         child_nocopy: true,
     },
@@ -192,6 +206,13 @@ fn run_stream(s: &SmcStream, act: Act) -> End {
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
                     Err(e) => return End::Error(e.kind()),
                 }
+            }
+            Act::Close => {
+                fill(&mut buf[..4096], 0);
+                return match (&*s).write_all(&buf[..4096]) {
+                    Ok(()) => End::Eof,
+                    Err(e) => End::Error(e.kind()),
+                };
             }
         }
     }
@@ -271,7 +292,8 @@ fn join_within(worker: JoinHandle<Outcome>, nudge: impl FnOnce()) -> Option<Outc
     worker.join().ok()
 }
 
-fn one_iteration(case: &Case, start: Held, fig: &mut Figures) -> Result<(), String> {
+/// One kill; `start`: the counts to come back to (`None`: unchecked).
+fn one_iteration(case: &Case, start: Option<Held>, fig: &mut Figures) -> Result<(), String> {
     let env = child_env(case);
     let (mut child, worker, unblock): (Proc, _, Option<SocketAddr>) = match case.survivor {
         Side::Server => {
@@ -294,6 +316,13 @@ fn one_iteration(case: &Case, start: Held, fig: &mut Figures) -> Result<(), Stri
         child
             .line(line, START_LIMIT)
             .ok_or_else(|| format!("the child never printed {line:?}"))?;
+    }
+    if case.act == Act::Close {
+        // Our close is sent when the worker dropped its stream.
+        let begin = Instant::now();
+        while !worker.is_finished() && begin.elapsed() < HANG_LIMIT {
+            thread::sleep(Duration::from_millis(1));
+        }
     }
     let (lo, hi) = case.delay_us;
     thread::sleep(Duration::from_micros(rand::random_range(lo..=hi)));
@@ -319,6 +348,9 @@ fn one_iteration(case: &Case, start: Held, fig: &mut Figures) -> Result<(), Stri
     if case.parked && !pending {
         return Err(format!("the survivor was not parked at the kill: {end:?}"));
     }
+    if case.act == Act::Close {
+        return closed_in_background(start, killed, fig);
+    }
     match end {
         End::Corrupt(at) => return Err(format!("wrong byte read at offset {at}")),
         _ if nudged.is_some() && peer == nudged => fig.never_connected += 1,
@@ -331,55 +363,47 @@ fn one_iteration(case: &Case, start: Held, fig: &mut Figures) -> Result<(), Stri
             fig.latencies.push(took);
         }
     }
-    match Held::settle_to(start, SETTLE_LIMIT) {
-        Ok(t) => fig.settle.push(t),
-        Err(now) => {
-            return Err(format!(
-                "leak: started with {start:?}, now {now:?}, fds {:?}",
-                support::fd_targets()
-            ));
-        }
-    }
+    settle(start, fig)
+}
+
+/// Wait for the counts to come back to `start` (recording how long it took).
+fn settle(start: Option<Held>, fig: &mut Figures) -> Result<(), String> {
+    let Some(start) = start else { return Ok(()) };
+    let t = Held::settle_to(start, SETTLE_LIMIT).map_err(|now| {
+        format!(
+            "leak: started with {start:?}, now {now:?}, fds {:?}",
+            support::fd_targets()
+        )
+    })?;
+    fig.settle.push(t);
     Ok(())
 }
 
-/// One connection each way with a live child, so that the process-wide
-/// things smcd makes lazily (device socket and thread, close thread) exist
-/// before the start counts are taken.
-fn warm_up() -> Result<Held, String> {
-    for side in [Side::Server, Side::Client] {
-        let case = Case {
-            name: "warm-up",
-            survivor: side,
-            act: Act::Read,
-            child_mode: "source",
-            trigger: Some("connected"),
-            delay_us: (20_000, 20_000),
-            parked: false,
-            child_nocopy: true,
-        };
-        let case = match side {
-            Side::Client => Case {
-                act: Act::Write,
-                child_mode: "sink",
-                trigger: Some("accepted"),
-                ..case
-            },
-            Side::Server => case,
-        };
-        let mut fig = Figures::default();
-        let loose = Held {
-            fds: usize::MAX,
-            maps: usize::MAX,
-            threads: usize::MAX,
-            shm: usize::MAX,
-            dmbs: 0,
-        };
-        let _ = one_iteration(&case, loose, &mut fig);
+/// After a kill while our close waited in the background: the detection is
+/// how long after the kill the counts were back (polled every 5 ms).
+fn closed_in_background(
+    start: Option<Held>,
+    killed: Instant,
+    fig: &mut Figures,
+) -> Result<(), String> {
+    settle(start, fig)?;
+    let took = killed.elapsed();
+    if took > DETECT_LIMIT {
+        return Err(format!("the close ended only {took:?} after the kill"));
     }
-    Held::settle_to(Held::now(), Duration::ZERO).map_err(|h| format!("{h:?}"))?;
+    fig.latencies.push(took);
+    Ok(())
+}
+
+/// One iteration of each case with the counts unchecked, so that the
+/// process-wide things smcd makes lazily (device socket and thread, the
+/// thread that finishes closes) exist before the start counts are taken.
+fn warm_up() -> Held {
+    for case in CASES {
+        let _ = one_iteration(case, None, &mut Figures::default());
+    }
     thread::sleep(Duration::from_millis(200));
-    Ok(Held::now())
+    Held::now()
 }
 
 fn main() -> ExitCode {
@@ -396,20 +420,14 @@ fn main() -> ExitCode {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
-    let start = match warm_up() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("crash: warm-up: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let start = warm_up();
     println!("crash: {iters} iterations per case, counts after warm-up {start:?}");
     let mut failed = false;
     let mut all = Vec::new();
     for case in CASES {
         let mut fig = Figures::default();
         for i in 0..iters {
-            if let Err(e) = one_iteration(case, start, &mut fig) {
+            if let Err(e) = one_iteration(case, Some(start), &mut fig) {
                 fig.failures.push(format!("iteration {i}: {e}"));
             }
         }
@@ -511,12 +529,16 @@ fn child_act(s: SmcStream, mode: &str) -> ! {
             }
         },
         "idle" | "close" => {
-            fill(&mut buf[..4096], 0);
-            (&s).write_all(&buf[..4096]).expect("write");
             if mode == "close" {
+                // The kill is timed from here: it lands before, during or
+                // after the write and the close.
                 say("closing");
+            }
+            fill(&mut buf[..4096], 0);
+            // (A survivor that closes at once may have refused these.)
+            let _ = (&s).write_all(&buf[..4096]);
+            if mode == "close" {
                 drop(s);
-                say("closed");
             } else {
                 say("idle");
             }
