@@ -24,6 +24,7 @@ mod state;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -45,7 +46,8 @@ use state::{Own, State, Target};
 /// How long a fetch from a peer's device socket may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The most DMBs one process holds (Linux: 5000 per loopback device).
+/// The most DMBs one process holds (Linux: 5000 per loopback device); a
+/// device may be set to fewer ([`StdDevice::set_max_dmbs`]).
 pub const MAX_DMBS: usize = 5000;
 
 #[derive(Debug)]
@@ -57,6 +59,8 @@ struct Shared {
     /// The device socket (non-blocking): served by the device thread, and
     /// by any of our threads that spins in a handshake.
     listener: UnixListener,
+    /// The most DMBs of ours registered at once (at most [`MAX_DMBS`]).
+    max_dmbs: AtomicUsize,
     state: Mutex<State>,
 }
 
@@ -93,6 +97,7 @@ impl StdDevice {
             place,
             policy,
             listener,
+            max_dmbs: AtomicUsize::new(MAX_DMBS),
             state: Mutex::new(State::default()),
         });
         server::start(Arc::clone(&shared))?;
@@ -126,6 +131,15 @@ impl StdDevice {
     /// The doorbell of our DMB `own`, for a waiter.
     pub fn bell(&self, own: DmbToken) -> Option<Bell> {
         self.shared.lock().own.get(&own.0).map(Own::bell)
+    }
+
+    /// Hold at most `max` DMBs from now on (clamped to 1 … [`MAX_DMBS`]);
+    /// registering more fails with "no space", so that new connections
+    /// fall back to TCP with MAX_DMB. DMBs held already stay.
+    pub fn set_max_dmbs(&self, max: usize) {
+        self.shared
+            .max_dmbs
+            .store(max.clamp(1, MAX_DMBS), Ordering::Relaxed);
     }
 
     /// DMBs of ours registered now.
@@ -247,7 +261,7 @@ impl SmcdOps for StdDevice {
                 "DMB size outside 16 KiB … 1 MiB",
             ));
         }
-        if self.shared.lock().own.len() >= MAX_DMBS {
+        if self.shared.lock().own.len() >= self.shared.max_dmbs.load(Ordering::Relaxed) {
             return Err(DeviceError::new(
                 ErrorKind::NoSpace,
                 "DMB limit of the process reached",
