@@ -371,8 +371,9 @@ fn settle(start: Option<Held>, fig: &mut Figures) -> Result<(), String> {
     let Some(start) = start else { return Ok(()) };
     let t = Held::settle_to(start, SETTLE_LIMIT).map_err(|now| {
         format!(
-            "leak: started with {start:?}, now {now:?}, fds {:?}",
-            support::fd_targets()
+            "leak: started with {start:?}, now {now:?}, fds {:?}, threads {:?}",
+            support::fd_targets(),
+            support::thread_names()
         )
     })?;
     fig.settle.push(t);

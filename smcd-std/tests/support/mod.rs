@@ -179,3 +179,18 @@ pub(crate) fn fd_targets() -> Vec<String> {
     v.sort();
     v
 }
+
+/// The names of this process's threads (`/proc/self/task/*/comm`), for
+/// the message of a leak.
+pub(crate) fn thread_names() -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = dir
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|c| c.trim().to_owned())
+        .collect();
+    v.sort();
+    v
+}
