@@ -390,6 +390,18 @@ fn stacks(pid: i32) -> String {
         .join("\n")
 }
 
+/// RSS of process `pid` in KiB (`VmRSS`).
+fn survivor_rss(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// A uniform draw from `lo..=hi` (the clock's low bits suffice here).
 fn rand_between(lo: u64, hi: u64) -> u64 {
     let span = u128::from(hi - lo + 1);
@@ -431,7 +443,24 @@ fn programs_under_smcd_run_survive_a_killed_peer() {
     let (mut survivor, mut port, mut start) = fresh_survivor(&stats(sessions));
     let mut failures = Vec::new();
     let mut all = Vec::new();
-    for case in CASES {
+    // A soak (`SMCD_SOAK_SECS`, `scripts/test soak`): every case in turn
+    // until the time is up; the survivor's RSS and fds are sampled.
+    let soak = std::env::var("SMCD_SOAK_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|s| Instant::now() + Duration::from_secs(s));
+    let (mut rss, mut kills) = (Vec::new(), 0u64);
+    let rounds = if soak.is_some() { usize::MAX } else { 1 };
+    for case in CASES
+        .iter()
+        .cycle()
+        .take(CASES.len().saturating_mul(rounds))
+    {
+        if soak.is_some_and(|end| Instant::now() >= end) {
+            break;
+        }
+        rss.push((survivor_rss(survivor.pid), survivor.held().0));
+        kills += iters as u64;
         let mut fig = Figures::default();
         for i in 0..iters {
             if let Err(e) = iteration(&mut survivor, &port, case, Some(start), &mut fig) {
@@ -457,6 +486,19 @@ fn programs_under_smcd_run_survive_a_killed_peer() {
         all.extend(fig.latencies);
     }
     let (med, max) = median_max(&mut all);
+    if let (Some(first), Some(last)) = (rss.first(), rss.last()) {
+        let max_rss = rss.iter().map(|r| r.0).max().unwrap_or(0);
+        let max_fds = rss.iter().map(|r| r.1).max().unwrap_or(0);
+        println!(
+            "crash_run: {kills} kills, {} failures; survivor RSS KiB start {} end {} max {max_rss}; \
+             fds start {} end {} max {max_fds}",
+            failures.len(),
+            first.0,
+            last.0,
+            first.1,
+            last.1
+        );
+    }
     println!(
         "crash_run: all: {} detections, median {med:?}, max {max:?}, {} over {DETECT_TARGET:?}; \
          survivor (fds, maps) at the start {start:?}; load {}",

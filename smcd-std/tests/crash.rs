@@ -14,6 +14,8 @@
 //! `SMCD_CRASH_ITERS` sets the iterations per case (default 10; the full run
 //! is 100).
 
+#[path = "crash/soak.rs"]
+mod soak;
 mod support;
 
 use std::io::{ErrorKind, Read, Write};
@@ -422,6 +424,12 @@ fn main() -> ExitCode {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
     let start = warm_up();
+    if let Some(secs) = std::env::var("SMCD_SOAK_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        return soak::run(Duration::from_secs(secs));
+    }
     println!("crash: {iters} iterations per case, counts after warm-up {start:?}");
     let mut failed = false;
     let mut all = Vec::new();
@@ -485,9 +493,13 @@ fn say(line: &str) {
 
 /// Play `role` until killed; never returns.
 fn child(role: &str) -> ! {
-    // A child whose test died exits by itself.
-    thread::spawn(|| {
-        thread::sleep(Duration::from_secs(60));
+    // A child whose test died exits by itself (after a soak's length).
+    let soak = std::env::var("SMCD_SOAK_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    thread::spawn(move || {
+        thread::sleep(Duration::from_secs(60 + soak));
         std::process::exit(3)
     });
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -529,6 +541,18 @@ fn child_act(s: SmcStream, mode: &str) -> ! {
                 std::process::exit(0)
             }
         },
+        "echo" => {
+            while let Ok(n @ 1..) = (&s).read(&mut buf) {
+                if (&s).write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            // Close, and give the close time to finish: a process that
+            // exits with bytes still unread by its peer loses them.
+            drop(s);
+            thread::sleep(Duration::from_secs(2));
+            std::process::exit(0)
+        }
         "idle" | "close" => {
             if mode == "close" {
                 // The kill is timed from here: it lands before, during or
