@@ -113,6 +113,30 @@ impl Steady {
     }
 }
 
+/// Mappings the allocator may add over a long run (its arenas grow by
+/// heaps of their own, and a heap that grows splits a mapping in two);
+/// fds, threads, DMBs and `/dev/shm` must be back exactly.
+const MAPS_SLACK: usize = 4;
+
+/// Wait up to 4 s for the counts to be back at `start` (mappings within
+/// [`MAPS_SLACK`]).
+fn back_to(start: Held) -> Result<(), String> {
+    let end = Instant::now() + Duration::from_secs(4);
+    loop {
+        let now = Held::now();
+        let same = (now.fds, now.threads, now.dmbs) == (start.fds, start.threads, start.dmbs)
+            && now.shm <= start.shm
+            && now.maps <= start.maps + MAPS_SLACK;
+        if same {
+            return Ok(());
+        }
+        if Instant::now() > end {
+            return Err(format!("leak: started with {start:?}, now {now:?}"));
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
 pub(crate) fn run(length: Duration) -> ExitCode {
     let steady = match Steady::start() {
         Ok(s) => s,
@@ -144,7 +168,8 @@ pub(crate) fn run(length: Duration) -> ExitCode {
                 last_sample = Instant::now();
             }
             kills += 1;
-            if let Err(e) = one_iteration(case, Some(start), &mut fig) {
+            let r = one_iteration(case, None, &mut fig).and_then(|()| back_to(start));
+            if let Err(e) = r {
                 println!("soak: {}: FAILED {e}", case.name);
                 errors.push(e);
             }
