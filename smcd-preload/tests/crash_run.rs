@@ -510,14 +510,14 @@ fn programs_under_smcd_run_survive_a_killed_peer() {
     );
     survivor.finish();
     drop(survivor);
-    for n in 0..sessions {
+    let last = std::fs::read_to_string(stats(sessions));
+    for n in 0..=sessions {
         let _ = std::fs::remove_file(stats(n));
     }
     assert!(failures.is_empty(), "{failures:#?}");
     assert!(shm_entries() <= shm_before, "/dev/shm gained entries");
     // Under `smcd run`: the survivor's connections were SMC-D.
-    if let Ok(text) = std::fs::read_to_string(stats(sessions)) {
-        let _ = std::fs::remove_file(stats(sessions));
+    if let Ok(text) = last {
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         let smc = v["connections"]["smc-d-nocopy"].as_u64().unwrap_or(0);
         println!("crash_run: the survivor's connections {}", v["connections"]);
