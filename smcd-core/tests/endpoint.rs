@@ -351,3 +351,28 @@ fn pair_hands_back_two_handshaken_endpoints() {
     assert!(matches!(server.transport(), Transport::Tcp(_)));
     assert_eq!(host.device().live_dmbs(), 0);
 }
+
+/// A peer that leaves SMC-D after the handshake by writing on the TCP
+/// stream — a server whose attach of our DMB failed after our Confirm
+/// declines and falls back to TCP — never reads our ring again: the
+/// connection ends instead of waiting forever. (Found between processes at
+/// the fd limit: the server fell back, the client stayed SMC-D, both hung.)
+#[test]
+fn bytes_on_the_stream_after_the_handshake_end_the_connection() {
+    let dev = FakeDev::new(true);
+    let fx = Fixture::new(&dev, config());
+    let (mut a, _) = fx.pipe.ends();
+    let (mut client, mut server) = fx.pair();
+    drive(&mut client, &mut server, 0);
+    assert!(server.transport().is_smcd());
+    a.write(b"a Decline after the Confirm").unwrap();
+    assert_eq!(server.poll(1), Ok(true));
+    assert_eq!(
+        server.connection().unwrap().error(),
+        Some(ConnError::Aborted)
+    );
+    assert_eq!(
+        server.recv(&mut [0u8; 4]),
+        Err(EndpointError::Conn(ConnError::Aborted))
+    );
+}

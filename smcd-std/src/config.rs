@@ -10,6 +10,7 @@
 //! | `SMCD_UEID` | comma-separated UEIDs (replace the default `SMCD-LOOPBACK`) | — |
 //! | `SMCD_PEERS` | `same-user` or `any`: who may obtain our DMBs | `same-user` |
 //! | `SMCD_RENDEZVOUS_DIR` | directory of path sockets instead of the abstract namespace | — |
+//! | `SMCD_MAX_DMBS` | most DMBs the process holds, 1 … 5000 (then new connections fall back to TCP with MAX_DMB) | 5000 |
 
 use std::fmt;
 use std::io;
@@ -20,7 +21,7 @@ use std::time::Duration;
 use smcd_core::clc::{ClcConfig, EidError};
 use smcd_core::endpoint::Host;
 
-use crate::device::{PeerPolicy, StdDevice};
+use crate::device::{MAX_DMBS, PeerPolicy, StdDevice};
 use crate::naming::Place;
 
 /// The host every stream of a configuration uses.
@@ -204,17 +205,21 @@ pub(crate) fn running_device() -> Option<StdDevice> {
         .clone()
 }
 
-/// Where the process device lives and whom it serves (`SMCD_RENDEZVOUS_DIR`,
-/// `SMCD_PEERS`), read from the environment once: a program may clear its
-/// environment later (nginx does before it starts its workers).
-pub(crate) fn device_env() -> &'static (Place, PeerPolicy) {
-    static ENV: OnceLock<(Place, PeerPolicy)> = OnceLock::new();
+/// Where the process device lives, whom it serves and how many DMBs it
+/// holds at most (`SMCD_RENDEZVOUS_DIR`, `SMCD_PEERS`, `SMCD_MAX_DMBS`),
+/// read from the environment once: a program may clear its environment
+/// later (nginx does before it starts its workers).
+pub(crate) fn device_env() -> &'static (Place, PeerPolicy, usize) {
+    static ENV: OnceLock<(Place, PeerPolicy, usize)> = OnceLock::new();
     ENV.get_or_init(|| {
         let policy = match std::env::var("SMCD_PEERS").as_deref() {
             Ok("any") => PeerPolicy::AnyUser,
             _ => PeerPolicy::SameUser,
         };
-        (Place::from_env(), policy)
+        let max = env_num("SMCD_MAX_DMBS").map_or(MAX_DMBS, |n| {
+            usize::try_from(n).unwrap_or(MAX_DMBS).clamp(1, MAX_DMBS)
+        });
+        (Place::from_env(), policy, max)
     })
 }
 
@@ -236,8 +241,9 @@ pub(crate) fn process_device() -> io::Result<StdDevice> {
     if let Some(d) = &*slot {
         return Ok(d.clone());
     }
-    let (place, policy) = device_env().clone();
+    let (place, policy, max_dmbs) = device_env().clone();
     let dev = StdDevice::start(place, policy)?;
+    dev.set_max_dmbs(max_dmbs);
     *slot = Some(dev.clone());
     Ok(dev)
 }

@@ -5,7 +5,7 @@
 use smcd_core::conn::SendMode;
 use smcd_core::endpoint::testing::{close_both, transfer};
 use smcd_core::endpoint::{Host, Pipe, Transport, pair};
-use smcd_core::ops::{Error as _, ErrorKind, SmcdOps};
+use smcd_core::ops::{Error as _, ErrorKind, PeerDmbId, SmcdOps};
 use smcd_std::device::{MAX_PENDING_DMBS, PeerPolicy, StdDevice};
 use smcd_std::naming::Place;
 
@@ -83,4 +83,29 @@ fn dmbs_of_running_handshakes_are_limited() {
         dev.unregister_dmb(d).unwrap();
     }
     assert_eq!((dev.dmbs_pending(), dev.dmbs_in_use()), (0, 0));
+}
+
+/// A client that fetched our DMB (offering its own along) and died before
+/// its Confirm: when our side gives its DMB back, the offer — the dead
+/// peer's memfd and eventfd — goes too. (It used to stay until another
+/// offer came in at least 10 s later; the crash suite found it as two fds
+/// left over after a client was killed mid-handshake.)
+#[test]
+fn an_offer_never_confirmed_goes_with_the_dmb_it_came_for() {
+    let (server, client) = (device(), device());
+    let ours = server.register_dmb(16 * 1024).expect("server DMB");
+    let theirs = client.register_dmb(16 * 1024).expect("client DMB");
+    let id = PeerDmbId {
+        gid: server.local_gid(),
+        token: ours.token(),
+        len: ours.len(),
+    };
+    let bound = client.attach_dmb(&theirs, id, false).expect("fetch");
+    assert_eq!(server.offers_held(), 1, "the fetch carried an offer");
+    // The server's handshake fails (the client died): its DMB goes back.
+    server.unregister_dmb(ours).expect("unregister");
+    assert_eq!(server.offers_held(), 0, "the offer outlived its DMB");
+    client.detach_dmb(bound).expect("detach");
+    client.unregister_dmb(theirs).expect("unregister");
+    assert_eq!((client.dmbs_in_use(), client.peers_bound()), (0, 0));
 }

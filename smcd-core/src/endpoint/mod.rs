@@ -460,8 +460,12 @@ impl<H: HostRef, S: ByteStream> Endpoint<H, S> {
             let mut scratch = [0u8; 64];
             let ended = match self.stream.read(&mut scratch) {
                 Ok(0) => true,
-                // Stray bytes; a conforming peer sends none.
-                Ok(_) => false,
+                // A conforming peer sends nothing here. A peer whose side
+                // of the handshake failed after our Confirm (a server whose
+                // attach of our DMB failed) sends a Decline and falls back
+                // to TCP: it will never read our ring, so the connection is
+                // over (treated as a peer that left).
+                Ok(_) => true,
                 Err(e) => e.kind() != StreamErrorKind::WouldBlock,
             };
             if ended {

@@ -28,6 +28,7 @@ mod tests;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -52,7 +53,8 @@ use state::{Own, State, Target};
 /// How long a fetch from a peer's device socket may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The most DMBs one process holds (Linux: 5000 per loopback device).
+/// The most DMBs one process holds (Linux: 5000 per loopback device); a
+/// device may be set to fewer ([`StdDevice::set_max_dmbs`]).
 pub const MAX_DMBS: usize = 5000;
 
 /// The most DMBs of ours that no connection has paired yet, i.e. that
@@ -73,6 +75,8 @@ struct Shared {
     /// The device socket (non-blocking): served by the device thread, and
     /// by any of our threads that spins in a handshake.
     listener: UnixListener,
+    /// The most DMBs of ours registered at once (at most [`MAX_DMBS`]).
+    max_dmbs: AtomicUsize,
     state: Mutex<State>,
 }
 
@@ -109,6 +113,7 @@ impl StdDevice {
             place,
             policy,
             listener,
+            max_dmbs: AtomicUsize::new(MAX_DMBS),
             state: Mutex::new(State::default()),
         });
         server::start(Arc::clone(&shared))?;
@@ -150,6 +155,15 @@ impl StdDevice {
         self.shared.lock().own.get(&own.0).map(Own::bell)
     }
 
+    /// Hold at most `max` DMBs from now on (clamped to 1 … [`MAX_DMBS`]);
+    /// registering more fails with "no space", so that new connections
+    /// fall back to TCP with MAX_DMB. DMBs held already stay.
+    pub fn set_max_dmbs(&self, max: usize) {
+        self.shared
+            .max_dmbs
+            .store(max.clamp(1, MAX_DMBS), Ordering::Relaxed);
+    }
+
     /// DMBs of ours registered now.
     pub fn dmbs_in_use(&self) -> usize {
         self.shared.lock().own.len()
@@ -166,6 +180,11 @@ impl StdDevice {
     /// handshakes are running; at most [`MAX_PENDING_DMBS`]).
     pub fn dmbs_pending(&self) -> usize {
         self.shared.lock().pending
+    }
+
+    /// DMBs peers offered with a fetch that no Confirm took yet.
+    pub fn offers_held(&self) -> usize {
+        self.shared.lock().offers_held()
     }
 
     /// Peer DMBs bound now (mapped or not).
@@ -283,7 +302,7 @@ impl SmcdOps for StdDevice {
         }
         {
             let mut st = self.shared.lock();
-            if st.own.len() >= MAX_DMBS {
+            if st.own.len() >= self.shared.max_dmbs.load(Ordering::Relaxed) {
                 return Err(DeviceError::new(
                     ErrorKind::NoSpace,
                     "DMB limit of the process reached",

@@ -125,7 +125,7 @@ fn answer_one(shared: &Shared, sock: &UnixStream, spinner: bool) -> io::Result<(
             fetch::answer(sock, Status::Granted, &[e.fd.as_fd(), e.bell.as_fd()])?;
             st.granted += 1;
             if let Some(o) = offer {
-                st.keep_offer(req.from, o);
+                st.keep_offer(req.from, req.token, o);
             }
             Ok(())
         }

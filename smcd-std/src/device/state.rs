@@ -139,8 +139,10 @@ pub(super) struct State {
     /// wake-up. (A device that went away since fails the fetch instead.)
     reached: HashSet<Gid, TokenHash>,
     /// DMBs peers offered along with a fetch we granted, by (peer device,
-    /// token), until their Confirm names them (`fetch` module docs).
-    offers: HashMap<(Gid, u64), (Instant, Offer), TokenHash>,
+    /// token), until their Confirm names them (`fetch` module docs), with
+    /// the token of our DMB the fetch got: an offer goes when that DMB does
+    /// (a peer killed before its Confirm must not leave its fds with us).
+    offers: HashMap<(Gid, u64), (Instant, u64, Offer), TokenHash>,
     /// Fetches of our DMBs this device granted.
     pub(super) granted: u64,
     /// Our DMBs not paired yet ([`Own::pending`]).
@@ -181,28 +183,35 @@ impl State {
         ))
     }
 
-    /// Keep the DMB `offer` of the peer device `from`.
-    pub(super) fn keep_offer(&mut self, from: Gid, offer: Offer) {
+    /// Keep the DMB `offer` the peer device `from` sent with its fetch of
+    /// our DMB `ours`.
+    pub(super) fn keep_offer(&mut self, from: Gid, ours: DmbToken, offer: Offer) {
         let now = Instant::now();
         self.offers
-            .retain(|_, (at, _)| now.duration_since(*at) < OFFER_TTL);
+            .retain(|_, (at, _, _)| now.duration_since(*at) < OFFER_TTL);
         if self.offers.len() >= OFFERS_MAX {
             let oldest = self
                 .offers
                 .iter()
-                .min_by_key(|(_, (at, _))| *at)
+                .min_by_key(|(_, (at, _, _))| *at)
                 .map(|(k, _)| *k);
             if let Some(k) = oldest {
                 self.offers.remove(&k);
             }
         }
-        self.offers.insert((from, offer.token.0), (now, offer));
+        self.offers
+            .insert((from, offer.token.0), (now, ours.0, offer));
+    }
+
+    /// Offers kept now.
+    pub(super) fn offers_held(&self) -> usize {
+        self.offers.len()
     }
 
     /// The memfd and eventfd the peer offered for `peer`, if its length
     /// matches.
     pub(super) fn take_offer(&mut self, peer: PeerDmbId) -> Option<(OwnedFd, OwnedFd)> {
-        let (_, o) = self.offers.remove(&(peer.gid, peer.token.0))?;
+        let (_, _, o) = self.offers.remove(&(peer.gid, peer.token.0))?;
         (o.len == peer.len as u64).then_some((o.memfd, o.bell))
     }
 
@@ -252,6 +261,9 @@ impl State {
         if e.pending {
             self.pending = self.pending.saturating_sub(1);
         }
+        // An offer that came with a fetch of this DMB and was never taken
+        // (the handshake failed before its Confirm) goes with it.
+        self.offers.retain(|_, (_, ours, _)| *ours != token.0);
         if let Some(p) = e.peer.and_then(|p| self.own.get_mut(&p)) {
             p.bound_by = None;
         }

@@ -15,12 +15,16 @@
 //! PORT`: the calls of module `feat`; `signals PORT` (a client of
 //! `feat-server`): signal delivery beside the shim's threads (module
 //! `signals`).
+//!
+//! `crash-survivor` and `crash-peer …`: the roles of the crash test (module
+//! `crash`).
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 
+mod crash;
 mod feat;
 mod signals;
 
@@ -470,6 +474,8 @@ fn main() -> ExitCode {
         ["server", m, bytes, "fork-exit"] => server(mode(m), num(bytes), Fork::ChildExits),
         ["server", m, bytes, "fork-_exit"] => server(mode(m), num(bytes), Fork::ChildExitsRaw),
         ["feat-server"] => feat::server(),
+        ["crash-survivor"] => crash::survivor(),
+        ["crash-peer", rest @ ..] => crash::peer(rest),
         ["feat-client", port] => feat::client(u16::try_from(num(port)).unwrap_or(0)),
         ["signals", port] => signals::client(u16::try_from(num(port)).unwrap_or(0)),
         ["client", m, port, bytes] => {
