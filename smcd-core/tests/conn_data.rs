@@ -488,3 +488,23 @@ fn threads_stream_and_close() {
         });
     }
 }
+
+#[test]
+fn accessors_report_sizes_and_bytes_in_flight() {
+    let mut p = Pair::with_sizes(2 * DMB, DMB, false);
+    assert_eq!((p.a.own_dmb_len(), p.a.peer_dmb_len()), (2 * DMB, DMB));
+    assert_eq!((p.b.own_dmb_len(), p.b.peer_dmb_len()), (DMB, 2 * DMB));
+    assert_eq!((p.a.bytes_in_flight(), p.a.send_space()), (0, RING));
+
+    // More than half of B's ring: B confirms once it read past the update
+    // limit, and A's bytes in flight drop to what B has not consumed yet.
+    let data = pattern(0, RING / 2 + 1000);
+    a_sends(&mut p, &data);
+    assert_eq!(p.a.bytes_in_flight(), data.len());
+    assert_eq!(p.a.send_space(), RING - data.len());
+    let read = update_limit(RING as u32) as usize + 1;
+    assert_eq!(b_reads(&mut p, read), data[..read]);
+    p.pump();
+    assert_eq!(p.a.bytes_in_flight(), data.len() - read);
+    assert_eq!(p.a.send_space(), RING - (data.len() - read));
+}
