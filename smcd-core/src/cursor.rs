@@ -317,6 +317,17 @@ mod tests {
     }
 
     #[test]
+    fn cursors_and_errors_display() {
+        use std::format;
+        assert_eq!(format!("{}", c(7, 42)), "(7, 42)");
+        let e = c(1, RING).validate(RING).unwrap_err();
+        assert_eq!(
+            format!("{e}"),
+            "cursor count 16352 is outside the 16352-byte ring"
+        );
+    }
+
+    #[test]
     fn forward_distance_classifies() {
         assert_eq!(
             forward_distance(RING, c(0, 16000), c(1, 648)),
