@@ -64,14 +64,14 @@ fn policy() -> BackoffPolicy {
 /// The largest pause of [`policy`], in ms: the timers fire within one of it.
 const MAX_PAUSE_MS: u64 = MAX_NS as u64 / 1_000_000;
 
-/// The delays [`policy`] asks for, in order, until they add up to at
-/// least `total_ns`.
-fn backoff_delays(total_ns: u64) -> Vec<u32> {
+/// The delays of the default back-off capped at `max_ns` ([`MAX_NS`] for
+/// [`policy`]), in order, until they add up to at least `total_ns`.
+fn backoff_delays(total_ns: u64, max_ns: u32) -> Vec<u32> {
     let (mut sum, mut next, mut out) = (0u64, BACKOFF_MIN_NS, Vec::new());
     while sum < total_ns {
         out.push(next);
         sum += u64::from(next);
-        next = (next * 2).min(MAX_NS);
+        next = (next * 2).min(max_ns);
     }
     out
 }
@@ -121,7 +121,7 @@ fn clc_timeout_after_six_seconds_of_delays() {
     let fx = Fixture::new(&dev, config());
     let (a, mut peer) = fx.pipe.ends(); // the peer never answers
 
-    let delays = backoff_delays(CLC_WAIT_MS * 1_000_000);
+    let delays = backoff_delays(CLC_WAIT_MS * 1_000_000, MAX_NS);
     if !cfg!(miri) {
         // 1, 2, 4 … 512 µs, then 1 ms each: 1.023 ms + 5999 ms ≥ 6 s.
         assert_eq!(delays.len(), 10 + 5_999);
@@ -158,7 +158,7 @@ fn the_clock_counts_what_the_pause_reports() {
     handshake_times_out(&fx, a, Halved(&pauses));
     // Every asked pause is a whole number of µs, so halves add up exactly:
     // the timer needs the pauses of 12 s of asked time.
-    let delays = backoff_delays(2 * CLC_WAIT_MS * 1_000_000);
+    let delays = backoff_delays(2 * CLC_WAIT_MS * 1_000_000, MAX_NS);
     assert_eq!(pauses.get(), delays.len());
     if !cfg!(miri) {
         assert_eq!(delays.len(), 10 + 11_999);
@@ -197,7 +197,7 @@ fn recv_backs_off_exponentially_and_starts_over_after_data() {
 
     // 12 delays (1 µs … 512 µs, 1 ms, 1 ms) before the first data, then
     // 1, 2, 4 µs before the second.
-    let mut delays = backoff_delays(3_023_000);
+    let mut delays = backoff_delays(3_023_000, BACKOFF_MAX_NS);
     assert_eq!(delays.len(), 12);
     delays.extend([1_000, 2_000, 4_000]);
     let mut check = expect(&delays);
@@ -278,7 +278,7 @@ fn close_aborts_when_the_peer_does_not_answer_in_time() {
     let (client, mut server) = established(&fx);
     let token = client.connection().unwrap().own_token();
 
-    let mut check = expect(&backoff_delays(CLOSE_WAIT_MS * 1_000_000));
+    let mut check = expect(&backoff_delays(CLOSE_WAIT_MS * 1_000_000, MAX_NS));
     let mut client = Blocking::new(client, check.clone());
     client.set_backoff(policy());
     assert_eq!(client.close(), Ok(false));
