@@ -525,7 +525,10 @@ fn repeated_connections_reuse_the_same_memory() {
         );
         lo.set_nocopy(nocopy);
         let fx = Fixture::new(&lo, config(DMB));
-        for round in 0..20u8 {
+        // Under Miri, which interprets every handshake, each of the four
+        // endings twice: still far past the two rounds a leak would last.
+        let rounds: u8 = if cfg!(miri) { 8 } else { 20 };
+        for round in 0..rounds {
             let pipe = Pipe::<1024>::new();
             let (mut c, mut s) = pair_on(&fx.host, &fx.host, &pipe);
             drive(&mut c, &mut s, 0);
@@ -540,7 +543,7 @@ fn repeated_connections_reuse_the_same_memory() {
             }
         }
         assert_all_given_back(&lo, &fx.host);
-        assert_eq!(lo.stats().dmbs_registered, 40);
+        assert_eq!(lo.stats().dmbs_registered, 2 * u64::from(rounds));
         assert_eq!(lo.stats().dmbs_peak, 2);
     }
 }
