@@ -293,3 +293,20 @@ fn readiness_at_eof_and_after_close() {
     assert_eq!(eof(&mut p, false), Err(ConnError::Closed));
     assert_eq!(p.a.send(&p.dev, b"x"), Err(ConnError::Closed));
 }
+
+/// The peer aborts after our done-writing: we sent only done-writing, so we
+/// still owe it our abort (`ProcessAbort`), and the abort we send on close
+/// keeps the sticky done-writing flag.
+#[test]
+fn peer_abort_after_our_done_writing_leaves_our_abort_owed() {
+    let mut p = Pair::new(false);
+    p.a.shutdown_write(&p.dev).unwrap();
+    p.pump();
+    p.b.abort(&p.dev);
+    p.a.handle_signal(&p.dev).unwrap();
+    assert_eq!(p.a.state(), CloseState::ProcessAbort);
+    assert_eq!(p.a.error(), Some(ConnError::Reset));
+    p.a.close(&p.dev).unwrap();
+    assert_eq!(p.a.state(), CloseState::Closed);
+    assert_eq!(p.a_header().conn_state_flags, DW | AB);
+}

@@ -510,3 +510,28 @@ fn accessors_report_sizes_and_bytes_in_flight() {
     assert_eq!(p.a.bytes_in_flight(), data.len() - read);
     assert_eq!(p.a.send_space(), RING - (data.len() - read));
 }
+
+/// A peer that said `write_blocked` keeps getting updates while the ring is
+/// being drained, even once more than half of it is free again; a data
+/// header from the peer is no window update.
+#[test]
+fn write_blocked_keeps_updates_coming_until_all_is_read() {
+    let mut p = Pair::new(false);
+    p.b.send(&p.dev, b"data").unwrap();
+    p.pump();
+    assert_eq!(p.a.stats().window_updates_received, 0);
+
+    a_sends(&mut p, &pattern(0, RING));
+    assert!(
+        p.a_header()
+            .prod_flags
+            .contains(ProducerFlags::WRITE_BLOCKED)
+    );
+    // Each read of 3000 passes the update limit (2304). The fourth leaves
+    // 9000 bytes free at A (more than half the ring): only A's
+    // `write_blocked`, still standing with bytes unread, asks for it.
+    for (i, start) in (0..4).map(|i| (i + 1, i * 3000)) {
+        assert_eq!(b_reads(&mut p, 3000), pattern(start, 3000));
+        assert_eq!(p.b.stats().window_updates_sent, i as u64, "read {i}");
+    }
+}
