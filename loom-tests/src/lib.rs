@@ -9,7 +9,10 @@
 //! Under the cfg, `smcd_core::sync` hands out loom's atomics and cells and
 //! `smcd_core::mem::DmbMem::loom_new` builds a DMB whose every byte is a loom
 //! cell, so a missing happens-before edge between writing DMB bytes and
-//! reading them is reported as a causality violation.
+//! reading them is reported as a causality violation. smcd-lo's device takes
+//! its locks and counters from the same facade, so the connection models run
+//! over the real `LoopbackDevice` (its DMB table, memory lock, `move_data`
+//! and signal path), with loom-tracked DMB memory from a test provider.
 //!
 //! | file | model |
 //! |---|---|
@@ -17,6 +20,6 @@
 //! | `dmb_refcount.rs` | a nocopy mapping (attach/detach) and a pin racing with unregister: no use after free, freed exactly once |
 //! | `dmb_table.rs` | `DmbTable` register and unregister from two threads |
 //! | `ring_wrap.rs` | (a) producer and consumer `Connection`s through a 4-byte ring across its end, copy and nocopy |
-//! | `window_reopen.rs` | (b) consumer-cursor updates re-opening a full window while the producer waits; every send checked against the window |
+//! | `window_reopen.rs` | (b) consumer-cursor updates re-opening a full window while the producer waits; the producer's window checked against the consumer cursor the consumer published |
 //! | `close_race.rs` | (c) close and abort flags racing with data: no byte sent before close is lost |
-//! | `ring_util/` | the two-DMB loom device and pair helpers shared by the three above |
+//! | `ring_util/` | smcd-lo's production `LoopbackDevice` over loom-tracked memory, and the pair helpers shared by the three above |

@@ -8,7 +8,7 @@
 mod ring_util;
 
 use loom::thread;
-use ring_util::{pair, recv_until, send_all};
+use ring_util::{pair, recv_until, release, send_all};
 
 const RING: usize = 4;
 
@@ -18,21 +18,22 @@ const RING: usize = 4;
 fn wrap_model(nocopy: bool) {
     loom::model(move || {
         let (dev, mut a, mut b) = pair(RING, nocopy);
-        send_all(&mut a, &dev, &[9, 9, 9]);
+        send_all(&mut a, dev, &[9, 9, 9]);
         let mut warm = Vec::new();
-        recv_until(&mut b, &dev, &mut warm, 3, RING).unwrap();
-        a.handle_signal(&dev).unwrap();
+        recv_until(&mut b, dev, &mut warm, 3, RING).unwrap();
+        a.handle_signal(dev).unwrap();
         assert_eq!(a.send_space(), RING);
 
         let data = [1u8, 2, 3, 4];
         let producer = thread::spawn(move || {
-            send_all(&mut a, &dev, &data[..1]);
-            send_all(&mut a, &dev, &data[1..]);
+            send_all(&mut a, dev, &data[..1]);
+            send_all(&mut a, dev, &data[1..]);
+            a
         });
         let mut got = Vec::new();
-        recv_until(&mut b, &dev, &mut got, data.len(), 2).unwrap();
+        recv_until(&mut b, dev, &mut got, data.len(), 2).unwrap();
         assert_eq!(got, data);
-        producer.join().unwrap();
+        release(dev, producer.join().unwrap(), b);
     });
 }
 

@@ -266,3 +266,47 @@ fn nocopy_release_detaches_the_peer_dmb() {
     assert!(p.a.is_closed() && p.b.is_closed());
     release_both(p);
 }
+
+/// `readable` and `writable` promise that `recv` and `send` return
+/// something other than "would block": at EOF, after our own close, and on
+/// a full ring that can no longer be written.
+#[test]
+fn readiness_at_eof_and_after_close() {
+    let mut p = Pair::new(false);
+    assert!(!p.b.readable() && p.b.writable());
+    // EOF with nothing to read and no error: readable because of the
+    // peer's done-writing alone.
+    p.a.shutdown_write(&p.dev).unwrap();
+    p.pump();
+    assert_eq!(p.b.bytes_available(), 0);
+    assert!(p.b.peer_done_writing() && p.b.readable());
+    assert_eq!(eof(&mut p, true), Ok(0));
+
+    // A full ring, then our own close: both calls now fail fast.
+    let mut p = Pair::new(false);
+    let ring = p.a.send_space();
+    assert_eq!(p.a.send(&p.dev, &pattern(0, ring)).unwrap(), ring);
+    assert!(!p.a.writable() && !p.a.readable());
+    p.a.close(&p.dev).unwrap();
+    assert!(!p.a.peer_done_writing());
+    assert!(p.a.readable() && p.a.writable());
+    assert_eq!(eof(&mut p, false), Err(ConnError::Closed));
+    assert_eq!(p.a.send(&p.dev, b"x"), Err(ConnError::Closed));
+}
+
+/// The peer aborts after our done-writing: we sent only done-writing, so we
+/// still owe it our abort (`ProcessAbort`), and the abort we send on close
+/// keeps the sticky done-writing flag.
+#[test]
+fn peer_abort_after_our_done_writing_leaves_our_abort_owed() {
+    let mut p = Pair::new(false);
+    p.a.shutdown_write(&p.dev).unwrap();
+    p.pump();
+    p.b.abort(&p.dev);
+    p.a.handle_signal(&p.dev).unwrap();
+    assert_eq!(p.a.state(), CloseState::ProcessAbort);
+    assert_eq!(p.a.error(), Some(ConnError::Reset));
+    p.a.close(&p.dev).unwrap();
+    assert_eq!(p.a.state(), CloseState::Closed);
+    assert_eq!(p.a_header().conn_state_flags, DW | AB);
+}

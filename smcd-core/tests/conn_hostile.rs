@@ -377,3 +377,42 @@ proptest! {
         }
     }
 }
+
+/// A connection that closed cleanly reads no more headers: whatever the
+/// peer writes into our DMB afterwards is ignored, not judged.
+#[test]
+fn closed_connection_ignores_later_headers() {
+    let mut p = Pair::new(false);
+    p.a.close(&p.dev).unwrap();
+    p.pump();
+    p.b.close(&p.dev).unwrap();
+    p.pump();
+    assert!(p.a.is_closed() && p.b.is_closed());
+    let mut h = p.a_header();
+    h.prod = Cursor::new(0, RING32 + 7);
+    p.dev.inject(p.b.own_token(), &h);
+    assert_eq!(p.b.handle_signal(&p.dev), Ok(()));
+    assert_eq!((p.b.error(), p.b.stats().aborts), (None, 0));
+}
+
+#[test]
+fn errors_name_their_reason() {
+    use std::error::Error;
+    let v = Violation::OutOfRange {
+        cursor: CursorRole::Producer,
+        count: 99_999,
+        ring: RING32,
+    };
+    let e = ConnError::Violation(v);
+    assert_eq!(
+        e.to_string(),
+        "protocol violation by peer: peer producer cursor count 99999 outside the 16352-byte ring"
+    );
+    assert_eq!(e.source().map(|s| s.to_string()), Some(v.to_string()));
+    let back = Violation::CountBackwards {
+        cursor: CursorRole::Consumer,
+    };
+    assert_eq!(back.to_string(), "peer consumer cursor went backwards");
+    assert_eq!(ConnError::Reset.to_string(), "connection reset by peer");
+    assert!(ConnError::Reset.source().is_none());
+}

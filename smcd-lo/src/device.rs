@@ -4,11 +4,12 @@ use core::fmt;
 
 use rand_core::RngCore;
 use smcd_core::dmb::{
-    CDC_HEADER_LEN_BYTES, Chid, DMB_MAX_SIZE_BYTES, DMB_MIN_SIZE_BYTES, DmbEntry, DmbError,
-    DmbTable, DmbToken, Gid,
+    CDC_HEADER_LEN_BYTES, Chid, DMB_MAX_SIZE_BYTES, DmbEntry, DmbError, DmbTable, DmbToken, Gid,
 };
 use smcd_core::mem::{DmbMem, MemError};
-use smcd_core::ops::{Dmb, Error, ErrorKind, ErrorType, PeerDmb, PeerDmbId, SmcdOps};
+use smcd_core::ops::{
+    Dmb, Error, ErrorKind, ErrorType, MIN_DMB_LEN_BYTES, PeerDmb, PeerDmbId, SmcdOps,
+};
 use smcd_core::stats::DeviceStats;
 use smcd_core::sync::{AtomicBool, AtomicU64, Ordering, SpinLock};
 use smcd_core::wire::cdc::{self, CdcError};
@@ -238,7 +239,9 @@ impl<M: DmbMemory, R: RngCore, D: Doorbell, const N: usize> LoopbackDevice<M, R,
 
     #[allow(unsafe_code)] // audited: views of memory the table keeps until the handle is back
     fn try_register(&self, size: usize) -> Result<Dmb, LoError> {
-        if !(DMB_MIN_SIZE_BYTES..=DMB_MAX_SIZE_BYTES).contains(&size) {
+        // 16 KiB, or under `cfg(smcd_loom)` the core's tiny model minimum, so
+        // that the loom models run over this device with 4-byte rings.
+        if !(MIN_DMB_LEN_BYTES..=DMB_MAX_SIZE_BYTES).contains(&size) {
             return Err(LoError::UnsupportedSize(size));
         }
         // Registering happens only under this lock, so the table cannot fill

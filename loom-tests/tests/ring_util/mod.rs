@@ -1,131 +1,120 @@
 //! Shared pieces of the connection models (`ring_*`, `window_*`,
-//! `close_*`): a two-DMB loom device and a connected pair over tiny rings.
+//! `close_*`): smcd-lo's production `LoopbackDevice` over loom-tracked DMB
+//! memory, and a connected pair over tiny rings.
+//!
+//! Under `cfg(smcd_loom)` the device's two spin locks (DMB table, memory
+//! provider), its counters and its nocopy switch are loom types (they come
+//! from `smcd_core::sync`), so every `move_data`, pin/unpin of the target
+//! DMB, header publication and signal the connections make is explored by
+//! loom — the models run the real device, not a stand-in.
 // Each model file uses a different subset.
 #![allow(dead_code)]
 
 use loom::thread;
+use rand_core::RngCore;
 use smcd_core::conn::{ConnError, Connection};
-use smcd_core::dmb::{CDC_HEADER_LEN_BYTES, Chid, DmbToken, Gid};
+use smcd_core::dmb::CDC_HEADER_LEN_BYTES;
 use smcd_core::mem::{DmbMem, DmbRegion};
-use smcd_core::ops::{Dmb, ErrorKind, ErrorType, PeerDmb, PeerDmbId, SmcdOps};
-use smcd_core::wire::cdc;
+use smcd_core::ops::{Dmb, PeerDmbId, SmcdOps};
+use smcd_core::wire::cdc::{self, CdcHeader};
+use smcd_lo::{DmbMemory, LoopbackDevice, NoDoorbell};
 
-/// Two loom-tracked DMBs with tokens 1 (A's) and 2 (B's). `move_data`
-/// copies into the target DMB; a header write goes through
-/// `wire::cdc::publish`, as every device must do it. `attach_dmb` binds the
-/// other DMB (and maps its ring for nocopy); the handles are made from the
-/// regions, which loom leaks, so every view of them stays valid.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct LoomDev {
-    regions: [DmbRegion; 2],
+/// DMB memory for the models: loom-tracked regions (one loom cell per byte),
+/// which loom leaks, so `free` has nothing to give back.
+#[derive(Debug)]
+pub(crate) struct LoomMemory;
+
+impl DmbMemory for LoomMemory {
+    fn allocate(&mut self, size: usize) -> Option<DmbRegion> {
+        Some(DmbRegion::loom_new(size))
+    }
+
+    unsafe fn free(&mut self, _region: DmbRegion) {}
 }
 
-pub(crate) const A: DmbToken = DmbToken(1);
-pub(crate) const B: DmbToken = DmbToken(2);
+/// A deterministic "RNG" for the GID and the tokens: 1, 2, 3, … (never 0,
+/// never repeating), so every loom execution sees the same tokens.
+#[derive(Debug)]
+pub(crate) struct CountingRng(u64);
 
-impl LoomDev {
-    fn region(&self, token: DmbToken) -> Result<DmbRegion, ErrorKind> {
-        let i = (token.0 as usize).wrapping_sub(1);
-        self.regions.get(i).copied().ok_or(ErrorKind::InvalidToken)
-    }
-
-    /// A view of the DMB `token`.
-    fn mem(&self, token: DmbToken) -> Result<DmbMem, ErrorKind> {
-        // SAFETY: loom regions are leaked (valid forever) and reached only
-        // through `DmbMem` views.
-        self.region(token)
-            .map(|r| unsafe { DmbMem::from_region(r) })
+impl RngCore for CountingRng {
+    fn next_u32(&mut self) -> u32 {
+        self.next_u64() as u32
     }
 
-    /// Our own DMB `token`, as the handshake would have registered it.
-    fn own(&self, token: DmbToken) -> Dmb {
-        Dmb::new(token, self.mem(token).unwrap()).unwrap()
+    fn next_u64(&mut self) -> u64 {
+        self.0 += 1;
+        self.0
     }
-}
 
-impl ErrorType for LoomDev {
-    type Error = ErrorKind;
-}
-
-impl SmcdOps for LoomDev {
-    fn local_gid(&self) -> Gid {
-        Gid::new(1, 2)
-    }
-    fn chid(&self) -> Chid {
-        Chid::LOOPBACK
-    }
-    fn supports_v2(&self) -> bool {
-        true
-    }
-    fn query_remote_gid(&self, _gid: Gid) -> Result<(), ErrorKind> {
-        Ok(())
-    }
-    fn register_dmb(&self, _size: usize) -> Result<Dmb, ErrorKind> {
-        Err(ErrorKind::NoSpace)
-    }
-    fn unregister_dmb(&self, _dmb: Dmb) -> Result<(), ErrorKind> {
-        Ok(())
-    }
-    fn move_data(
-        &self,
-        token: DmbToken,
-        offset: usize,
-        data: &[u8],
-        signal: bool,
-    ) -> Result<(), ErrorKind> {
-        let mem = self.mem(token)?;
-        if signal {
-            cdc::publish(&mem, offset, data).map_err(|_| ErrorKind::OutOfBounds)
-        } else {
-            mem.write(offset, data).map_err(|_| ErrorKind::OutOfBounds)
+    fn fill_bytes(&mut self, dst: &mut [u8]) {
+        for b in dst {
+            *b = self.next_u64() as u8;
         }
     }
-    fn signal_dmb(&self, _token: DmbToken) -> Result<(), ErrorKind> {
-        Ok(())
-    }
-    fn supports_nocopy(&self) -> bool {
-        true
-    }
-    fn attach_dmb(&self, own: &Dmb, id: PeerDmbId, map: bool) -> Result<PeerDmb, ErrorKind> {
-        let (peer, len) = (id.token, id.len);
-        if own.token() == peer {
-            return Err(ErrorKind::InvalidToken);
-        }
-        let region = self.region(peer)?;
-        let ring = match map {
-            true => {
-                let r = region
-                    .tail(CDC_HEADER_LEN_BYTES)
-                    .ok_or(ErrorKind::OutOfBounds)?;
-                // SAFETY: as in `mem`: a leaked loom region.
-                Some(unsafe { DmbMem::from_region(r) })
-            }
-            false => None,
-        };
-        PeerDmb::new(own.token(), peer, len, ring).map_err(|_| ErrorKind::InvalidToken)
-    }
-    fn detach_dmb(&self, _peer: PeerDmb) -> Result<(), ErrorKind> {
-        Ok(())
-    }
 }
 
-/// A connected pair A → B over rings of `ring` bytes (DMBs of 32 + `ring`).
-pub(crate) fn pair(ring: usize, nocopy: bool) -> (LoomDev, Connection, Connection) {
+/// The production loopback device as the models use it: room for the two
+/// DMBs of one pair (and two spare slots).
+pub(crate) type LoomDev = LoopbackDevice<LoomMemory, CountingRng, NoDoorbell, 4>;
+
+/// A connected pair A → B over rings of `ring` bytes (DMBs of 32 + `ring`),
+/// set up the way the CLC engine does it: each side registers its DMB and
+/// attaches the other's (mapped for nocopy). Also returns a view of A's own
+/// DMB, for models that check A against what B published into it.
+///
+/// The device is leaked (`&'static`, `Copy` into every model thread), as
+/// loom leaks the tracked DMB storage anyway.
+pub(crate) fn pair_with_view(
+    ring: usize,
+    nocopy: bool,
+) -> (&'static LoomDev, Connection, Connection, DmbMem) {
+    let dev: &'static LoomDev = Box::leak(Box::new(LoopbackDevice::new(
+        LoomMemory,
+        CountingRng(0),
+        NoDoorbell,
+    )));
     let len = CDC_HEADER_LEN_BYTES + ring;
-    let dev = LoomDev {
-        regions: [DmbRegion::loom_new(len), DmbRegion::loom_new(len)],
+    let (a, b) = (
+        dev.register_dmb(len).unwrap(),
+        dev.register_dmb(len).unwrap(),
+    );
+    let id = |d: &Dmb| PeerDmbId {
+        gid: dev.local_gid(),
+        token: d.token(),
+        len,
     };
-    let conn = |own: DmbToken, peer: DmbToken| {
-        let own = dev.own(own);
-        let id = PeerDmbId {
-            gid: dev.local_gid(),
-            token: peer,
-            len,
-        };
-        let peer = dev.attach_dmb(&own, id, nocopy).unwrap();
-        Connection::new(own, peer)
-    };
-    (dev, conn(A, B), conn(B, A))
+    let a_to_b = dev.attach_dmb(&a, id(&b), nocopy).unwrap();
+    let b_to_a = dev.attach_dmb(&b, id(&a), nocopy).unwrap();
+    // SAFETY: the region is loom-tracked storage, leaked (valid forever) and
+    // reached only through `DmbMem` views.
+    let view = unsafe { DmbMem::from_region(a.mem().region()) };
+    (
+        dev,
+        Connection::new(a, a_to_b),
+        Connection::new(b, b_to_a),
+        view,
+    )
+}
+
+/// [`pair_with_view`] without the view.
+pub(crate) fn pair(ring: usize, nocopy: bool) -> (&'static LoomDev, Connection, Connection) {
+    let (dev, a, b, _) = pair_with_view(ring, nocopy);
+    (dev, a, b)
+}
+
+/// The header the peer last published into `mem` (a DMB's own header).
+pub(crate) fn header(mem: &DmbMem) -> CdcHeader {
+    cdc::snapshot(mem, 0).unwrap()
+}
+
+/// Give both connections' DMBs back to the device (detach, unregister) and
+/// check that it freed everything: no DMB, no attachment left.
+pub(crate) fn release(dev: &LoomDev, a: Connection, b: Connection) {
+    a.release(dev).unwrap();
+    b.release(dev).unwrap();
+    let stats = dev.stats();
+    assert_eq!((stats.dmbs_in_use, stats.attachments), (0, 0));
 }
 
 /// Send all of `data`, waiting for window updates while the ring is full.

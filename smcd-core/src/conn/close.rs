@@ -432,6 +432,12 @@ mod tests {
                 on_peer_close(s, facts(true, false, true, false), CL | DW),
                 AppFinCloseWait
             );
+            // Application closed, but only our done-writing went out: we
+            // still owe the peer our close.
+            assert_eq!(
+                on_peer_close(s, facts(true, false, true, true), CL),
+                AppFinCloseWait
+            );
         }
     }
 
