@@ -222,6 +222,32 @@ fn the_calls_programs_make_behave_as_on_tcp() {
     }
 }
 
+/// TCP_CORK holds the doorbell ring, never the bytes: both parts arrive
+/// after the uncork, a corked writer waiting for an answer still delivers
+/// (the wait rule), and a close while corked delivers (probe `cork`).
+#[test]
+fn corked_writes_reach_a_sleeping_reader() {
+    let dir = stats_dir("cork");
+    let spin0 = |mut c: Command| {
+        c.env("SMCD_SPIN_US", "0");
+        c
+    };
+    let (server, port) = start_server(spin0(probe(true, &dir, &["cork-server"])));
+    let port = port.to_string();
+    let client = Proc(
+        spin0(probe(true, &dir, &["cork-client", &port]))
+            .spawn()
+            .unwrap(),
+    );
+    let (ok, err) = client.finish();
+    assert!(ok, "client failed: {err}");
+    let (ok, err) = server.finish();
+    assert!(ok, "server failed: {err}");
+    let c = connections(&dir);
+    assert_eq!(c.get("smc-d-nocopy"), Some(&2), "{c:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A fork-per-connection server: the child serves the accepted connection,
 /// the parent closes its copy at once — which must not close it for the
 /// peer (holder counts shared across fork).

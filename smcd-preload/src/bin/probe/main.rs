@@ -18,6 +18,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 
+mod cork;
 mod feat;
 
 /// The pattern byte at `i` of stream `seed`.
@@ -466,6 +467,8 @@ fn main() -> ExitCode {
         ["server", m, bytes, "fork-exit"] => server(mode(m), num(bytes), Fork::ChildExits),
         ["server", m, bytes, "fork-_exit"] => server(mode(m), num(bytes), Fork::ChildExitsRaw),
         ["feat-server"] => feat::server(),
+        ["cork-server"] => cork::server(),
+        ["cork-client", port] => cork::client(u16::try_from(num(port)).unwrap_or(0)),
         ["feat-client", port] => feat::client(u16::try_from(num(port)).unwrap_or(0)),
         ["client", m, port, bytes] => {
             client(mode(m), u16::try_from(num(port)).unwrap_or(0), num(bytes))
