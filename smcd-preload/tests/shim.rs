@@ -138,19 +138,26 @@ fn exchange_with(
     let dir = stats_dir(name);
     let mut args = vec!["server", mode, BYTES];
     args.extend_from_slice(server_extra);
-    let (server, port) = start_server(probe(server_shim, &dir, &args));
-    let port = port.to_string();
-    let client = Proc(
-        probe(client_shim, &dir, &["client", mode, &port, BYTES])
-            .spawn()
-            .unwrap(),
-    );
+    run_pair(&dir, probe(server_shim, &dir, &args), |port| {
+        probe(client_shim, &dir, &["client", mode, port, BYTES])
+    })
+}
+
+/// Run `server`, then the client `client(port)` makes, to the end (both
+/// must succeed); the connections their stats in `dir` count.
+fn run_pair(
+    dir: &Path,
+    server: Command,
+    client: impl FnOnce(&str) -> Command,
+) -> std::collections::BTreeMap<String, u64> {
+    let (server, port) = start_server(server);
+    let client = Proc(client(&port.to_string()).spawn().unwrap());
     let (ok, err) = client.finish();
     assert!(ok, "client failed: {err}");
     let (ok, err) = server.finish();
     assert!(ok, "server failed: {err}");
-    let c = connections(&dir);
-    let _ = std::fs::remove_dir_all(&dir);
+    let c = connections(dir);
+    let _ = std::fs::remove_dir_all(dir);
     c
 }
 
@@ -232,20 +239,10 @@ fn corked_writes_reach_a_sleeping_reader() {
         c.env("SMCD_SPIN_US", "0");
         c
     };
-    let (server, port) = start_server(spin0(probe(true, &dir, &["cork-server"])));
-    let port = port.to_string();
-    let client = Proc(
-        spin0(probe(true, &dir, &["cork-client", &port]))
-            .spawn()
-            .unwrap(),
-    );
-    let (ok, err) = client.finish();
-    assert!(ok, "client failed: {err}");
-    let (ok, err) = server.finish();
-    assert!(ok, "server failed: {err}");
-    let c = connections(&dir);
+    let c = run_pair(&dir, spin0(probe(true, &dir, &["cork-server"])), |port| {
+        spin0(probe(true, &dir, &["cork-client", port]))
+    });
     assert_eq!(c.get("smc-d-nocopy"), Some(&2), "{c:?}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A fork-per-connection server: the child serves the accepted connection,
