@@ -488,6 +488,7 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, proto: c_int) -> c_int
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
+    smcd_std::device::release_held();
     if busy() {
         // SAFETY: passed on unchanged.
         return unsafe { real::connect(fd, addr, len) };
@@ -536,6 +537,7 @@ fn accept_common(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_i
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    smcd_std::device::release_held();
     if !ours(fd) {
         // SAFETY: passed on unchanged.
         let nfd = unsafe { real::accept(fd, addr, len) };
@@ -552,6 +554,7 @@ pub unsafe extern "C" fn accept4(
     len: *mut socklen_t,
     flags: c_int,
 ) -> c_int {
+    smcd_std::device::release_held();
     if !ours(fd) {
         // SAFETY: passed on unchanged.
         let nfd = unsafe { real::accept4(fd, addr, len, flags) };
@@ -595,6 +598,10 @@ pub unsafe extern "C" fn setsockopt(
 ) -> c_int {
     // SAFETY: passed on unchanged (the kernel socket keeps every option).
     let r = unsafe { real::setsockopt(fd, level, name, val, len) };
+    if r == 0 && level == libc::IPPROTO_TCP && name == libc::TCP_CORK && ours(fd) {
+        // SAFETY: as the kernel just read it: an int of `len` bytes.
+        return unsafe { cork(fd, val, len) };
+    }
     let timeo =
         level == libc::SOL_SOCKET && (name == libc::SO_RCVTIMEO || name == libc::SO_SNDTIMEO);
     if r != 0 || !timeo || !ours(fd) || val.is_null() || (len as usize) < size_of::<timeval>() {
@@ -619,6 +626,27 @@ pub unsafe extern "C" fn setsockopt(
                 };
                 set.map(|()| 0).map_err(|e| errno_of(&e))
             },
+        )
+    })
+}
+
+/// `TCP_CORK`, set on the kernel socket already: an SMC-D stream holds its
+/// doorbell rings until the uncork (or until the process waits).
+///
+/// # Safety
+///
+/// `val` points to `len` readable bytes (the kernel accepted them).
+unsafe fn cork(fd: c_int, val: *const c_void, len: socklen_t) -> c_int {
+    if val.is_null() || (len as usize) < size_of::<c_int>() {
+        return 0;
+    }
+    // SAFETY: at least an int is readable at `val` (checked above).
+    let on = unsafe { val.cast::<c_int>().read_unaligned() } != 0;
+    enter_int("setsockopt", || {
+        with_stream(
+            fd,
+            || Ok(0),
+            |_, st| st.set_cork(on).map(|()| 0).map_err(|e| errno_of(&e)),
         )
     })
 }
@@ -818,6 +846,7 @@ pub unsafe extern "C" fn ioctl(fd: c_int, req: c_ulong, arg: usize) -> c_int {
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn poll(fds: *mut pollfd, n: nfds_t, timeout: c_int) -> c_int {
+    smcd_std::device::release_held();
     if !table::any() || busy() {
         // SAFETY: passed on unchanged.
         return unsafe { real::poll(fds, n, timeout) };
@@ -851,6 +880,7 @@ pub unsafe extern "C" fn ppoll(
     t: *const timespec,
     mask: *const sigset_t,
 ) -> c_int {
+    smcd_std::device::release_held();
     if !table::any() || busy() {
         // SAFETY: passed on unchanged.
         return unsafe { real::ppoll(fds, n, t, mask) };
@@ -871,6 +901,7 @@ pub unsafe extern "C" fn select(
     e: *mut fd_set,
     t: *mut timeval,
 ) -> c_int {
+    smcd_std::device::release_held();
     if !table::any() || busy() {
         // SAFETY: passed on unchanged.
         return unsafe { real::select(n, r, w, e, t) };
@@ -892,6 +923,7 @@ pub unsafe extern "C" fn pselect(
     t: *const timespec,
     mask: *const sigset_t,
 ) -> c_int {
+    smcd_std::device::release_held();
     if !table::any() || busy() {
         // SAFETY: passed on unchanged.
         return unsafe { real::pselect(n, r, w, e, t, mask) };
@@ -977,6 +1009,7 @@ pub unsafe extern "C" fn epoll_wait(
     max: c_int,
     timeout: c_int,
 ) -> c_int {
+    smcd_std::device::release_held();
     if busy() || !table::hot(epfd) {
         // SAFETY: passed on unchanged.
         return unsafe { real::epoll_wait(epfd, evs, max, timeout) };
@@ -999,6 +1032,7 @@ pub unsafe extern "C" fn epoll_pwait(
     timeout: c_int,
     mask: *const sigset_t,
 ) -> c_int {
+    smcd_std::device::release_held();
     if busy() || !table::hot(epfd) {
         // SAFETY: passed on unchanged.
         return unsafe { real::epoll_pwait(epfd, evs, max, timeout, mask) };
@@ -1014,6 +1048,7 @@ pub unsafe extern "C" fn epoll_pwait2(
     t: *const timespec,
     mask: *const sigset_t,
 ) -> c_int {
+    smcd_std::device::release_held();
     if busy() || !table::hot(epfd) {
         // SAFETY: passed on unchanged.
         return unsafe { real::epoll_pwait2(epfd, evs, max, t, mask) };

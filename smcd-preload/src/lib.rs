@@ -64,7 +64,10 @@ pub(crate) fn config() -> &'static SmcConfig {
 /// child never inherits it locked), the child takes its holder locks of
 /// everything it inherited before the family's fork counter lets a parent's
 /// release decide, and the child starts its own smcd device on first use.
+/// Rings held by corked streams are rung first: neither process is left
+/// holding the other's.
 extern "C" fn before_fork() {
+    smcd_std::device::release_held();
     let _ = guard::enter("fork", || {
         shared::fork_begins();
         table::freeze_for_fork();

@@ -138,29 +138,26 @@ fn exchange_with(
     let dir = stats_dir(name);
     let mut args = vec!["server", mode, BYTES];
     args.extend_from_slice(server_extra);
-    let (server, port) = start_server(probe(server_shim, &dir, &args));
-    let port = port.to_string();
-    let client = Proc(
-        probe(client_shim, &dir, &["client", mode, &port, BYTES])
-            .spawn()
-            .unwrap(),
-    );
-    both_succeed(client, server, dir)
+    run_pair(&dir, probe(server_shim, &dir, &args), |port| {
+        probe(client_shim, &dir, &["client", mode, port, BYTES])
+    })
 }
 
-/// Both probes exit successfully (bounded waits); the connection counts
-/// they left in `dir`, which goes.
-fn both_succeed(
-    client: Proc,
-    server: Proc,
-    dir: PathBuf,
+/// Run `server`, then the client `client(port)` makes, to the end (both
+/// must succeed); the connections their stats in `dir` count.
+fn run_pair(
+    dir: &Path,
+    server: Command,
+    client: impl FnOnce(&str) -> Command,
 ) -> std::collections::BTreeMap<String, u64> {
+    let (server, port) = start_server(server);
+    let client = Proc(client(&port.to_string()).spawn().unwrap());
     let (ok, err) = client.finish();
     assert!(ok, "client failed: {err}");
     let (ok, err) = server.finish();
     assert!(ok, "server failed: {err}");
-    let c = connections(&dir);
-    let _ = std::fs::remove_dir_all(&dir);
+    let c = connections(dir);
+    let _ = std::fs::remove_dir_all(dir);
     c
 }
 
@@ -241,10 +238,25 @@ fn against_feat_server(
     client: &str,
 ) -> std::collections::BTreeMap<String, u64> {
     let dir = stats_dir(name);
-    let (server, port) = start_server(probe(shim, &dir, &["feat-server"]));
-    let port = port.to_string();
-    let client = Proc(probe(shim, &dir, &[client, &port]).spawn().unwrap());
-    both_succeed(client, server, dir)
+    run_pair(&dir, probe(shim, &dir, &["feat-server"]), |port| {
+        probe(shim, &dir, &[client, port])
+    })
+}
+
+/// TCP_CORK holds the doorbell ring, never the bytes: both parts arrive
+/// after the uncork, a corked writer waiting for an answer still delivers
+/// (the wait rule), and a close while corked delivers (probe `cork`).
+#[test]
+fn corked_writes_reach_a_sleeping_reader() {
+    let dir = stats_dir("cork");
+    let spin0 = |mut c: Command| {
+        c.env("SMCD_SPIN_US", "0");
+        c
+    };
+    let c = run_pair(&dir, spin0(probe(true, &dir, &["cork-server"])), |port| {
+        spin0(probe(true, &dir, &["cork-client", port]))
+    });
+    assert_eq!(c.get("smc-d-nocopy"), Some(&2), "{c:?}");
 }
 
 /// A fork-per-connection server: the child serves the accepted connection,

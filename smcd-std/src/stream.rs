@@ -22,6 +22,7 @@ use crate::tcp::TcpWire;
 use crate::transport::{TcpReason, Transport};
 use crate::wait::{Park, earliest, now_ms, until};
 
+mod cork;
 pub(crate) mod live;
 pub(crate) mod probe;
 
@@ -46,6 +47,8 @@ pub(crate) struct Smc {
     /// it again, since the ring it took may have been another waiter's
     /// only signal (a reader's drain, a writer's room).
     news: bool,
+    /// `TCP_CORK`: whether this stream's rings are held ([`cork`]).
+    cork: cork::Cork,
 }
 
 /// The readiness fd of an SMC stream: an epoll set of the DMB doorbell
@@ -230,6 +233,7 @@ impl SmcStream {
             ready: None,
             tcp_full: false,
             news: false,
+            cork: cork::Cork::default(),
         };
         Self::with_mode(tcp, Mode::Smc(Box::new(Mutex::new(smc))), config.spin)
     }
@@ -445,6 +449,7 @@ impl SmcStream {
             self.with_smc(|s| s.read_shut = true);
         }
         if matches!(how, Shutdown::Write | Shutdown::Both) {
+            self.with_smc(cork::release);
             self.run(Dir::Write, |s| s.ep.shutdown_write())?;
         }
         Ok(())
@@ -486,6 +491,7 @@ impl SmcStream {
         loop {
             let seen = watch.as_ref().map(Bell::header);
             let mut s = lock(m);
+            cork::apply(&mut s);
             let first = attempt(&mut s, &mut op, look);
             self.sync_ready(&mut s, dir, &first);
             if let Some(v) = first? {
@@ -520,8 +526,12 @@ impl SmcStream {
                 }
                 return Err(io::ErrorKind::WouldBlock.into());
             }
-            if dir == Dir::Write && !waited {
-                crate::stats::buffer_full();
+            if !waited {
+                // The peer may wait for a ring we hold while we wait for it.
+                crate::device::release_held();
+                if dir == Dir::Write {
+                    crate::stats::buffer_full();
+                }
             }
             waited = true;
             if now.duration_since(begun) < spin {
@@ -1096,6 +1106,7 @@ impl Drop for Inner {
             let mut smc = m
                 .into_inner()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            cork::release(&mut smc);
             let _ = smc.ep.close();
             let _ = smc.ep.poll(now_ms());
             if !smc.ep.is_closed() {

@@ -16,6 +16,7 @@
 mod bell;
 mod error;
 mod fetch;
+mod hold;
 mod report;
 mod server;
 mod shm;
@@ -41,6 +42,7 @@ use smcd_core::wire::cdc;
 
 pub use bell::Bell;
 pub use error::DeviceError;
+pub use hold::{held_count, release_held};
 pub(crate) use report::ask as ask_report;
 pub use server::PeerPolicy;
 #[cfg(feature = "hostile-peer")]
@@ -150,6 +152,20 @@ impl StdDevice {
         server::serve_pending(&self.shared);
     }
 
+    /// Hold (`on`) or release the doorbell rings of sends into the bound
+    /// peer DMB `token` — the cork of its connection: while held, headers
+    /// are still published but the ring waits for the uncork (one ring if
+    /// any was held) or for [`release_held`].
+    ///
+    /// # Errors
+    ///
+    /// `InvalidToken` when no peer DMB `token` is bound.
+    pub fn hold_rings(&self, token: DmbToken, on: bool) -> Result<(), DeviceError> {
+        let t = self.with_target(token, Arc::clone)?;
+        hold::set(&t, on);
+        Ok(())
+    }
+
     /// The doorbell of our DMB `own`, for a waiter.
     pub fn bell(&self, own: DmbToken) -> Option<Bell> {
         self.shared.lock().own.get(&own.0).map(Own::bell)
@@ -197,13 +213,13 @@ impl StdDevice {
     fn with_target<T>(
         &self,
         token: DmbToken,
-        f: impl FnOnce(&Target) -> T,
+        f: impl FnOnce(&Arc<Target>) -> T,
     ) -> Result<T, DeviceError> {
         self.shared
             .lock()
             .targets
             .get(&token.0)
-            .map(|t| f(t))
+            .map(f)
             .ok_or(DeviceError::new(
                 ErrorKind::InvalidToken,
                 "no bound peer DMB with this token",
@@ -214,7 +230,7 @@ impl StdDevice {
     #[cfg(feature = "hostile-peer")]
     #[doc(hidden)]
     pub fn peer_tap(&self, token: DmbToken) -> Option<PeerTap> {
-        self.with_target(token, Target::tap).ok()
+        self.with_target(token, |t| t.tap()).ok()
     }
 
     /// Get the memfd and eventfd of a peer's DMB from its device socket,
@@ -360,7 +376,12 @@ impl SmcdOps for StdDevice {
             // view is used (the lock is held).
             let mem: DmbMem = unsafe { target.map.view() };
             cdc::store(&mem, offset, data).map_err(|_| bad)?;
-            Ok(if signal { target.bell_if_armed() } else { None })
+            let held = signal && hold::keep(target);
+            Ok(if signal && !held {
+                target.bell_if_armed()
+            } else {
+                None
+            })
         })??;
         // The eventfd is written outside the lock.
         if let Some(b) = bell {
@@ -370,7 +391,7 @@ impl SmcdOps for StdDevice {
     }
 
     fn signal_dmb(&self, token: DmbToken) -> Result<(), DeviceError> {
-        if let Some(b) = self.with_target(token, Target::bell_if_armed)? {
+        if let Some(b) = self.with_target(token, |t| t.bell_if_armed())? {
             state::ring(&b);
         }
         Ok(())

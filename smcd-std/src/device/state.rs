@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::{Ordering, fence};
+use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::time::{Duration, Instant};
 
 use smcd_core::dmb::{DmbToken, Gid};
@@ -69,6 +69,8 @@ pub(super) struct Target {
     own: DmbToken,
     /// Whether the connection writes its ring directly (nocopy).
     mapped: bool,
+    /// Whether rings are held while the sender is corked ([`super::hold`]).
+    corked: AtomicBool,
     /// Test-only: the memfd behind the mapping, for a hostile test peer.
     #[cfg(feature = "hostile-peer")]
     memfd: Arc<OwnedFd>,
@@ -94,6 +96,7 @@ impl Target {
                 bell: Arc::new(bell),
                 own,
                 mapped,
+                corked: AtomicBool::new(false),
                 #[cfg(feature = "hostile-peer")]
                 memfd: Arc::new(memfd),
             },
@@ -114,6 +117,14 @@ impl Target {
     /// The receiver's doorbell if it waits for a ring: the header is
     /// published (release) before; the full fence orders it before reading
     /// the flag, pairing with the waiter's arm-then-recheck.
+    pub(super) fn corked(&self) -> bool {
+        self.corked.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn set_corked(&self, on: bool) {
+        self.corked.store(on, Ordering::Relaxed);
+    }
+
     pub(super) fn bell_if_armed(&self) -> Option<Arc<OwnedFd>> {
         fence(Ordering::SeqCst);
         (self.map.control().armed.load(Ordering::SeqCst) != 0).then(|| Arc::clone(&self.bell))
@@ -305,6 +316,7 @@ impl State {
             bell: Arc::clone(&theirs.bell),
             own: own.token(),
             mapped: map,
+            corked: AtomicBool::new(false),
             #[cfg(feature = "hostile-peer")]
             memfd: Arc::clone(&theirs.fd),
         });

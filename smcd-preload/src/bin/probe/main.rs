@@ -24,6 +24,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 
+mod cork;
 mod crash;
 mod feat;
 mod signals;
@@ -476,6 +477,8 @@ fn main() -> ExitCode {
         ["feat-server"] => feat::server(),
         ["crash-survivor"] => crash::survivor(),
         ["crash-peer", rest @ ..] => crash::peer(rest),
+        ["cork-server"] => cork::server(),
+        ["cork-client", port] => cork::client(u16::try_from(num(port)).unwrap_or(0)),
         ["feat-client", port] => feat::client(u16::try_from(num(port)).unwrap_or(0)),
         ["signals", port] => signals::client(u16::try_from(num(port)).unwrap_or(0)),
         ["client", m, port, bytes] => {
