@@ -210,6 +210,13 @@ pub(super) fn stop_signal(bench: Bench) -> Signal {
     }
 }
 
+/// The message rate sockperf's ping-pong client is held to. Unpaced
+/// ("max") it sizes its table of send times for a rate that SMC-D's
+/// sub-microsecond round trips outrun in runs of 3 s or more (it then stops
+/// with "_seqN > m_maxSequenceNo"); paced, one message leaves every 2 µs at
+/// most, which still leaves the round trip itself to be measured.
+const SOCKPERF_PING_MPS: &str = "500000";
+
 /// The client's command line; `secs` whole seconds of measurement,
 /// `requests` per redis test.
 pub(super) fn client(bench: Bench, port: u16, secs: u64, requests: u64) -> Vec<String> {
@@ -229,6 +236,8 @@ pub(super) fn client(bench: Bench, port: u16, secs: u64, requests: u64) -> Vec<S
             &p,
             "-m",
             "14",
+            "--mps",
+            SOCKPERF_PING_MPS,
             "-t",
             &t,
         ],
