@@ -116,6 +116,47 @@ fn peer_stream_eof_without_close_flag_aborts_the_connection() {
     assert!(!dev.is_registered(server_dmb));
 }
 
+/// A peer that wrote and then died (its TCP stream ends, no close flag):
+/// what it had announced is still delivered, in order, and the abort comes
+/// after it — as TCP delivers what a dead peer sent before its end.
+#[test]
+fn bytes_a_peer_sent_before_it_died_are_delivered_before_the_abort() {
+    let dev = FakeDev::new(true);
+    let fx = Fixture::new(&dev, config());
+    let (mut a, _) = fx.pipe.ends();
+    let (mut client, mut server) = fx.pair();
+    drive(&mut client, &mut server, 0);
+    assert!(server.transport().is_smcd());
+
+    client.send(b"last words").unwrap();
+    // The header is taken in while the peer lives, the bytes stay unread.
+    assert_eq!(server.poll_shared(), Ok(true));
+    a.shutdown().unwrap();
+    assert_eq!(server.poll(1), Ok(true));
+    assert_eq!(
+        server.connection().unwrap().error(),
+        Some(ConnError::Aborted)
+    );
+    assert!(server.connection().unwrap().readable());
+    let mut buf = [0u8; 4];
+    let mut got = Vec::new();
+    loop {
+        match server.recv(&mut buf) {
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => {
+                assert_eq!(e, EndpointError::Conn(ConnError::Aborted));
+                break;
+            }
+        }
+        assert!(got.len() <= 10, "more bytes than were sent");
+    }
+    assert_eq!(got, b"last words");
+    let server_dmb = server.connection().unwrap().own_token();
+    server.close().unwrap();
+    assert!(server.is_closed());
+    assert!(!dev.is_registered(server_dmb));
+}
+
 #[test]
 fn poll_shared_takes_in_the_peer_header_but_leaves_the_stream_alone() {
     let dev = FakeDev::new(true);

@@ -244,6 +244,9 @@ pub struct Connection {
     state: CloseState,
     app_closed: bool,
     error: Option<ConnError>,
+    /// Set by [`peer_left`](Self::peer_left): the bytes announced before
+    /// the abort stay readable ahead of the error.
+    drain_after_abort: bool,
     stats: ConnStats,
 }
 
@@ -280,6 +283,7 @@ impl Connection {
             state: CloseState::Active,
             app_closed: false,
             error: None,
+            drain_after_abort: false,
             stats: ConnStats::default(),
         }
     }

@@ -160,7 +160,11 @@ impl Connection {
 
     /// Bytes available, `Ok(0)` at EOF, or why receiving is not possible.
     fn recv_ready(&self) -> Result<u32, ConnError> {
-        if let Some(e) = self.recv_blocked_by() {
+        if self.drain_after_abort && !self.app_closed && self.bytes_to_rcv > 0 {
+            // The peer left (see `peer_left`): what it announced while it
+            // was alive comes before the abort.
+            Ok(self.bytes_to_rcv)
+        } else if let Some(e) = self.recv_blocked_by() {
             Err(e)
         } else if self.bytes_to_rcv == 0 && !self.peer_done_writing() {
             Err(ConnError::WouldBlock)
@@ -187,7 +191,8 @@ impl Connection {
                 .contains(ProducerFlags::CONS_CURS_UPD_REQ),
             peer_write_blocked: self.peer_prod_flags.contains(ProducerFlags::WRITE_BLOCKED),
         };
-        if window::should_update(&view) {
+        // After an abort nobody reads our cursor any more.
+        if self.error.is_none() && window::should_update(&view) {
             // A failure is recorded in `self.error` and reported by the next call.
             let _ = self.send_window_update(dev);
         }

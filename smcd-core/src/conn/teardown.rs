@@ -89,6 +89,20 @@ impl Connection {
         self.state = next;
     }
 
+    /// The peer left without closing — its process died: the TCP stream
+    /// ended while it had sent neither done-writing nor close. The
+    /// connection is aborted as by [`abort`](Self::abort), except that the
+    /// bytes the peer announced before it left (their headers were valid)
+    /// stay readable: [`recv`](Self::recv) returns them first and
+    /// [`ConnError::Aborted`] after them, as TCP delivers what a dead peer
+    /// sent before its end. A connection that had already failed stays as
+    /// it was (no draining after a violation).
+    pub fn peer_left<D: SmcdOps>(&mut self, dev: &D) {
+        let healthy = self.error.is_none();
+        self.abort(dev);
+        self.drain_after_abort = healthy && self.error == Some(ConnError::Aborted);
+    }
+
     /// Record `e` (unless an error is already recorded), set our abort flag
     /// and try to tell the peer, unless it aborted itself or the device failed.
     fn abort_with<D: SmcdOps>(&mut self, dev: &D, e: ConnError) {

@@ -24,7 +24,9 @@
 //!
 //! While SMC-D runs, the stream stays idle. An EOF or error on it while the
 //! peer has sent no close or shutdown flag means the peer died: the
-//! connection is aborted (`ConnError::Aborted`), so nothing waits forever.
+//! connection is aborted (`ConnError::Aborted`), so nothing waits forever —
+//! after the bytes the peer had sent before it died, which stay readable
+//! (`Connection::peer_left`).
 //!
 //! # Example: a fallback, with data on the stream
 //!
@@ -474,7 +476,7 @@ impl<H: HostRef, S: ByteStream> Endpoint<H, S> {
                 // The peer's close flag is written before its TCP shutdown.
                 let _ = conn.handle_signal(dev);
                 if !conn.peer_done_writing() {
-                    conn.abort(dev);
+                    conn.peer_left(dev);
                 }
             }
         }
