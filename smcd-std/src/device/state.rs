@@ -114,9 +114,7 @@ impl Target {
         )
     }
 
-    /// The receiver's doorbell if it waits for a ring: the header is
-    /// published (release) before; the full fence orders it before reading
-    /// the flag, pairing with the waiter's arm-then-recheck.
+    /// Whether the sender holds its rings ([`super::hold`]).
     pub(super) fn corked(&self) -> bool {
         self.corked.load(Ordering::Relaxed)
     }
@@ -125,6 +123,9 @@ impl Target {
         self.corked.store(on, Ordering::Relaxed);
     }
 
+    /// The receiver's doorbell if it waits for a ring: the header is
+    /// published (release) before; the full fence orders it before reading
+    /// the flag, pairing with the waiter's arm-then-recheck.
     pub(super) fn bell_if_armed(&self) -> Option<Arc<OwnedFd>> {
         fence(Ordering::SeqCst);
         (self.map.control().armed.load(Ordering::SeqCst) != 0).then(|| Arc::clone(&self.bell))
